@@ -1,0 +1,17 @@
+# The two commands of the README. Everything else is in scripts/.
+.PHONY: run test setup up down status
+
+run:    ## set-up, stores up, release build, serve on http://127.0.0.1:3000
+	bash scripts/run.sh
+
+test:   ## set-up, stores up, fmt, clippy x2, Rust tests, Playwright
+	bash scripts/test.sh
+
+setup:
+	bash scripts/setup.sh
+up:
+	bash scripts/services.sh up
+down:
+	bash scripts/services.sh down
+status:
+	bash scripts/services.sh status

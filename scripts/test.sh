@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# TEST: install what is missing, start the local stores, then every check CI runs:
+# formatting, clippy for both targets, the Rust tests against the real stores, the compose
+# file, and the Playwright suite in Debian's Chromium against the release build.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+started=$SECONDS
+
+bash scripts/setup.sh
+bash scripts/services.sh up
+source scripts/env.sh
+
+step "cargo fmt --check" cargo fmt --all -- --check
+step "clippy, server (ssr)" cargo clippy --features ssr --all-targets -- -D warnings
+step "clippy, browser (hydrate, wasm32)" \
+  cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
+step "Rust tests (unit + integration, real stores)" cargo test --features ssr
+step "docker-compose config" docker-compose config -q
+step "release build (cargo leptos build --release)" cargo leptos build --release
+
+# Serve the release build on its own port and run Playwright against it.
+port=${E2E_PORT:-3100}
+log_file="$DATA_DIR/log/e2e-server.log"
+mkdir -p "$(dirname "$log_file")"
+LEPTOS_OUTPUT_NAME=personalify LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg \
+  LEPTOS_SITE_ADDR="127.0.0.1:$port" \
+  "$(cargo_target_dir)/release/personalify" >"$log_file" 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
+for _ in $(seq 1 120); do
+  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+  kill -0 "$server" 2>/dev/null || { tail -n 30 "$log_file"; die "the release server exited before it answered"; }
+  sleep 0.5
+done
+curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null || die "the release server did not answer on port $port"
+(cd end2end && BASE_URL="http://127.0.0.1:$port" step "Playwright (desktop + mobile)" npx playwright test)
+
+log "all checks passed in $((SECONDS - started)) s"

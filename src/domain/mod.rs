@@ -1,0 +1,6 @@
+//! Pure types shared by the server and the browser. Input is parsed once at the boundary;
+//! past it, values are valid by construction.
+
+mod time_range;
+
+pub use time_range::{TimeRange, UnknownTimeRange};

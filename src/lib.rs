@@ -1,0 +1,20 @@
+//! Personalify: a self-hosted Spotify analytics dashboard.
+//!
+//! One crate, two targets (see docs/ARCHITECTURE.md): the `ssr` feature builds the server
+//! binary, the `hydrate` feature builds the WASM that makes the server-rendered pages
+//! interactive. `app`, `api` and `domain` compile for both; `server` only with `ssr`.
+
+pub mod api;
+pub mod app;
+pub mod domain;
+
+#[cfg(feature = "ssr")]
+pub mod server;
+
+/// Entry point of the WASM bundle: attach to the server-rendered DOM.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

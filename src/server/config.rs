@@ -1,0 +1,451 @@
+//! Typed configuration, read once from the environment (and an optional `.env` file) and
+//! validated before anything starts. An error names the variable and what is wrong with it,
+//! never its value: URLs carry passwords.
+
+use secrecy::{ExposeSecret, SecretString};
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Everything the server needs to start. Secrets are wrapped so `{:?}` cannot leak them.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the HTTP server listens (`LEPTOS_SITE_ADDR`, the name cargo-leptos sets too).
+    pub site_addr: SocketAddr,
+    /// Built assets: `LEPTOS_SITE_ROOT` / `LEPTOS_SITE_PKG_DIR` / `LEPTOS_OUTPUT_NAME`.
+    pub site_root: String,
+    pub site_pkg_dir: String,
+    pub output_name: String,
+    /// PostgreSQL `main`, the system of record (`DATABASE_URL`).
+    pub database_url: SecretString,
+    /// PostgreSQL `analytics`, the remote node (`ANALYTICS_DATABASE_URL`).
+    pub analytics_database_url: SecretString,
+    pub mongodb_url: SecretString,
+    pub mongodb_database: String,
+    pub redis_url: SecretString,
+    pub spotify: SpotifyMode,
+    /// How long start-up keeps retrying stores that are not answering yet.
+    pub startup_timeout: Duration,
+    pub log_format: LogFormat,
+}
+
+/// Real Spotify when an app is configured; otherwise the built-in simulator (demo mode).
+#[derive(Debug, Clone)]
+pub enum SpotifyMode {
+    Demo,
+    Spotify {
+        client_id: String,
+        client_secret: SecretString,
+        redirect_uri: url::Url,
+    },
+}
+
+impl SpotifyMode {
+    pub fn is_demo(&self) -> bool {
+        matches!(self, SpotifyMode::Demo)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// A variable that is missing or malformed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.variable, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn problem(variable: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable: variable.to_string(),
+        problem: problem.into(),
+    }
+}
+
+/// Reads variables from some source; the process environment in production, a map in tests.
+struct Source<F>(F);
+
+impl<F: Fn(&str) -> Result<Option<String>, ConfigError>> Source<F> {
+    /// A set, non-blank value, trimmed.
+    fn optional(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        Ok((self.0)(name)?
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty()))
+    }
+
+    fn required(&self, name: &str, what: &str) -> Result<String, ConfigError> {
+        self.optional(name)?
+            .ok_or_else(|| problem(name, format!("is not set; it must hold {what}")))
+    }
+
+    fn or_default(&self, name: &str, default: &str) -> Result<String, ConfigError> {
+        Ok(self.optional(name)?.unwrap_or_else(|| default.to_string()))
+    }
+
+    fn parsed<T: FromStr>(&self, name: &str, default: T, expected: &str) -> Result<T, ConfigError> {
+        match self.optional(name)? {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| problem(name, format!("is malformed; expected {expected}"))),
+        }
+    }
+}
+
+impl Config {
+    /// Load `.env` if there is one (without overriding the real environment), then read
+    /// and validate every variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(err) if err.not_found() => {}
+            Err(dotenvy::Error::LineParse(_, index)) => {
+                return Err(problem(
+                    ".env",
+                    format!("line {} cannot be parsed (expected NAME=value)", index + 1),
+                ))
+            }
+            Err(_) => return Err(problem(".env", "exists but cannot be read")),
+        }
+        Self::from_lookup(|name| match std::env::var(name) {
+            Ok(v) => Ok(Some(v)),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err(problem(name, "is not valid UTF-8")),
+        })
+    }
+
+    /// Build from any lookup function (tests pass a map).
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Result<Option<String>, ConfigError>,
+    ) -> Result<Self, ConfigError> {
+        let env = Source(lookup);
+
+        let site_addr = env.parsed(
+            "LEPTOS_SITE_ADDR",
+            SocketAddr::from(([127, 0, 0, 1], 3000)),
+            "host:port, e.g. 127.0.0.1:3000",
+        )?;
+
+        let database_url = postgres_url(&env, "DATABASE_URL")?;
+        let analytics_database_url = postgres_url(&env, "ANALYTICS_DATABASE_URL")?;
+
+        let mongodb_url = env.required(
+            "MONGODB_URL",
+            "a MongoDB URL like mongodb://127.0.0.1:27017",
+        )?;
+        if mongodb::options::ConnectionString::parse(&mongodb_url).is_err() {
+            return Err(problem(
+                "MONGODB_URL",
+                "is not a valid MongoDB URL (expected mongodb://host:port or mongodb+srv://host)",
+            ));
+        }
+        let mongodb_database = env.or_default("MONGODB_DATABASE", "personalify")?;
+        if mongodb_database.contains(['/', '\\', '.', ' ', '"', '$']) || mongodb_database.len() > 63
+        {
+            return Err(problem(
+                "MONGODB_DATABASE",
+                "is not a valid MongoDB database name (letters, digits, - and _, at most 63)",
+            ));
+        }
+
+        let redis_url = env.required("REDIS_URL", "a Redis URL like redis://127.0.0.1:6379")?;
+        let redis_scheme = [
+            "redis://",
+            "rediss://",
+            "redis-cluster://",
+            "redis-sentinel://",
+        ]
+        .iter()
+        .any(|scheme| redis_url.starts_with(scheme));
+        if !redis_scheme || fred::types::config::Config::from_url(&redis_url).is_err() {
+            return Err(problem(
+                "REDIS_URL",
+                "is not a valid Redis URL (expected redis://[:password@]host:port[/db] or rediss://...)",
+            ));
+        }
+
+        let spotify = spotify_mode(&env)?;
+
+        let startup_timeout = Duration::from_secs(env.parsed(
+            "STARTUP_TIMEOUT_SECS",
+            30u64,
+            "a whole number of seconds",
+        )?);
+
+        let log_format = match env.or_default("LOG_FORMAT", "pretty")?.as_str() {
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            _ => return Err(problem("LOG_FORMAT", "must be \"pretty\" or \"json\"")),
+        };
+
+        Ok(Config {
+            site_addr,
+            site_root: env.or_default("LEPTOS_SITE_ROOT", "target/site")?,
+            site_pkg_dir: env.or_default("LEPTOS_SITE_PKG_DIR", "pkg")?,
+            output_name: env.or_default("LEPTOS_OUTPUT_NAME", "personalify")?,
+            database_url: database_url.into(),
+            analytics_database_url: analytics_database_url.into(),
+            mongodb_url: mongodb_url.into(),
+            mongodb_database,
+            redis_url: redis_url.into(),
+            spotify,
+            startup_timeout,
+            log_format,
+        })
+    }
+
+    /// The Leptos options derived from this configuration.
+    pub fn leptos_options(&self) -> leptos::config::LeptosOptions {
+        leptos::config::LeptosOptions::builder()
+            .output_name(self.output_name.as_str())
+            .site_root(self.site_root.as_str())
+            .site_pkg_dir(self.site_pkg_dir.as_str())
+            .site_addr(self.site_addr)
+            .build()
+    }
+}
+
+fn postgres_url<F>(env: &Source<F>, name: &str) -> Result<String, ConfigError>
+where
+    F: Fn(&str) -> Result<Option<String>, ConfigError>,
+{
+    let value = env.required(
+        name,
+        "a PostgreSQL URL like postgres://user:password@127.0.0.1:5432/db",
+    )?;
+    let well_formed = (value.starts_with("postgres://") || value.starts_with("postgresql://"))
+        && sqlx::postgres::PgConnectOptions::from_str(&value).is_ok();
+    if !well_formed {
+        return Err(problem(
+            name,
+            "is not a valid PostgreSQL URL (expected postgres://user:password@host:port/database)",
+        ));
+    }
+    Ok(value)
+}
+
+fn spotify_mode<F>(env: &Source<F>) -> Result<SpotifyMode, ConfigError>
+where
+    F: Fn(&str) -> Result<Option<String>, ConfigError>,
+{
+    let id = env.optional("SPOTIFY_CLIENT_ID")?;
+    let secret = env.optional("SPOTIFY_CLIENT_SECRET")?;
+    let (client_id, client_secret) = match (id, secret) {
+        (None, None) => return Ok(SpotifyMode::Demo),
+        (Some(id), Some(secret)) => (id, secret),
+        (Some(_), None) => {
+            return Err(problem(
+                "SPOTIFY_CLIENT_SECRET",
+                "is not set but SPOTIFY_CLIENT_ID is; set both (real Spotify) or neither (demo mode)",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(problem(
+                "SPOTIFY_CLIENT_ID",
+                "is not set but SPOTIFY_CLIENT_SECRET is; set both (real Spotify) or neither (demo mode)",
+            ))
+        }
+    };
+    if !client_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(problem(
+            "SPOTIFY_CLIENT_ID",
+            "is malformed; a Spotify client ID is letters and digits (copy it from the Spotify developer dashboard)",
+        ));
+    }
+
+    let raw = env.required(
+        "SPOTIFY_REDIRECT_URI",
+        "the callback URL registered for your Spotify app, e.g. http://127.0.0.1:3000/auth/callback",
+    )?;
+    let redirect_uri =
+        url::Url::parse(&raw).map_err(|_| problem("SPOTIFY_REDIRECT_URI", "is not a valid URL"))?;
+    // Spotify (2025+) accepts https, or http only on a loopback IP literal; never `localhost`.
+    let loopback_ip = matches!(
+        redirect_uri.host(),
+        Some(url::Host::Ipv4(ip)) if ip.is_loopback()
+    ) || matches!(redirect_uri.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
+    match redirect_uri.scheme() {
+        "https" => {}
+        "http" if loopback_ip => {}
+        "http" if redirect_uri.host_str() == Some("localhost") => {
+            return Err(problem(
+                "SPOTIFY_REDIRECT_URI",
+                "uses localhost, which Spotify rejects; use http://127.0.0.1:PORT/auth/callback",
+            ))
+        }
+        _ => {
+            return Err(problem(
+                "SPOTIFY_REDIRECT_URI",
+                "must be https, or http on 127.0.0.1 / [::1] (Spotify's rule for redirect URIs)",
+            ))
+        }
+    }
+    if redirect_uri.path() != "/auth/callback" {
+        return Err(problem(
+            "SPOTIFY_REDIRECT_URI",
+            "must end in /auth/callback, the path Personalify serves the sign-in callback on",
+        ));
+    }
+
+    Ok(SpotifyMode::Spotify {
+        client_id,
+        client_secret: client_secret.into(),
+        redirect_uri,
+    })
+}
+
+/// Lets a secret cross into a driver's API without being formatted anywhere on the way.
+pub fn expose(secret: &SecretString) -> &str {
+    secret.expose_secret()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn base() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("DATABASE_URL", "postgres://u:p@127.0.0.1:55432/personalify"),
+            (
+                "ANALYTICS_DATABASE_URL",
+                "postgres://u:p@127.0.0.1:55433/analytics",
+            ),
+            ("MONGODB_URL", "mongodb://127.0.0.1:57017"),
+            ("REDIS_URL", "redis://127.0.0.1:56379"),
+        ])
+    }
+
+    fn load(vars: &HashMap<&'static str, &'static str>) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| Ok(vars.get(name).map(|v| v.to_string())))
+    }
+
+    fn error_for(overrides: &[(&'static str, Option<&'static str>)]) -> ConfigError {
+        let mut vars = base();
+        for (name, value) in overrides {
+            match value {
+                Some(v) => vars.insert(name, v),
+                None => vars.remove(name),
+            };
+        }
+        load(&vars).expect_err("configuration should be rejected")
+    }
+
+    #[test]
+    fn minimal_environment_gives_demo_mode_with_defaults() {
+        let config = load(&base()).unwrap();
+        assert!(config.spotify.is_demo());
+        assert_eq!(config.site_addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(config.mongodb_database, "personalify");
+        assert_eq!(config.startup_timeout, Duration::from_secs(30));
+        assert_eq!(config.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn each_missing_store_url_is_named() {
+        for name in [
+            "DATABASE_URL",
+            "ANALYTICS_DATABASE_URL",
+            "MONGODB_URL",
+            "REDIS_URL",
+        ] {
+            let err = error_for(&[(name, None)]);
+            assert_eq!(err.variable, name);
+            assert!(err.problem.starts_with("is not set"), "{err}");
+        }
+        // Blank counts as missing.
+        assert_eq!(
+            error_for(&[("REDIS_URL", Some("   "))]).variable,
+            "REDIS_URL"
+        );
+    }
+
+    #[test]
+    fn malformed_urls_are_named_without_echoing_the_value() {
+        let cases = [
+            ("REDIS_URL", "not-a-url"),
+            ("REDIS_URL", "http://secret-pass@127.0.0.1:6379"),
+            ("DATABASE_URL", "mysql://secret-pass@127.0.0.1/x"),
+            ("ANALYTICS_DATABASE_URL", "not a url"),
+            ("MONGODB_URL", "mongo://secret-pass@127.0.0.1"),
+            ("LEPTOS_SITE_ADDR", "port-eighty"),
+            ("STARTUP_TIMEOUT_SECS", "soon"),
+            ("LOG_FORMAT", "xml"),
+            ("MONGODB_DATABASE", "a.b"),
+        ];
+        for (name, value) in cases {
+            let err = error_for(&[(name, Some(value))]);
+            assert_eq!(err.variable, name, "{err}");
+            assert!(!err.to_string().contains(value), "value leaked: {err}");
+            assert!(
+                !err.to_string().contains("secret-pass"),
+                "secret leaked: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn spotify_credentials_come_as_a_pair_with_a_valid_redirect() {
+        let err = error_for(&[("SPOTIFY_CLIENT_ID", Some("abc123"))]);
+        assert_eq!(err.variable, "SPOTIFY_CLIENT_SECRET");
+        let err = error_for(&[("SPOTIFY_CLIENT_SECRET", Some("s3cret"))]);
+        assert_eq!(err.variable, "SPOTIFY_CLIENT_ID");
+
+        let pair = [
+            ("SPOTIFY_CLIENT_ID", Some("abc123")),
+            ("SPOTIFY_CLIENT_SECRET", Some("s3cret")),
+        ];
+        let with_redirect = |uri: &'static str| {
+            let mut o = pair.to_vec();
+            o.push(("SPOTIFY_REDIRECT_URI", Some(uri)));
+            o
+        };
+        assert_eq!(error_for(&pair).variable, "SPOTIFY_REDIRECT_URI");
+        for bad in [
+            "http://localhost:3000/auth/callback",
+            "http://example.com/auth/callback",
+            "https://example.com/wrong",
+            "not a url",
+        ] {
+            let err = error_for(&with_redirect(bad));
+            assert_eq!(err.variable, "SPOTIFY_REDIRECT_URI", "{bad}: {err}");
+        }
+
+        for good in [
+            "http://127.0.0.1:3000/auth/callback",
+            "http://[::1]:3000/auth/callback",
+            "https://music.example.com/auth/callback",
+        ] {
+            let mut vars = base();
+            vars.insert("SPOTIFY_CLIENT_ID", "abc123");
+            vars.insert("SPOTIFY_CLIENT_SECRET", "s3cret");
+            vars.insert("SPOTIFY_REDIRECT_URI", good);
+            let config = load(&vars).unwrap();
+            assert!(!config.spotify.is_demo());
+            assert!(
+                !format!("{config:?}").contains("s3cret"),
+                "secret in Debug output"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_urls_with_passwords() {
+        let config = load(&base()).unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("u:p@"), "{debug}");
+    }
+}

@@ -1,0 +1,114 @@
+//! `GET /healthz`: the process is alive. `GET /readyz`: every store answers, with latencies;
+//! 503 naming what is down. Probes run concurrently, each bounded by a timeout, so a dead
+//! store cannot hang the check.
+
+use super::state::AppState;
+use super::store::pg;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Serialize;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+#[derive(Debug, Serialize)]
+pub struct Readiness {
+    /// "ok" when every store answers, else "unavailable".
+    pub status: &'static str,
+    /// Names of the stores that are down, for humans and scripts.
+    pub down: Vec<&'static str>,
+    pub stores: Stores,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Stores {
+    pub main: Probe,
+    pub analytics: Probe,
+    pub mongo: Probe,
+    pub redis: Probe,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Probe {
+    pub status: &'static str,
+    pub latency_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+async fn probe(check: impl Future<Output = Result<(), String>>) -> Probe {
+    let started = Instant::now();
+    let outcome = match tokio::time::timeout(PROBE_TIMEOUT, check).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no answer within {} ms", PROBE_TIMEOUT.as_millis())),
+    };
+    let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
+    match outcome {
+        Ok(()) => Probe {
+            status: "ok",
+            latency_ms,
+            error: None,
+        },
+        Err(error) => Probe {
+            status: "down",
+            latency_ms,
+            error: Some(error),
+        },
+    }
+}
+
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let stores = &state.stores;
+    let analytics = async {
+        pg::ping(&stores.analytics.pool).await?;
+        if stores.analytics.is_migrated() {
+            Ok(())
+        } else {
+            Err("reachable, migrations not applied yet".to_string())
+        }
+    };
+    let (main, analytics, mongo, redis) = tokio::join!(
+        probe(pg::ping(&stores.main)),
+        probe(analytics),
+        probe(stores.mongo.ping()),
+        probe(stores.cache.ping()),
+    );
+    let stores = Stores {
+        main,
+        analytics,
+        mongo,
+        redis,
+    };
+    let down: Vec<&'static str> = [
+        ("main", &stores.main),
+        ("analytics", &stores.analytics),
+        ("mongo", &stores.mongo),
+        ("redis", &stores.redis),
+    ]
+    .into_iter()
+    .filter(|(_, p)| p.status != "ok")
+    .map(|(name, _)| name)
+    .collect();
+    if !down.is_empty() {
+        tracing::warn!(?down, "readiness check: stores down");
+    }
+    let (code, status) = if down.is_empty() {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    };
+    (
+        code,
+        Json(Readiness {
+            status,
+            down,
+            stores,
+        }),
+    )
+}

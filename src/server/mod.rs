@@ -1,0 +1,9 @@
+//! Server-only code (feature `ssr`): configuration, stores, HTTP wiring.
+
+pub mod config;
+pub mod health;
+pub mod retry;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,48 @@
+//! One module per store. [`Stores::connect`] brings them all up at start-up, each with
+//! bounded retry: the record (PostgreSQL `main`) is required to start; the others may come
+//! later, and `/readyz` reports them down until they do.
+
+pub mod cache;
+pub mod mongo;
+pub mod pg;
+
+use super::config::Config;
+
+#[derive(Clone)]
+pub struct Stores {
+    pub main: sqlx::PgPool,
+    pub analytics: pg::Analytics,
+    pub mongo: mongo::Mongo,
+    pub cache: cache::Cache,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("PostgreSQL main (DATABASE_URL) is not reachable: {0}")]
+    MainUnreachable(String),
+    #[error("PostgreSQL main migrations failed: {0}")]
+    MainMigrations(String),
+    #[error("MongoDB client could not be created: {0}")]
+    MongoClient(String),
+    #[error("Redis client could not be created: {0}")]
+    RedisClient(String),
+}
+
+impl Stores {
+    /// Connect to all four stores concurrently, so start-up waits for the slowest, not the sum.
+    pub async fn connect(config: &Config) -> Result<Self, StoreError> {
+        let budget = config.startup_timeout;
+        let (main, analytics, mongo, cache) = tokio::join!(
+            pg::connect_main(&config.database_url, budget),
+            pg::Analytics::connect(&config.analytics_database_url, budget),
+            mongo::Mongo::connect(&config.mongodb_url, &config.mongodb_database, budget),
+            cache::Cache::connect(&config.redis_url, budget),
+        );
+        Ok(Stores {
+            main: main?,
+            analytics,
+            mongo: mongo?,
+            cache: cache?,
+        })
+    }
+}

@@ -1,0 +1,206 @@
+//! Black-box test harness: start the real server on a random port against real stores,
+//! with a fresh PostgreSQL database on each node and a fresh MongoDB database per test.
+//!
+//! The stores are the project-local services (`scripts/services.sh up`); their URLs come
+//! from the same variables the server reads, defaulting to the local ports.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use personalify::server::config::{Config, ConfigError};
+use personalify::server::startup::Application;
+use sqlx::{Connection, PgConnection};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use tokio::sync::oneshot;
+
+pub const MAIN_URL: &str = "postgres://personalify:personalify@127.0.0.1:55432/personalify";
+pub const ANALYTICS_URL: &str = "postgres://personalify:personalify@127.0.0.1:55433/analytics";
+pub const MONGO_URL: &str = "mongodb://127.0.0.1:57017/?directConnection=true";
+pub const REDIS_URL: &str = "redis://127.0.0.1:56379";
+
+/// The environment of a test server; start from [`TestEnv::new`] and override.
+#[derive(Clone)]
+pub struct TestEnv {
+    pub vars: HashMap<String, String>,
+    pub main_db: String,
+    pub analytics_db: String,
+}
+
+fn var_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+/// Replace the database name at the end of a PostgreSQL URL.
+pub fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let (server, _) = base.rsplit_once('/').expect("URL has a database path");
+    format!("{server}/{db}{query}")
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `t_<unix seconds>_<pid>_<n>_<random>`: the time lets a later run drop what a crashed
+/// run left behind, without touching databases of tests still running.
+fn unique_name(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}_{}_{}",
+        now_secs(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst),
+        uuid::Uuid::new_v4()
+            .simple()
+            .to_string()
+            .get(..6)
+            .unwrap_or("x")
+    )
+}
+
+/// Create a fresh database on the server of `url` (connecting to its `postgres` database).
+async fn create_database(url: &str, name: &str) {
+    let mut admin = PgConnection::connect(&with_database(url, "postgres"))
+        .await
+        .unwrap_or_else(|e| panic!("test stores must be up (scripts/services.sh up): {e}"));
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
+}
+
+/// Drop test databases created more than an hour ago (left by earlier runs).
+async fn drop_stale_databases(url: &str) {
+    let Ok(mut admin) = PgConnection::connect(&with_database(url, "postgres")).await else {
+        return;
+    };
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 't\\_%'")
+            .fetch_all(&mut admin)
+            .await
+            .unwrap_or_default();
+    let cutoff = now_secs().saturating_sub(3600);
+    for db in names {
+        let created = db.split('_').nth(1).and_then(|s| s.parse::<u64>().ok());
+        if created.is_some_and(|t| t < cutoff) {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+                .execute(&mut admin)
+                .await;
+        }
+    }
+}
+
+static CLEANED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+impl TestEnv {
+    /// Fresh databases on both PostgreSQL nodes and a fresh MongoDB database.
+    pub async fn new() -> Self {
+        let main = var_or("DATABASE_URL", MAIN_URL);
+        let analytics = var_or("ANALYTICS_DATABASE_URL", ANALYTICS_URL);
+        CLEANED
+            .get_or_init(|| async {
+                drop_stale_databases(&main).await;
+                drop_stale_databases(&analytics).await;
+            })
+            .await;
+        let main_db = unique_name("t");
+        let analytics_db = unique_name("t");
+        create_database(&main, &main_db).await;
+        create_database(&analytics, &analytics_db).await;
+
+        let vars = HashMap::from([
+            ("DATABASE_URL".to_string(), with_database(&main, &main_db)),
+            (
+                "ANALYTICS_DATABASE_URL".to_string(),
+                with_database(&analytics, &analytics_db),
+            ),
+            ("MONGODB_URL".to_string(), var_or("MONGODB_URL", MONGO_URL)),
+            ("MONGODB_DATABASE".to_string(), unique_name("t")),
+            ("REDIS_URL".to_string(), var_or("REDIS_URL", REDIS_URL)),
+            ("LEPTOS_SITE_ADDR".to_string(), "127.0.0.1:0".to_string()),
+            ("STARTUP_TIMEOUT_SECS".to_string(), "5".to_string()),
+        ]);
+        TestEnv {
+            vars,
+            main_db,
+            analytics_db,
+        }
+    }
+
+    pub fn set(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.vars.insert(name.to_string(), value.into());
+        self
+    }
+
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| Ok(self.vars.get(name).cloned()))
+    }
+
+    pub fn main_url(&self) -> &str {
+        &self.vars["DATABASE_URL"]
+    }
+
+    pub fn analytics_url(&self) -> &str {
+        &self.vars["ANALYTICS_DATABASE_URL"]
+    }
+
+    /// Build and serve the application in this process.
+    pub async fn spawn(self) -> TestApp {
+        let app = Application::build(self.config().expect("valid test configuration"))
+            .await
+            .expect("application starts");
+        let addr = app.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.serve(async {
+            let _ = stopped.await;
+        }));
+        TestApp {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("http client"),
+            env: self,
+            stop: Some(stop),
+            server,
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub env: TestEnv,
+    stop: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<Result<(), personalify::server::startup::StartupError>>,
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request reaches the server")
+    }
+
+    /// Stop the server gracefully and wait for it.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.server).await;
+    }
+}
+
+/// A loopback port with nothing listening on it (a store that is "down").
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
