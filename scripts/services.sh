@@ -18,6 +18,17 @@ shopt -s extglob # for the @(a|b) pattern in mongo_pid
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SERVICES=(main analytics redis mongo)
+
+# PostgreSQL will not run as root, so as root the clusters run as `postgres`, which must
+# be able to reach the data folder. A clone under a private home (CI may clone anywhere)
+# is not reachable: then keep the data under /var/tmp and leave a .data symlink to it.
+if ((EUID == 0)) && [[ -z ${PERSONALIFY_DATA_DIR:-} ]] && id postgres >/dev/null 2>&1 &&
+  ! runuser -u postgres -- test -x "$ROOT" 2>/dev/null; then
+  alt=/var/tmp/personalify-$(printf '%s' "$ROOT" | sha256sum | cut -c 1-12)
+  mkdir -p "$alt" && chmod 755 "$alt"
+  [[ -e $DATA_DIR || -L $DATA_DIR ]] || ln -s "$alt" "$DATA_DIR"
+  DATA_DIR=$alt
+fi
 LOG_DIR=$DATA_DIR/log
 RUN_DIR=$DATA_DIR/run
 WAIT_SECS=${PERSONALIFY_WAIT_SECS:-30}
