@@ -4,6 +4,7 @@
 //! and maps failures to an [`ApiError`] a person can read.
 
 pub mod site;
+pub mod viewer;
 
 use serde::{Deserialize, Serialize};
 

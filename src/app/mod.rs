@@ -44,6 +44,7 @@ pub fn App() -> impl IntoView {
             // for readers without JavaScript; hydration then makes it interactive.
             <Routes fallback=pages::not_found::NotFound>
                 <Route path=StaticSegment("") view=pages::landing::Landing ssr=SsrMode::Async/>
+                <Route path=StaticSegment("dashboard") view=pages::dashboard::Dashboard ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

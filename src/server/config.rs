@@ -25,6 +25,15 @@ pub struct Config {
     pub mongodb_database: String,
     pub redis_url: SecretString,
     pub spotify: SpotifyMode,
+    /// The address people use to reach this server (`PUBLIC_URL`); https makes cookies
+    /// Secure. Unset: the listener's own address (see [`Config::public_url_for`]).
+    pub public_url: Option<url::Url>,
+    /// Keys that encrypt Spotify tokens at rest (`TOKEN_ENCRYPTION_KEYS`), current first.
+    /// Empty in demo mode without the variable: an ephemeral key is made at start-up.
+    pub token_keys: Vec<TokenKey>,
+    /// Per-request timeout and the longest `Retry-After` we wait out before giving up.
+    pub spotify_timeout: Duration,
+    pub spotify_max_retry_after: Duration,
     /// How long start-up keeps retrying stores that are not answering yet.
     pub startup_timeout: Duration,
     pub log_format: LogFormat,
@@ -32,13 +41,30 @@ pub struct Config {
 
 /// Real Spotify when an app is configured; otherwise the built-in simulator (demo mode).
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one value per process, built once
 pub enum SpotifyMode {
     Demo,
     Spotify {
         client_id: String,
         client_secret: SecretString,
         redirect_uri: url::Url,
+        /// Accounts service and Web API roots (overridable to point at a simulator).
+        accounts_url: url::Url,
+        api_url: url::Url,
     },
+}
+
+/// One AES-256 key for tokens at rest, with the id stored beside each ciphertext.
+#[derive(Clone)]
+pub struct TokenKey {
+    pub id: String,
+    pub key: std::sync::Arc<secrecy::SecretBox<[u8; 32]>>,
+}
+
+impl fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenKey({}, [REDACTED])", self.id)
+    }
 }
 
 impl SpotifyMode {
@@ -178,6 +204,42 @@ impl Config {
         }
 
         let spotify = spotify_mode(&env)?;
+        let token_keys = token_keys(&env)?;
+        if token_keys.is_empty() && !spotify.is_demo() {
+            return Err(problem(
+                "TOKEN_ENCRYPTION_KEYS",
+                "is not set; with real Spotify it must hold at least one key, id:base64 of 32 bytes (e.g. k1:$(openssl rand -base64 32))",
+            ));
+        }
+
+        let public_url = match env.optional("PUBLIC_URL")? {
+            Some(raw) => {
+                let url = url::Url::parse(&raw).map_err(|_| {
+                    problem(
+                        "PUBLIC_URL",
+                        "is not a valid URL (expected e.g. https://music.example.com)",
+                    )
+                })?;
+                if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                    return Err(problem(
+                        "PUBLIC_URL",
+                        "must be an http:// or https:// URL with a host",
+                    ));
+                }
+                Some(url)
+            }
+            None => None,
+        };
+        let spotify_timeout = Duration::from_secs(env.parsed(
+            "SPOTIFY_TIMEOUT_SECS",
+            10u64,
+            "a whole number of seconds",
+        )?);
+        let spotify_max_retry_after = Duration::from_secs(env.parsed(
+            "SPOTIFY_MAX_RETRY_AFTER_SECS",
+            10u64,
+            "a whole number of seconds",
+        )?);
 
         let startup_timeout = Duration::from_secs(env.parsed(
             "STARTUP_TIMEOUT_SECS",
@@ -202,9 +264,28 @@ impl Config {
             mongodb_database,
             redis_url: redis_url.into(),
             spotify,
+            public_url,
+            token_keys,
+            spotify_timeout,
+            spotify_max_retry_after,
             startup_timeout,
             log_format,
         })
+    }
+
+    /// `PUBLIC_URL`, or else the address the server actually listens on (0.0.0.0 and [::]
+    /// mean this machine, reached as 127.0.0.1).
+    pub fn public_url_for(&self, listening: SocketAddr) -> url::Url {
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
+        let ip = if listening.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            listening.ip()
+        };
+        url::Url::parse(&format!("http://{}", SocketAddr::new(ip, listening.port())))
+            .expect("a socket address makes a URL")
     }
 
     /// The Leptos options derived from this configuration.
@@ -300,11 +381,64 @@ where
         ));
     }
 
+    let base = |name: &str, default: &str| -> Result<url::Url, ConfigError> {
+        let raw = env.or_default(name, default)?;
+        let url = url::Url::parse(raw.trim_end_matches('/'))
+            .map_err(|_| problem(name, "is not a valid URL"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(problem(name, "must be an http:// or https:// URL"));
+        }
+        Ok(url)
+    };
     Ok(SpotifyMode::Spotify {
         client_id,
         client_secret: client_secret.into(),
         redirect_uri,
+        accounts_url: base("SPOTIFY_ACCOUNTS_URL", "https://accounts.spotify.com")?,
+        api_url: base("SPOTIFY_API_URL", "https://api.spotify.com")?,
     })
+}
+
+/// `TOKEN_ENCRYPTION_KEYS=k2:BASE64,k1:BASE64`: the first key encrypts, all decrypt.
+fn token_keys<F>(env: &Source<F>) -> Result<Vec<TokenKey>, ConfigError>
+where
+    F: Fn(&str) -> Result<Option<String>, ConfigError>,
+{
+    use base64::Engine;
+    const NAME: &str = "TOKEN_ENCRYPTION_KEYS";
+    let Some(raw) = env.optional(NAME)? else {
+        return Ok(Vec::new());
+    };
+    let mut keys: Vec<TokenKey> = Vec::new();
+    for (i, entry) in raw.split(',').map(str::trim).enumerate() {
+        let malformed = || {
+            problem(
+                NAME,
+                format!("entry {} is malformed; expected id:base64 of 32 bytes, entries separated by commas", i + 1),
+            )
+        };
+        let (id, b64) = entry.split_once(':').ok_or_else(malformed)?;
+        let id_ok = !id.is_empty()
+            && id.len() <= 32
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !id_ok {
+            return Err(malformed());
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| malformed())?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| malformed())?;
+        if keys.iter().any(|k| k.id == id) {
+            return Err(problem(NAME, format!("key id {id:?} appears twice")));
+        }
+        keys.push(TokenKey {
+            id: id.to_string(),
+            key: std::sync::Arc::new(secrecy::SecretBox::new(Box::new(key))),
+        });
+    }
+    Ok(keys)
 }
 
 /// Lets a secret cross into a driver's API without being formatted anywhere on the way.
@@ -433,6 +567,10 @@ mod tests {
             vars.insert("SPOTIFY_CLIENT_ID", "abc123");
             vars.insert("SPOTIFY_CLIENT_SECRET", "s3cret");
             vars.insert("SPOTIFY_REDIRECT_URI", good);
+            vars.insert(
+                "TOKEN_ENCRYPTION_KEYS",
+                "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            );
             let config = load(&vars).unwrap();
             assert!(!config.spotify.is_demo());
             assert!(
@@ -440,6 +578,55 @@ mod tests {
                 "secret in Debug output"
             );
         }
+    }
+
+    #[test]
+    fn token_keys_parse_with_rotation_and_reject_bad_entries() {
+        let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes
+        let mut vars = base();
+        let both = format!("k2:{key}, k1:{key}");
+        vars.insert("TOKEN_ENCRYPTION_KEYS", Box::leak(both.into_boxed_str()));
+        let config = load(&vars).unwrap();
+        let ids: Vec<&str> = config.token_keys.iter().map(|k| k.id.as_str()).collect();
+        assert_eq!(ids, ["k2", "k1"]);
+        assert!(!format!("{config:?}").contains(key));
+
+        for bad in ["k1", "k1:short", ":MDEy", "k 1:MDEy", "k1:!!!"] {
+            let err = error_for(&[("TOKEN_ENCRYPTION_KEYS", Some(bad))]);
+            assert_eq!(err.variable, "TOKEN_ENCRYPTION_KEYS", "{bad}");
+        }
+        // Real Spotify requires a key.
+        let err = error_for(&[
+            ("SPOTIFY_CLIENT_ID", Some("abc123")),
+            ("SPOTIFY_CLIENT_SECRET", Some("s3cret")),
+            (
+                "SPOTIFY_REDIRECT_URI",
+                Some("http://127.0.0.1:3000/auth/callback"),
+            ),
+        ]);
+        assert_eq!(err.variable, "TOKEN_ENCRYPTION_KEYS");
+    }
+
+    #[test]
+    fn public_url_defaults_to_the_listen_address_and_is_validated() {
+        let mut vars = base();
+        let listening: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(
+            load(&vars).unwrap().public_url_for(listening).as_str(),
+            "http://127.0.0.1:8080/"
+        );
+        let v6: SocketAddr = "[::1]:8080".parse().unwrap();
+        assert_eq!(
+            load(&vars).unwrap().public_url_for(v6).as_str(),
+            "http://[::1]:8080/"
+        );
+        vars.insert("PUBLIC_URL", "https://music.example.com");
+        assert_eq!(
+            load(&vars).unwrap().public_url_for(listening).scheme(),
+            "https"
+        );
+        let err = error_for(&[("PUBLIC_URL", Some("ftp://x"))]);
+        assert_eq!(err.variable, "PUBLIC_URL");
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! Server-only code (feature `ssr`): configuration, stores, HTTP wiring.
 
+pub mod auth;
 pub mod config;
 pub mod health;
 pub mod retry;
+pub mod sim;
+pub mod spotify;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -1,7 +1,10 @@
 //! Builds the application (stores, router, listener) and serves it until SIGTERM / Ctrl-C.
 
-use super::config::Config;
+use super::auth::{self, crypto::TokenCipher, Auth};
+use super::config::{Config, SpotifyMode};
 use super::health;
+use super::sim::{SimConfig, Simulator};
+use super::spotify::{Endpoints, SpotifyClient};
 use super::state::AppState;
 use super::store::{StoreError, Stores};
 use crate::app::{shell, App};
@@ -43,11 +46,18 @@ impl Application {
                 addr: config.site_addr,
                 source,
             })?;
+        let local_addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: config.site_addr,
+            source,
+        })?;
         let stores = Stores::connect(&config).await?;
+        let (auth, sim) = spotify_side(&config, local_addr);
         let state = AppState {
             leptos_options: config.leptos_options(),
             config: Arc::new(config),
             stores,
+            auth,
+            sim,
         };
         Ok(Application {
             router: router(state.clone()),
@@ -80,13 +90,105 @@ impl Application {
     }
 }
 
+/// The Spotify client and, in demo mode, the simulator it talks to. In demo mode the
+/// browser reaches the simulator through the public URL and this server reaches it over
+/// loopback, like two different hosts.
+fn spotify_side(config: &Config, local_addr: SocketAddr) -> (Auth, Option<Simulator>) {
+    let cipher = TokenCipher::new(&config.token_keys);
+    let public_url = config.public_url_for(local_addr);
+    let public = public_url.as_str().trim_end_matches('/').to_string();
+    let secure_cookies = public_url.scheme() == "https";
+    let callback_url = |base: &str| {
+        url::Url::parse(&format!("{base}/auth/callback")).expect("public URL plus a path is a URL")
+    };
+    match &config.spotify {
+        SpotifyMode::Spotify {
+            client_id,
+            client_secret,
+            redirect_uri,
+            accounts_url,
+            api_url,
+        } => {
+            let endpoints = Endpoints {
+                accounts_public: accounts_url.clone(),
+                accounts_internal: accounts_url.clone(),
+                api: api_url.clone(),
+            };
+            let spotify = SpotifyClient::new(
+                &endpoints,
+                client_id,
+                client_secret,
+                redirect_uri,
+                config.spotify_timeout,
+                config.spotify_max_retry_after,
+            );
+            (
+                Auth {
+                    spotify,
+                    cipher,
+                    secure_cookies,
+                    demo: false,
+                },
+                None,
+            )
+        }
+        SpotifyMode::Demo => {
+            let loopback = if local_addr.ip().is_unspecified() {
+                SocketAddr::new(std::net::IpAddr::from([127, 0, 0, 1]), local_addr.port())
+            } else {
+                local_addr
+            };
+            let internal =
+                url::Url::parse(&format!("http://{loopback}/sim")).expect("an address makes a URL");
+            let public_sim =
+                url::Url::parse(&format!("{public}/sim")).expect("public URL plus a path is a URL");
+            let client_secret = auth::crypto::random_token();
+            let callback = callback_url(&public);
+            let mut sim_config = SimConfig::new(
+                "personalify-demo".to_string(),
+                vec![callback.to_string()],
+                public_sim.as_str().trim_end_matches('/').to_string(),
+            );
+            sim_config.client_secret = Some(client_secret.clone());
+            let sim = Simulator::new(sim_config);
+            let endpoints = Endpoints {
+                accounts_public: public_sim,
+                accounts_internal: internal.clone(),
+                api: internal,
+            };
+            let spotify = SpotifyClient::new(
+                &endpoints,
+                "personalify-demo",
+                &client_secret.into(),
+                &callback,
+                config.spotify_timeout,
+                config.spotify_max_retry_after,
+            );
+            (
+                Auth {
+                    spotify,
+                    cipher,
+                    secure_cookies,
+                    demo: true,
+                },
+                Some(sim),
+            )
+        }
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let context_state = state.clone();
     let shell_options = state.leptos_options.clone();
-    Router::new()
+    let mut router = Router::new();
+    if let Some(sim) = &state.sim {
+        router = router.nest_service("/sim", sim.router());
+    }
+    router
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(auth::router())
         .leptos_routes_with_context(
             &state,
             routes,

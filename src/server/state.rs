@@ -1,6 +1,8 @@
 //! What every handler and server function can reach.
 
+use super::auth::Auth;
 use super::config::Config;
+use super::sim::Simulator;
 use super::store::Stores;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
@@ -11,4 +13,7 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub config: Arc<Config>,
     pub stores: Stores,
+    pub auth: Auth,
+    /// The in-process Spotify simulator, in demo mode.
+    pub sim: Option<Simulator>,
 }

@@ -156,6 +156,7 @@ impl TestEnv {
             .await
             .expect("application starts");
         let addr = app.local_addr();
+        let state = app.state().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.serve(async {
             let _ = stopped.await;
@@ -167,6 +168,7 @@ impl TestEnv {
                 .build()
                 .expect("http client"),
             env: self,
+            state,
             stop: Some(stop),
             server,
         }
@@ -177,6 +179,8 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub env: TestEnv,
+    /// The running server's state: its stores, cipher and (demo mode) simulator.
+    pub state: personalify::server::state::AppState,
     stop: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<Result<(), personalify::server::startup::StartupError>>,
 }
@@ -188,6 +192,45 @@ impl TestApp {
             .send()
             .await
             .expect("request reaches the server")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The in-process simulator (demo mode).
+    pub fn sim(&self) -> &personalify::server::sim::Simulator {
+        self.state.sim.as_ref().expect("demo mode has a simulator")
+    }
+
+    /// A browser: keeps cookies, does not follow redirects (tests follow them by hand).
+    pub fn browser(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client")
+    }
+
+    /// Sign in through the demo flow as `user` (default: the first demo listener), following
+    /// every redirect by hand; returns the callback's response and the URLs visited.
+    pub async fn demo_sign_in(&self, browser: &reqwest::Client, user: Option<&str>) -> SignIn {
+        let start = match user {
+            Some(u) => self.url(&format!("/auth/demo?user={u}")),
+            None => self.url("/auth/demo"),
+        };
+        let first = browser.get(&start).send().await.expect("start sign-in");
+        assert_eq!(first.status(), 303, "start of sign-in redirects to Spotify");
+        let authorize = location(&first);
+        let consent = browser.get(&authorize).send().await.expect("authorize");
+        assert_eq!(consent.status(), 303, "the simulator redirects back");
+        let callback = location(&consent);
+        let response = browser.get(&callback).send().await.expect("callback");
+        SignIn {
+            authorize,
+            callback,
+            response,
+        }
     }
 
     /// Stop the server gracefully and wait for it.
@@ -203,4 +246,20 @@ impl TestApp {
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
+}
+
+pub struct SignIn {
+    pub authorize: String,
+    pub callback: String,
+    pub response: reqwest::Response,
+}
+
+/// The `Location` header of a redirect.
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("redirect without Location ({})", response.status()))
+        .to_string()
 }

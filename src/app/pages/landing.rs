@@ -75,7 +75,9 @@ fn SignInActions(info: SiteInfo) -> impl IntoView {
                 view! { <a class="button button--spotify" href="/auth/login" rel="nofollow">"Log in with Spotify"</a> }
                     .into_any()
             }}
-            <a class="button button--secondary" href="/auth/demo" rel="nofollow">"Try the demo"</a>
+            {demo.then(|| view! {
+                <a class="button button--secondary" href="/auth/demo" rel="nofollow">"Try the demo"</a>
+            })}
         </div>
         {demo.then(|| view! {
             <p class="notice" data-testid="demo-mode">

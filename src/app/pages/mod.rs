@@ -1,2 +1,3 @@
+pub mod dashboard;
 pub mod landing;
 pub mod not_found;

@@ -1,0 +1,372 @@
+//! The Spotify simulator: the slice of Spotify's Accounts service and Web API that the app
+//! uses, with Spotify's JSON shapes and status codes, deterministic from a seed. It is a
+//! product feature (demo mode: no Spotify app needed) and every test's Spotify.
+//!
+//! An axum [`Router`] with its routes at the root; the app nests it (`.nest("/sim", ...)`)
+//! or `personalify sim` serves it alone. Fault knobs on [`Simulator`] (latency, 5xx, 429,
+//! expired and revoked tokens, the stripped 2026 shape, time travel) take effect for the
+//! next requests, so tests can script Spotify's bad days.
+
+mod accounts;
+mod catalogue;
+mod images;
+mod objects;
+mod rng;
+mod tastes;
+mod tokens;
+mod web_api;
+
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use catalogue::Catalogue;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use tokens::TokenStore;
+
+/// How the simulator is set up; see [`SimConfig::new`] for the defaults.
+#[derive(Clone)]
+pub struct SimConfig {
+    /// The only client_id `/authorize` and `/api/token` accept.
+    pub client_id: String,
+    /// If set, `/api/token` also accepts HTTP Basic client authentication with it.
+    pub client_secret: Option<String>,
+    /// Exact-match allow list for `redirect_uri`.
+    pub redirect_uris: Vec<String>,
+    /// Absolute URL where the router is reachable, no trailing slash (one is trimmed), e.g.
+    /// `http://127.0.0.1:3000/sim`; used for `href`, `next` and image URLs.
+    pub base_url: String,
+    /// Seeds the catalogue and the tastes.
+    pub seed: u64,
+    /// The "day number" (days since the Unix epoch) the tastes are computed for; `None`
+    /// follows the real clock (UTC). Pinned, "now" is 20:00 UTC of that day.
+    pub pinned_day: Option<i64>,
+    pub access_token_ttl: Duration,
+}
+
+impl SimConfig {
+    /// Seed 2026, access tokens valid one hour, no client secret, following the real clock.
+    pub fn new(
+        client_id: impl Into<String>,
+        redirect_uris: Vec<String>,
+        base_url: impl Into<String>,
+    ) -> Self {
+        SimConfig {
+            client_id: client_id.into(),
+            client_secret: None,
+            redirect_uris,
+            base_url: base_url.into(),
+            seed: 2026,
+            pinned_day: None,
+            access_token_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("redirect_uris", &self.redirect_uris)
+            .field("base_url", &self.base_url)
+            .field("seed", &self.seed)
+            .field("pinned_day", &self.pinned_day)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .finish()
+    }
+}
+
+/// A demo account `/authorize` can sign in as; each has a distinct taste in music.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DemoUser {
+    pub id: &'static str,
+    pub display_name: &'static str,
+    pub tagline: &'static str,
+}
+
+/// A simulated Spotify. Cheap to clone; clones share state, so a test keeps one to turn
+/// the knobs while the router it handed out serves requests.
+#[derive(Clone)]
+pub struct Simulator {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Simulator")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Paths counted one by one; past this many distinct paths (ids made up by a client),
+/// new ones are counted under their first two segments, so memory stays bounded.
+const MAX_DISTINCT_PATHS: usize = 4096;
+
+/// Time travel stays within years 1970..4700, far from any overflow.
+const MAX_DAY: i64 = 1_000_000;
+
+const DAY_MS: i64 = 86_400_000;
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Status(axum::http::StatusCode),
+    RateLimit { retry_after_secs: u64 },
+}
+
+/// State shared by the handlers and the knobs.
+struct Shared {
+    config: SimConfig,
+    catalogue: Catalogue,
+    tokens: TokenStore,
+    latency_nanos: AtomicU64,
+    /// Queued injected failures, in the order the knobs were turned: (fault, how many left).
+    faults: Mutex<VecDeque<(Fault, u32)>>,
+    stripped: AtomicBool,
+    day_offset: AtomicI64,
+    deny_next_consent: AtomicBool,
+    request_counts: Mutex<HashMap<String, u64>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing here can be left half-updated by a panic; keep going with the data.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    /// "Now" in Unix milliseconds, on the simulator's (possibly pinned, advanced) clock.
+    fn now_ms(&self) -> i64 {
+        let offset = self.day_offset.load(Ordering::Relaxed);
+        let now = match self.config.pinned_day {
+            Some(day) => day.saturating_add(offset).clamp(0, MAX_DAY) * DAY_MS + 20 * 3_600_000,
+            None => chrono::Utc::now()
+                .timestamp_millis()
+                .saturating_add(offset.clamp(-MAX_DAY, MAX_DAY) * DAY_MS),
+        };
+        now.clamp(0, MAX_DAY * DAY_MS)
+    }
+
+    /// The day number the tastes are computed for.
+    fn day(&self) -> i64 {
+        self.now_ms().div_euclid(DAY_MS)
+    }
+
+    fn shape(&self) -> objects::Shape<'_> {
+        objects::Shape {
+            base: &self.config.base_url,
+            stripped: self.stripped.load(Ordering::Relaxed),
+        }
+    }
+
+    fn take_fault(&self) -> Option<Fault> {
+        let mut faults = lock(&self.faults);
+        let (fault, left) = faults.front_mut()?;
+        let fault = *fault;
+        *left -= 1;
+        if *left == 0 {
+            faults.pop_front();
+        }
+        Some(fault)
+    }
+
+    fn count(&self, path: &str) {
+        let mut counts = lock(&self.request_counts);
+        if let Some(n) = counts.get_mut(path) {
+            *n += 1;
+            return;
+        }
+        let key = if counts.len() < MAX_DISTINCT_PATHS {
+            path
+        } else {
+            path.match_indices('/')
+                .nth(2)
+                .map_or(path, |(i, _)| &path[..i])
+        };
+        *counts.entry(key.to_string()).or_default() += 1;
+    }
+}
+
+impl Simulator {
+    pub fn new(mut config: SimConfig) -> Self {
+        while config.base_url.ends_with('/') {
+            config.base_url.pop();
+        }
+        let catalogue = Catalogue::build(config.seed);
+        let tokens = TokenStore::new(config.access_token_ttl);
+        Simulator {
+            shared: Arc::new(Shared {
+                config,
+                catalogue,
+                tokens,
+                latency_nanos: AtomicU64::new(0),
+                faults: Mutex::new(VecDeque::new()),
+                stripped: AtomicBool::new(false),
+                day_offset: AtomicI64::new(0),
+                deny_next_consent: AtomicBool::new(false),
+                request_counts: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The simulator's routes, at the root of the returned router.
+    pub fn router(&self) -> Router {
+        let shared = self.shared.clone();
+        Router::new()
+            .route("/authorize", get(accounts::authorize))
+            .route("/api/token", post(accounts::token))
+            .route("/v1/me", get(web_api::me))
+            .route("/v1/me/top/{kind}", get(web_api::top))
+            .route(
+                "/v1/me/player/recently-played",
+                get(web_api::recently_played),
+            )
+            .route("/v1/artists/{id}", get(web_api::artist))
+            .route("/images/{kind}/{file}", get(images::image))
+            .route("/open/{kind}/{id}", get(images::open_page))
+            .fallback(web_api::not_found)
+            .layer(middleware::from_fn_with_state(shared.clone(), knobs))
+            .with_state(shared)
+    }
+
+    /// The demo accounts; the first is the one `/authorize` signs in as by default.
+    pub fn demo_users() -> &'static [DemoUser] {
+        &tastes::DEMO_USERS
+    }
+
+    /// Delay every response by `d` (zero turns it off).
+    pub fn set_latency(&self, d: Duration) {
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.shared.latency_nanos.store(nanos, Ordering::Relaxed);
+    }
+
+    /// The next `count` Web API (`/v1`) requests answer `status` with Spotify's error body.
+    /// A status outside 400..=599 is not an error Spotify sends; it becomes 500.
+    pub fn fail_next(&self, status: u16, count: u32) {
+        let code = axum::http::StatusCode::from_u16(status)
+            .ok()
+            .filter(|s| s.is_client_error() || s.is_server_error())
+            .unwrap_or_else(|| {
+                tracing::warn!(status, "fail_next: not an error status, using 500");
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR
+            });
+        self.push_fault(Fault::Status(code), count);
+    }
+
+    /// The next `count` `/v1` requests answer 429 with `Retry-After: retry_after_secs`.
+    pub fn rate_limit_next(&self, retry_after_secs: u64, count: u32) {
+        self.push_fault(Fault::RateLimit { retry_after_secs }, count);
+    }
+
+    fn push_fault(&self, fault: Fault, count: u32) {
+        if count > 0 {
+            lock(&self.shared.faults).push_back((fault, count));
+        }
+    }
+
+    /// Every access token issued so far answers 401 "The access token expired".
+    pub fn expire_access_tokens(&self) {
+        self.shared.tokens.expire_all();
+    }
+
+    /// The user's refresh tokens issued so far answer `invalid_grant` "Refresh token
+    /// revoked". An unknown user id changes nothing.
+    pub fn revoke_refresh_tokens(&self, spotify_user_id: &str) {
+        match tastes::user_index(spotify_user_id) {
+            Some(user) => self.shared.tokens.revoke_user(user),
+            None => tracing::debug!(spotify_user_id, "revoke: no such demo user"),
+        }
+    }
+
+    /// Serve the 2026 Development-Mode shape: no artist genres/popularity/followers, no
+    /// track popularity, no email/country/product/followers on `/v1/me`.
+    pub fn set_stripped(&self, on: bool) {
+        self.shared.stripped.store(on, Ordering::Relaxed);
+    }
+
+    /// Move the simulator's clock by whole days (negative goes back): tastes drift.
+    pub fn advance_days(&self, days: i64) {
+        // fetch_update cannot fail with a closure that always returns Some.
+        let _ = self
+            .shared
+            .day_offset
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                Some(d.saturating_add(days).clamp(-MAX_DAY, MAX_DAY))
+            });
+    }
+
+    /// The next valid `/authorize` request is denied: `error=access_denied`.
+    pub fn deny_next_consent(&self) {
+        self.shared.deny_next_consent.store(true, Ordering::Relaxed);
+    }
+
+    /// How many requests (whatever their outcome) hit paths starting with `path_prefix`,
+    /// relative to the router's root, e.g. `/v1/me/top`.
+    pub fn request_count(&self, path_prefix: &str) -> u64 {
+        lock(&self.shared.request_counts)
+            .iter()
+            .filter(|(path, _)| path.starts_with(path_prefix))
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// Counting, latency and injected failures, in front of every route.
+async fn knobs(State(sim): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    sim.count(path);
+    let is_web_api = path == "/v1" || path.starts_with("/v1/");
+    let latency = Duration::from_nanos(sim.latency_nanos.load(Ordering::Relaxed));
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if is_web_api {
+        if let Some(fault) = sim.take_fault() {
+            return web_api::ApiError::from(fault).into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Query or form parameters; the first occurrence of a name wins.
+pub(crate) struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(encoded: &[u8]) -> Self {
+        Params(url::form_urlencoded::parse(encoded).into_owned().collect())
+    }
+
+    fn query(query: Option<&str>) -> Self {
+        Self::parse(query.unwrap_or("").as_bytes())
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Serve the simulator alone on `listener` until `shutdown` resolves (`personalify sim`).
+pub async fn serve(
+    sim: Simulator,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, base_url = %sim.shared.config.base_url, "Spotify simulator listening");
+    }
+    axum::serve(listener, sim.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
