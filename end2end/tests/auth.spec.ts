@@ -3,13 +3,14 @@ import { test, expect } from '@playwright/test';
 // The server runs in demo mode (no Spotify app configured): sign-in goes through the
 // built-in Spotify simulator with the same OAuth code path as real Spotify.
 
-test('demo sign-in shows the demo listener, sign-out ends the session', async ({ page, context }) => {
+test('demo sign-in shows the demo listener, sign-out ends the session', async ({ page, context }, testInfo) => {
   await page.goto('/');
   await page.getByRole('link', { name: 'Try the demo' }).click();
 
   await expect(page).toHaveURL(/\/dashboard$/);
   await expect(page.getByTestId('viewer-name')).toHaveText('Alex Rivera');
   await expect(page.getByTestId('demo-mode')).toBeVisible();
+  await page.screenshot({ path: `screenshots/dashboard-${testInfo.project.name}.png`, fullPage: true });
 
   // The session cookie is HttpOnly and holds no Spotify token.
   const cookies = await context.cookies();

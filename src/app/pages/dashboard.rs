@@ -59,7 +59,7 @@ fn SignedIn(viewer: Viewer) -> impl IntoView {
                 <p class="notice notice--error" role="alert" data-testid="needs-relogin">
                     <strong>"Spotify needs you to sign in again. "</strong>
                     "Your Spotify connection expired or was revoked, so new syncs are paused. "
-                    <a href=if viewer.demo_mode { "/auth/demo" } else { "/auth/login" }>"Sign in again"</a>
+                    <a rel="external" href=if viewer.demo_mode { "/auth/demo" } else { "/auth/login" }>"Sign in again"</a>
                 </p>
             })}
             <p class="lead">"Your top artists and tracks appear here after your first sync."</p>

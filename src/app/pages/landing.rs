@@ -72,11 +72,11 @@ fn SignInActions(info: SiteInfo) -> impl IntoView {
                 }
                     .into_any()
             } else {
-                view! { <a class="button button--spotify" href="/auth/login" rel="nofollow">"Log in with Spotify"</a> }
+                view! { <a class="button button--spotify" href="/auth/login" rel="external nofollow">"Log in with Spotify"</a> }
                     .into_any()
             }}
             {demo.then(|| view! {
-                <a class="button button--secondary" href="/auth/demo" rel="nofollow">"Try the demo"</a>
+                <a class="button button--secondary" href="/auth/demo" rel="external nofollow">"Try the demo"</a>
             })}
         </div>
         {demo.then(|| view! {
