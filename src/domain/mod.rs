@@ -2,5 +2,7 @@
 //! past it, values are valid by construction.
 
 mod time_range;
+pub mod top;
 
 pub use time_range::{TimeRange, UnknownTimeRange};
+pub use top::{genre_shares, ArtistRef, GenreShare, Genres, TopArtist, TopPayload, TopTrack};

@@ -9,4 +9,5 @@ pub mod spotify;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
