@@ -3,7 +3,9 @@
 //! A server function is thin: it reads the request's context, calls into `crate::server`,
 //! and maps failures to an [`ApiError`] a person can read.
 
+pub mod history;
 pub mod site;
+pub mod top;
 pub mod viewer;
 
 use serde::{Deserialize, Serialize};
@@ -13,6 +15,14 @@ use serde::{Deserialize, Serialize};
 pub enum ApiError {
     #[error("{0}")]
     Unavailable(String),
+    #[error("Sign in to see this.")]
+    NotSignedIn,
+    #[error("Spotify needs you to sign in again.")]
+    NeedsRelogin,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    BadRequest(String),
     #[error("the request could not be sent: {0}")]
     Transport(String),
 }

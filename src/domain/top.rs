@@ -71,7 +71,9 @@ pub fn genre_shares(artists: &[TopArtist]) -> Genres {
     let mut total = 0.0;
     let mut known = false;
     for artist in artists {
-        let Some(genres) = &artist.genres else { continue };
+        let Some(genres) = &artist.genres else {
+            continue;
+        };
         known = true;
         if genres.is_empty() {
             continue;
@@ -90,10 +92,17 @@ pub fn genre_shares(artists: &[TopArtist]) -> Genres {
     }
     let mut shares: Vec<GenreShare> = weights
         .into_iter()
-        .map(|(genre, w)| GenreShare { genre, share: if total > 0.0 { w / total } else { 0.0 } })
+        .map(|(genre, w)| GenreShare {
+            genre,
+            share: if total > 0.0 { w / total } else { 0.0 },
+        })
         .collect();
     // Largest first; ties by name so the order is stable.
-    shares.sort_by(|a, b| b.share.total_cmp(&a.share).then_with(|| a.genre.cmp(&b.genre)));
+    shares.sort_by(|a, b| {
+        b.share
+            .total_cmp(&a.share)
+            .then_with(|| a.genre.cmp(&b.genre))
+    });
     Genres::Available { shares }
 }
 
@@ -120,7 +129,9 @@ mod tests {
             artist(2, Some(&["pop"])),
             artist(3, Some(&["pop"])),
         ]);
-        let Genres::Available { shares } = genres else { panic!("available") };
+        let Genres::Available { shares } = genres else {
+            panic!("available")
+        };
         assert_eq!(shares[0].genre, "jazz");
         assert!((shares[0].share - 0.5).abs() < 1e-9);
         assert!((shares[1].share - 0.5).abs() < 1e-9);
@@ -142,7 +153,10 @@ mod tests {
 
     #[test]
     fn no_known_genres_is_unavailable_not_empty() {
-        assert_eq!(genre_shares(&[artist(1, None), artist(2, None)]), Genres::Unavailable);
+        assert_eq!(
+            genre_shares(&[artist(1, None), artist(2, None)]),
+            Genres::Unavailable
+        );
         assert_eq!(genre_shares(&[]), Genres::Unavailable);
         // Known-but-empty genre lists are available (and empty).
         assert_eq!(

@@ -24,6 +24,8 @@ pub struct Config {
     pub mongodb_url: SecretString,
     pub mongodb_database: String,
     pub redis_url: SecretString,
+    /// Prefix for every Redis key (`REDIS_KEY_PREFIX`, default empty).
+    pub redis_key_prefix: String,
     pub spotify: SpotifyMode,
     /// The address people use to reach this server (`PUBLIC_URL`); https makes cookies
     /// Secure. Unset: the listener's own address (see [`Config::public_url_for`]).
@@ -34,6 +36,13 @@ pub struct Config {
     /// Per-request timeout and the longest `Retry-After` we wait out before giving up.
     pub spotify_timeout: Duration,
     pub spotify_max_retry_after: Duration,
+    /// Lifetime of the dashboard cache entries `top:{spotify_id}:{time_range}`.
+    pub cache_ttl: Duration,
+    /// Data older than this is synced again by the scheduler; it looks every `sync_check_every`.
+    pub sync_max_age: Duration,
+    pub sync_check_every: Duration,
+    /// Start a sync right after each sign-in (`SYNC_ON_LOGIN`, default true).
+    pub sync_on_login: bool,
     /// How long start-up keeps retrying stores that are not answering yet.
     pub startup_timeout: Duration,
     pub log_format: LogFormat,
@@ -203,6 +212,17 @@ impl Config {
             ));
         }
 
+        let redis_key_prefix = env.or_default("REDIS_KEY_PREFIX", "")?;
+        if redis_key_prefix.len() > 64
+            || redis_key_prefix
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(problem(
+                "REDIS_KEY_PREFIX",
+                "must be at most 64 characters without spaces",
+            ));
+        }
         let spotify = spotify_mode(&env)?;
         let token_keys = token_keys(&env)?;
         if token_keys.is_empty() && !spotify.is_demo() {
@@ -230,6 +250,29 @@ impl Config {
             }
             None => None,
         };
+        let cache_ttl = Duration::from_secs(env.parsed(
+            "CACHE_TTL_SECS",
+            6 * 3600u64,
+            "a whole number of seconds",
+        )?);
+        let sync_max_age = Duration::from_secs(
+            env.parsed("SYNC_MAX_AGE_HOURS", 24u64, "a whole number of hours")? * 3600,
+        );
+        let sync_check_every = Duration::from_secs(env.parsed(
+            "SYNC_CHECK_SECS",
+            300u64,
+            "a whole number of seconds",
+        )?);
+        let sync_on_login = env.parsed("SYNC_ON_LOGIN", true, "true or false")?;
+        for (name, value) in [
+            ("CACHE_TTL_SECS", cache_ttl),
+            ("SYNC_MAX_AGE_HOURS", sync_max_age),
+            ("SYNC_CHECK_SECS", sync_check_every),
+        ] {
+            if value.is_zero() {
+                return Err(problem(name, "must be greater than zero"));
+            }
+        }
         let spotify_timeout = Duration::from_secs(env.parsed(
             "SPOTIFY_TIMEOUT_SECS",
             10u64,
@@ -263,11 +306,16 @@ impl Config {
             mongodb_url: mongodb_url.into(),
             mongodb_database,
             redis_url: redis_url.into(),
+            redis_key_prefix,
             spotify,
             public_url,
             token_keys,
             spotify_timeout,
             spotify_max_retry_after,
+            cache_ttl,
+            sync_max_age,
+            sync_check_every,
+            sync_on_login,
             startup_timeout,
             log_format,
         })

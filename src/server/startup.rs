@@ -58,6 +58,7 @@ impl Application {
             stores,
             auth,
             sim,
+            syncs: Default::default(),
         };
         Ok(Application {
             router: router(state.clone()),
@@ -203,9 +204,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Start from configuration and serve until SIGTERM or Ctrl-C.
+/// Start from configuration and serve until SIGTERM or Ctrl-C, with the background work
+/// (MongoDB outbox delivery, scheduled syncs) running beside it.
 pub async fn run(config: Config) -> Result<(), StartupError> {
     let app = Application::build(config).await?;
+    let state = app.state().clone();
+    super::sync::outbox::spawn_worker(
+        state.stores.main.clone(),
+        state.stores.mongo.clone(),
+        std::time::Duration::from_secs(10),
+    );
+    super::sync::schedule::spawn_scheduler(state);
     tracing::info!(addr = %app.local_addr(), "personalify listening on http://{}", app.local_addr());
     app.serve(shutdown_signal()).await?;
     tracing::info!("personalify stopped cleanly");

@@ -4,6 +4,7 @@ use super::auth::Auth;
 use super::config::Config;
 use super::sim::Simulator;
 use super::store::Stores;
+use super::sync::Syncs;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use std::sync::Arc;
@@ -16,4 +17,6 @@ pub struct AppState {
     pub auth: Auth,
     /// The in-process Spotify simulator, in demo mode.
     pub sim: Option<Simulator>,
+    /// Syncs running in this process.
+    pub syncs: Syncs,
 }

@@ -123,8 +123,15 @@ impl TestEnv {
             ("MONGODB_URL".to_string(), var_or("MONGODB_URL", MONGO_URL)),
             ("MONGODB_DATABASE".to_string(), unique_name("t")),
             ("REDIS_URL".to_string(), var_or("REDIS_URL", REDIS_URL)),
+            // Tests share one Redis and the same demo users: keep their keys apart.
+            (
+                "REDIS_KEY_PREFIX".to_string(),
+                format!("{}:", unique_name("t")),
+            ),
             ("LEPTOS_SITE_ADDR".to_string(), "127.0.0.1:0".to_string()),
             ("STARTUP_TIMEOUT_SECS".to_string(), "5".to_string()),
+            // Tests start syncs themselves, so background work doesn't race their counts.
+            ("SYNC_ON_LOGIN".to_string(), "false".to_string()),
         ]);
         TestEnv {
             vars,

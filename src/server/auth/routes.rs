@@ -7,6 +7,7 @@ use super::tokens;
 use crate::server::sim::Simulator;
 use crate::server::spotify::SpotifyError;
 use crate::server::state::AppState;
+use crate::server::sync::{SyncUser, Trigger};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -222,7 +223,7 @@ async fn callback(
 
     // 4. The user, their tokens and a new session, together.
     let pool = &state.stores.main;
-    let saved: Result<String, tokens::TokenError> = async {
+    let saved: Result<(String, i64), tokens::TokenError> = async {
         let mut tx = pool.begin().await?;
         let user_id: i64 = sqlx::query_scalar(
             "INSERT INTO users (spotify_id, display_name) VALUES ($1, $2)
@@ -237,12 +238,21 @@ async fn callback(
         tx.commit().await?;
         // A new session id at every sign-in; the one the browser had (if any) ends.
         session::end(pool, &headers).await?;
-        Ok(session::create(pool, user_id).await?)
+        Ok((session::create(pool, user_id).await?, user_id))
     }
     .await;
     match saved {
-        Ok(token) => {
+        Ok((token, user_id)) => {
             tracing::info!(spotify_id = %me.id, "signed in");
+            if state.config.sync_on_login {
+                let user = SyncUser {
+                    user_id,
+                    spotify_id: me.id.clone(),
+                };
+                if let Err(e) = state.syncs.start(&state, user, Trigger::Login).await {
+                    tracing::warn!(error = %e, "sync after sign-in not started");
+                }
+            }
             let session_cookie = session::set_cookie(
                 SESSION_COOKIE,
                 &token,

@@ -130,8 +130,9 @@ struct Shared {
     catalogue: Catalogue,
     tokens: TokenStore,
     latency_nanos: AtomicU64,
-    /// Queued injected failures, in the order the knobs were turned: (fault, how many left).
-    faults: Mutex<VecDeque<(Fault, u32)>>,
+    /// Queued injected failures, in the order the knobs were turned: (fault, how many
+    /// left, only for paths starting with this prefix).
+    faults: Mutex<VecDeque<(Fault, u32, Option<String>)>>,
     stripped: AtomicBool,
     day_offset: AtomicI64,
     deny_next_consent: AtomicBool,
@@ -168,13 +169,17 @@ impl Shared {
         }
     }
 
-    fn take_fault(&self) -> Option<Fault> {
+    /// The first queued fault that applies to `path`, used up by one.
+    fn take_fault(&self, path: &str) -> Option<Fault> {
         let mut faults = lock(&self.faults);
-        let (fault, left) = faults.front_mut()?;
+        let index = faults
+            .iter()
+            .position(|(_, _, prefix)| prefix.as_deref().is_none_or(|p| path.starts_with(p)))?;
+        let (fault, left, _) = &mut faults[index];
         let fault = *fault;
         *left -= 1;
         if *left == 0 {
-            faults.pop_front();
+            faults.remove(index);
         }
         Some(fault)
     }
@@ -259,17 +264,32 @@ impl Simulator {
                 tracing::warn!(status, "fail_next: not an error status, using 500");
                 axum::http::StatusCode::INTERNAL_SERVER_ERROR
             });
-        self.push_fault(Fault::Status(code), count);
+        self.push_fault(Fault::Status(code), count, None);
+    }
+
+    /// Like [`Simulator::fail_next`], for `/v1` requests whose path starts with `prefix`
+    /// only (e.g. "/v1/me/top/tracks": fail one list while the others succeed).
+    pub fn fail_next_on(&self, prefix: &str, status: u16, count: u32) {
+        let code = axum::http::StatusCode::from_u16(status)
+            .ok()
+            .filter(|s| s.is_client_error() || s.is_server_error())
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        self.push_fault(Fault::Status(code), count, Some(prefix.to_string()));
     }
 
     /// The next `count` `/v1` requests answer 429 with `Retry-After: retry_after_secs`.
     pub fn rate_limit_next(&self, retry_after_secs: u64, count: u32) {
-        self.push_fault(Fault::RateLimit { retry_after_secs }, count);
+        self.push_fault(Fault::RateLimit { retry_after_secs }, count, None);
     }
 
-    fn push_fault(&self, fault: Fault, count: u32) {
+    /// Forget every queued failure.
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
+    }
+
+    fn push_fault(&self, fault: Fault, count: u32, prefix: Option<String>) {
         if count > 0 {
-            lock(&self.shared.faults).push_back((fault, count));
+            lock(&self.shared.faults).push_back((fault, count, prefix));
         }
     }
 
@@ -330,7 +350,7 @@ async fn knobs(State(sim): State<Arc<Shared>>, request: Request, next: Next) -> 
         tokio::time::sleep(latency).await;
     }
     if is_web_api {
-        if let Some(fault) = sim.take_fault() {
+        if let Some(fault) = sim.take_fault(path) {
             return web_api::ApiError::from(fault).into_response();
         }
     }

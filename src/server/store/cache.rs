@@ -12,6 +12,9 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct Cache {
     pub client: Client,
+    /// Prepended to every key (`REDIS_KEY_PREFIX`, default none), so several installations
+    /// (or test runs) can share one Redis without reading each other's entries.
+    pub prefix: String,
 }
 
 /// Options for every command: don't wait for a reconnect, give up after a second.
@@ -27,7 +30,11 @@ pub fn fail_fast() -> Options {
 impl Cache {
     /// Start the client; it reconnects on its own forever (exponential backoff up to 5 s).
     /// Wait within `budget` for the first connection, then go on either way.
-    pub async fn connect(url: &SecretString, budget: Duration) -> Result<Self, StoreError> {
+    pub async fn connect(
+        url: &SecretString,
+        prefix: &str,
+        budget: Duration,
+    ) -> Result<Self, StoreError> {
         let mut config = Config::from_url(expose(url))
             .map_err(|e| StoreError::RedisClient(format!("{:?}", e.kind())))?;
         // Keep retrying the first connection in the background instead of erroring out.
@@ -53,7 +60,10 @@ impl Cache {
                 "redis not reachable within the start-up budget; starting without it"
             ),
         }
-        Ok(Cache { client })
+        Ok(Cache {
+            client,
+            prefix: prefix.to_string(),
+        })
     }
 
     pub async fn ping(&self) -> Result<(), String> {
@@ -62,6 +72,48 @@ impl Cache {
             .ping::<String>(None)
             .await
             .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Cache {
+    /// The seed design's cache key for a dashboard payload, `top:{spotify_id}:{time_range}`.
+    pub fn top_key(&self, spotify_id: &str, range: crate::domain::TimeRange) -> String {
+        format!("{}top:{spotify_id}:{}", self.prefix, range.as_str())
+    }
+
+    /// The cached dashboard payload; `Ok(None)` on a miss (or an entry that no longer
+    /// parses, which the caller then rebuilds and overwrites).
+    pub async fn get_top(
+        &self,
+        spotify_id: &str,
+        range: crate::domain::TimeRange,
+    ) -> Result<Option<crate::domain::TopPayload>, String> {
+        let raw: Option<String> = self
+            .client
+            .with_options(&fail_fast())
+            .get(self.top_key(spotify_id, range))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(raw.and_then(|json| serde_json::from_str(&json).ok()))
+    }
+
+    pub async fn set_top(
+        &self,
+        payload: &crate::domain::TopPayload,
+        ttl: Duration,
+    ) -> Result<(), String> {
+        let json = serde_json::to_string(payload).map_err(|e| e.to_string())?;
+        self.client
+            .with_options(&fail_fast())
+            .set::<(), _, _>(
+                self.top_key(&payload.spotify_id, payload.time_range),
+                json,
+                Some(fred::types::Expiration::EX(ttl.as_secs().max(1) as i64)),
+                None,
+                false,
+            )
+            .await
             .map_err(|e| e.to_string())
     }
 }

@@ -36,7 +36,7 @@ impl Stores {
             pg::connect_main(&config.database_url, budget),
             pg::Analytics::connect(&config.analytics_database_url, budget),
             mongo::Mongo::connect(&config.mongodb_url, &config.mongodb_database, budget),
-            cache::Cache::connect(&config.redis_url, budget),
+            cache::Cache::connect(&config.redis_url, &config.redis_key_prefix, budget),
         );
         Ok(Stores {
             main: main?,

@@ -1,17 +1,41 @@
 //! MongoDB: the sync history (`user_syncs` and the append-only snapshots, issue #4).
+//!
+//! Both collections hold the [`TopPayload`] fields as they are (`spotify_id`, `time_range`
+//! as `"short_term"` etc., `sync_id`, `artists`, `tracks`, `genres`) plus `snapshot_id`,
+//! with `synced_at` as a BSON date, so `db.user_syncs.find({spotify_id: ...})` in mongosh
+//! reads like the dashboard. Snapshots arrive through the PostgreSQL outbox, at least once
+//! and in any order; [`Mongo::write_snapshot`] turns that into exactly once, newest wins.
 
 use super::StoreError;
+use crate::domain::{TimeRange, TopPayload};
 use crate::server::config::expose;
 use crate::server::retry::with_backoff;
-use mongodb::bson::doc;
-use mongodb::options::ClientOptions;
+use chrono::{DateTime, SecondsFormat, Utc};
+use mongodb::bson::{self, doc, Bson, Document};
+use mongodb::error::{Error, ErrorKind, WriteFailure};
+use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::{Collection, IndexModel};
 use secrecy::SecretString;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// The latest snapshot per (spotify_id, time_range), upserted. The seed design's name.
+pub const USER_SYNCS: &str = "user_syncs";
+/// Every snapshot, append-only, `_id` = the snapshot id.
+pub const HISTORY: &str = "user_sync_history";
+
+/// MongoDB's duplicate key error code.
+const DUPLICATE_KEY: i32 = 11000;
 
 #[derive(Clone)]
 pub struct Mongo {
     pub client: mongodb::Client,
     pub db: mongodb::Database,
+    /// Set once the indexes exist. `write_snapshot` relies on the unique index of
+    /// `user_syncs` (without it, an out-of-order snapshot would insert a second "latest"
+    /// document), so it makes sure of them itself whether or not start-up could.
+    indexes: Arc<OnceCell<()>>,
 }
 
 impl Mongo {
@@ -35,6 +59,7 @@ impl Mongo {
         let mongo = Mongo {
             db: client.database(database),
             client,
+            indexes: Arc::new(OnceCell::new()),
         };
         match with_backoff("mongodb", budget, || mongo.ping()).await {
             Ok(()) => tracing::info!(database, "mongodb ready"),
@@ -50,4 +75,177 @@ impl Mongo {
             .map(|_| ())
             .map_err(|e| e.kind.to_string())
     }
+
+    fn user_syncs(&self) -> Collection<Document> {
+        self.db.collection(USER_SYNCS)
+    }
+
+    fn snapshots(&self) -> Collection<Document> {
+        self.db.collection(HISTORY)
+    }
+
+    /// The unique (spotify_id, time_range) index of `user_syncs` and the history index that
+    /// serves "the latest N snapshots of a user's range". Idempotent: creating an index that
+    /// exists with the same keys and options is a no-op.
+    pub async fn ensure_indexes(&self) -> Result<(), Error> {
+        let latest = IndexModel::builder()
+            .keys(doc! { "spotify_id": 1, "time_range": 1 })
+            .options(
+                IndexOptions::builder()
+                    .unique(true)
+                    .name("spotify_id_time_range".to_string())
+                    .build(),
+            )
+            .build();
+        self.user_syncs().create_index(latest).await?;
+        // sync_id breaks ties between snapshots of the same millisecond, as the newest-wins
+        // rule of `write_snapshot` does, so the sort is the index order.
+        let history = IndexModel::builder()
+            .keys(doc! { "spotify_id": 1, "time_range": 1, "synced_at": -1, "sync_id": -1 })
+            .options(
+                IndexOptions::builder()
+                    .name("spotify_id_time_range_synced_at".to_string())
+                    .build(),
+            )
+            .build();
+        self.snapshots().create_index(history).await?;
+        Ok(())
+    }
+
+    async fn indexes_ready(&self) -> Result<(), Error> {
+        self.indexes
+            .get_or_try_init(|| self.ensure_indexes())
+            .await
+            .map(|_| ())
+    }
+
+    /// Store one snapshot, exactly once per `snapshot_id` however often it is delivered:
+    /// the history insert is keyed by the id, and `user_syncs` is replaced only by a newer
+    /// snapshot (later `synced_at`, or the same millisecond and a later `sync_id`).
+    pub async fn write_snapshot(
+        &self,
+        snapshot_id: &str,
+        payload: &TopPayload,
+    ) -> Result<(), Error> {
+        self.indexes_ready().await?;
+        let synced_at = parse_synced_at(&payload.synced_at)?;
+        let mut document = bson::to_document(payload)?;
+        document.insert("synced_at", synced_at);
+        document.insert("snapshot_id", snapshot_id);
+
+        let mut entry = document.clone();
+        entry.insert("_id", snapshot_id);
+        match self.snapshots().insert_one(entry).await {
+            Ok(_) => {}
+            // Delivered before. Go on anyway: that delivery may have stopped before the
+            // `user_syncs` write, which is itself idempotent.
+            Err(err) if is_duplicate_key(&err) => {
+                tracing::debug!(snapshot_id, "snapshot already in the history");
+            }
+            Err(err) => return Err(err),
+        }
+
+        // Matches only an older latest snapshot. When there is none (or a newer one), the
+        // upsert tries to insert and the unique index refuses: a newer snapshot is there.
+        let filter = doc! {
+            "spotify_id": &payload.spotify_id,
+            "time_range": payload.time_range.as_str(),
+            "$or": [
+                { "synced_at": { "$lt": synced_at } },
+                { "synced_at": synced_at, "sync_id": { "$lt": payload.sync_id } },
+            ],
+        };
+        match self
+            .user_syncs()
+            .replace_one(filter, document)
+            .upsert(true)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if is_duplicate_key(&err) => {
+                tracing::debug!(
+                    snapshot_id,
+                    "user_syncs already holds this or a newer snapshot"
+                );
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The latest `limit` snapshots of a user's range, newest first, as (snapshot id,
+    /// payload). `synced_at` comes back in UTC with milliseconds (`...T10:00:00.000Z`, what
+    /// BSON dates hold and what the sync writes).
+    pub async fn history(
+        &self,
+        spotify_id: &str,
+        range: TimeRange,
+        limit: i64,
+    ) -> Result<Vec<(String, TopPayload)>, Error> {
+        let mut cursor = self
+            .snapshots()
+            .find(doc! { "spotify_id": spotify_id, "time_range": range.as_str() })
+            .sort(doc! { "synced_at": -1, "sync_id": -1 })
+            .limit(limit)
+            .await?;
+        let mut snapshots = Vec::new();
+        while cursor.advance().await? {
+            let document: Document = cursor.deserialize_current()?;
+            let snapshot_id = match document.get("_id") {
+                Some(Bson::String(id)) => id.clone(),
+                other => {
+                    return Err(Error::custom(format!(
+                        "history _id is not a string: {other:?}"
+                    )))
+                }
+            };
+            snapshots.push((snapshot_id, from_stored(document)?));
+        }
+        Ok(snapshots)
+    }
+
+    /// The latest snapshot of a user's range, from `user_syncs`.
+    pub async fn latest(
+        &self,
+        spotify_id: &str,
+        range: TimeRange,
+    ) -> Result<Option<TopPayload>, Error> {
+        self.user_syncs()
+            .find_one(doc! { "spotify_id": spotify_id, "time_range": range.as_str() })
+            .await?
+            .map(from_stored)
+            .transpose()
+    }
+}
+
+/// True for MongoDB's duplicate key error, however the server reports it.
+fn is_duplicate_key(err: &Error) -> bool {
+    match err.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == DUPLICATE_KEY,
+        ErrorKind::Command(e) => e.code == DUPLICATE_KEY,
+        _ => false,
+    }
+}
+
+fn parse_synced_at(text: &str) -> Result<bson::DateTime, Error> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|at| bson::DateTime::from_millis(at.timestamp_millis()))
+        .map_err(|e| Error::custom(format!("synced_at {text:?} is not RFC 3339: {e}")))
+}
+
+/// A stored document back into the payload it was written from.
+fn from_stored(mut document: Document) -> Result<TopPayload, Error> {
+    let synced_at = match document.get("synced_at") {
+        Some(Bson::DateTime(at)) => {
+            DateTime::<Utc>::from_timestamp_millis(at.timestamp_millis())
+                .ok_or_else(|| Error::custom(format!("synced_at {at} is out of range")))?
+        }
+        other => return Err(Error::custom(format!("synced_at is not a date: {other:?}"))),
+    };
+    document.insert(
+        "synced_at",
+        synced_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+    );
+    // `_id` and `snapshot_id` are not payload fields; serde ignores them.
+    Ok(bson::from_document(document)?)
 }

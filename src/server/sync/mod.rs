@@ -1,6 +1,12 @@
 //! The sync pipeline: Spotify's top artists and tracks for the three ranges, written to
 //! PostgreSQL (the record, one transaction), MongoDB (history, through an outbox) and
-//! Redis (the dashboard cache).
+//! Redis (the dashboard cache), and the read path that serves them.
 
 pub mod history;
 pub mod outbox;
+pub mod read;
+pub mod records;
+pub mod run;
+pub mod schedule;
+
+pub use run::{Started, SyncError, SyncReport, SyncUser, Syncs, Trigger};

@@ -1,0 +1,47 @@
+//! How the signed-in person's top lists moved between syncs, from the MongoDB history.
+//! Like every server function, it reads the user from the session and never takes an id.
+
+use super::ApiError;
+use crate::domain::history::HistoryView;
+use crate::domain::TimeRange;
+use leptos::prelude::*;
+
+/// The latest `limit` syncs (default 10, 2 to 50) of `range`: the latest against the one
+/// before, and rank over time of the top 10. `None` when nobody is signed in.
+#[server(prefix = "/api", endpoint = "history")]
+pub async fn get_history(
+    range: TimeRange,
+    limit: Option<u32>,
+) -> Result<Option<HistoryView>, ApiError> {
+    use crate::server::auth::session;
+    use crate::server::sync::history;
+    let state = use_context::<crate::server::state::AppState>()
+        .ok_or_else(|| ApiError::Unavailable("the server is not ready".into()))?;
+    let headers: axum::http::HeaderMap = leptos_axum::extract()
+        .await
+        .map_err(|_| ApiError::Unavailable("the request could not be read".into()))?;
+    let user = session::current_user(&state.stores.main, &headers)
+        .await
+        .map_err(|err| {
+            tracing::error!(error = %err, "cannot read the session");
+            ApiError::Unavailable("Personalify cannot reach its database right now.".into())
+        })?;
+    let Some(user) = user else {
+        return Ok(None);
+    };
+    // History is an extra: when MongoDB is away the dashboard (PostgreSQL, Redis) still works.
+    history::load_view(
+        &state.stores.mongo,
+        &user.spotify_id,
+        range,
+        history::snapshot_limit(limit),
+    )
+    .await
+    .map(Some)
+    .map_err(|err| {
+        tracing::warn!(error = %err, "cannot read the sync history from MongoDB");
+        ApiError::Unavailable(
+            "Sync history is unavailable right now; your top lists still work.".into(),
+        )
+    })
+}

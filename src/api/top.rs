@@ -1,0 +1,172 @@
+//! The dashboard's data and the "Sync now" action, for the session's user only.
+
+use super::ApiError;
+use crate::domain::{SyncProgress, TopPayload};
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopView {
+    /// `None`: no sync has finished yet (one is started, see `sync`).
+    pub payload: Option<TopPayload>,
+    /// The running sync, if any.
+    pub sync: Option<SyncProgress>,
+    pub needs_relogin: bool,
+}
+
+#[cfg(feature = "ssr")]
+mod server {
+    use super::ApiError;
+    use crate::server::auth::session::{self, SessionUser};
+    use crate::server::state::AppState;
+
+    /// Set the HTTP status of the server function's response.
+    pub fn status(code: axum::http::StatusCode) {
+        if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(code);
+        }
+    }
+
+    pub fn state() -> Result<AppState, ApiError> {
+        leptos::prelude::use_context::<AppState>()
+            .ok_or_else(|| ApiError::Unavailable("the server is not ready".into()))
+    }
+
+    pub fn store_down(err: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %err, "database unavailable");
+        ApiError::Unavailable(
+            "Personalify cannot reach its database right now. Try again in a minute.".into(),
+        )
+    }
+
+    /// The signed-in user, or an error saying to sign in.
+    pub async fn user(state: &AppState) -> Result<SessionUser, ApiError> {
+        let headers: axum::http::HeaderMap = leptos_axum::extract()
+            .await
+            .map_err(|_| ApiError::Unavailable("the request could not be read".into()))?;
+        session::current_user(&state.stores.main, &headers)
+            .await
+            .map_err(store_down)?
+            .ok_or_else(|| {
+                status(axum::http::StatusCode::UNAUTHORIZED);
+                ApiError::NotSignedIn
+            })
+    }
+}
+
+/// `range` is Spotify's spelling (`short_term`, ...); anything else is a 400.
+#[server(prefix = "/api", endpoint = "top")]
+pub async fn get_top(range: String) -> Result<TopView, ApiError> {
+    use crate::server::sync::{read, SyncUser, Trigger};
+    let range: crate::domain::TimeRange =
+        range
+            .parse()
+            .map_err(|e: crate::domain::UnknownTimeRange| {
+                server::status(axum::http::StatusCode::BAD_REQUEST);
+                ApiError::BadRequest(e.to_string())
+            })?;
+    let state = server::state()?;
+    let user = server::user(&state).await?;
+    let payload = read::top_payload(&state, &user.spotify_id, range)
+        .await
+        .map_err(server::store_down)?
+        .map(|(payload, _)| payload);
+    let mut sync = state.syncs.progress(user.user_id).await;
+    if payload.is_none() && sync.is_none() && !user.needs_relogin {
+        // Never synced: start one now; the page shows its progress.
+        let sync_user = SyncUser {
+            user_id: user.user_id,
+            spotify_id: user.spotify_id.clone(),
+        };
+        match state
+            .syncs
+            .start(&state, sync_user, Trigger::FirstVisit)
+            .await
+        {
+            Ok(started) => sync = Some(started.progress.borrow().clone()),
+            Err(e) => tracing::warn!(error = %e, "first sync not started"),
+        }
+    }
+    Ok(TopView {
+        payload,
+        sync,
+        needs_relogin: user.needs_relogin,
+    })
+}
+
+/// Start a sync now, or join the one running. Returns its progress.
+#[server(prefix = "/api", endpoint = "sync")]
+pub async fn start_sync() -> Result<SyncProgress, ApiError> {
+    use crate::server::sync::{SyncError, SyncUser, Trigger};
+    let state = server::state()?;
+    let user = server::user(&state).await?;
+    if user.needs_relogin {
+        return Err(ApiError::NeedsRelogin);
+    }
+    let sync_user = SyncUser {
+        user_id: user.user_id,
+        spotify_id: user.spotify_id,
+    };
+    match state.syncs.start(&state, sync_user, Trigger::Manual).await {
+        Ok(started) => Ok(started.progress.borrow().clone()),
+        Err(SyncError::RunningElsewhere) => Err(ApiError::Conflict(
+            "A sync for your account is already running. Its results appear when it finishes."
+                .into(),
+        )),
+        Err(e) => Err(server::store_down(e)),
+    }
+}
+
+/// The running sync's progress, else the outcome of the last one.
+#[server(prefix = "/api", endpoint = "sync_status")]
+pub async fn get_sync_status() -> Result<Option<SyncProgress>, ApiError> {
+    use crate::domain::SyncStatus;
+    use crate::server::sync::records::format_time;
+    let state = server::state()?;
+    let user = server::user(&state).await?;
+    if let Some(progress) = state.syncs.progress(user.user_id).await {
+        return Ok(Some(progress));
+    }
+    type Row = (
+        i64,
+        String,
+        chrono::DateTime<chrono::Utc>,
+        Option<chrono::DateTime<chrono::Utc>>,
+        Option<String>,
+        Option<i32>,
+        Option<i32>,
+    );
+    let last: Option<Row> = sqlx::query_as(
+        "SELECT id, status, started_at, finished_at, error, artists_count, tracks_count
+           FROM sync_runs WHERE user_id = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(user.user_id)
+    .fetch_optional(&state.stores.main)
+    .await
+    .map_err(server::store_down)?;
+    Ok(last.map(
+        |(run_id, status, started, finished, error, artists, tracks)| {
+            let status = match status.as_str() {
+                "succeeded" => SyncStatus::Succeeded,
+                "failed" => SyncStatus::Failed,
+                _ => SyncStatus::Running,
+            };
+            SyncProgress {
+                run_id,
+                status,
+                done_steps: if status == SyncStatus::Succeeded {
+                    7
+                } else {
+                    0
+                },
+                total_steps: 7,
+                current: None,
+                started_at: format_time(started),
+                finished_at: finished.map(format_time),
+                error,
+                artists: artists.map(|n| n as u32),
+                tracks: tracks.map(|n| n as u32),
+            }
+        },
+    ))
+}

@@ -1,0 +1,375 @@
+//! Running syncs: one at a time per user (a second request joins the running one; another
+//! server process is refused by the database's one-running-sync index), progress the UI
+//! can read, and the pipeline itself: fetch everything first, then write PostgreSQL in one
+//! transaction, then MongoDB (via the outbox) and Redis.
+
+use super::outbox;
+use super::records::{self, format_time, Fetched};
+use crate::domain::{SyncProgress, SyncStatus, TimeRange};
+use crate::server::auth::tokens::{self, TokenError};
+use crate::server::spotify::SpotifyError;
+use crate::server::state::AppState;
+use chrono::{DurationRound, Utc};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{watch, Mutex};
+
+/// Spotify lets a user's top lists go to ~99 entries.
+pub const MAX_ITEMS: usize = 99;
+/// Six lists (artists and tracks for three ranges), then the write.
+const TOTAL_STEPS: u8 = 7;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Login,
+    Manual,
+    Schedule,
+    FirstVisit,
+    Bench,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Login => "login",
+            Trigger::Manual => "manual",
+            Trigger::Schedule => "schedule",
+            Trigger::FirstVisit => "first_visit",
+            Trigger::Bench => "bench",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncUser {
+    pub user_id: i64,
+    pub spotify_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("a sync for this account is already running on another server")]
+    RunningElsewhere,
+    #[error("Spotify needs you to sign in again")]
+    NeedsRelogin,
+    #[error("{0}")]
+    Spotify(String),
+    #[error("the database is unavailable: {0}")]
+    Store(#[from] sqlx::Error),
+}
+
+impl From<TokenError> for SyncError {
+    fn from(err: TokenError) -> Self {
+        match err {
+            TokenError::NeedsRelogin | TokenError::NotConnected => SyncError::NeedsRelogin,
+            TokenError::Spotify(e) => SyncError::Spotify(spotify_reason(&e)),
+            TokenError::Store(e) => SyncError::Store(e),
+            TokenError::Crypto(e) => {
+                SyncError::Spotify(format!("stored Spotify token unreadable: {e}"))
+            }
+        }
+    }
+}
+
+fn spotify_reason(err: &SpotifyError) -> String {
+    err.to_string()
+}
+
+/// What a finished sync did, for tests and the benchmark.
+#[derive(Debug, Clone)]
+pub struct SyncReport {
+    pub run_id: i64,
+    pub artists: u32,
+    pub tracks: u32,
+    pub spotify_calls: u64,
+    pub pg_round_trips: u32,
+    pub wall: std::time::Duration,
+}
+
+/// Syncs in progress in this process, by user id.
+#[derive(Clone, Default)]
+pub struct Syncs {
+    running: Arc<Mutex<HashMap<i64, watch::Receiver<SyncProgress>>>>,
+}
+
+/// A sync someone asked for: new, or the one already running.
+pub struct Started {
+    pub joined: bool,
+    pub progress: watch::Receiver<SyncProgress>,
+}
+
+impl Started {
+    pub fn run_id(&self) -> i64 {
+        self.progress.borrow().run_id
+    }
+
+    /// Wait until the sync ends; its last progress says how.
+    pub async fn finished(mut self) -> SyncProgress {
+        let _ = self
+            .progress
+            .wait_for(|p| p.status != SyncStatus::Running)
+            .await;
+        let last = self.progress.borrow().clone();
+        last
+    }
+}
+
+impl Syncs {
+    /// Progress of this user's running sync, if one runs in this process.
+    pub async fn progress(&self, user_id: i64) -> Option<SyncProgress> {
+        let running = self.running.lock().await;
+        running.get(&user_id).map(|rx| rx.borrow().clone())
+    }
+
+    /// Start a sync for `user`, or join the one already running.
+    pub async fn start(
+        &self,
+        state: &AppState,
+        user: SyncUser,
+        trigger: Trigger,
+    ) -> Result<Started, SyncError> {
+        let mut running = self.running.lock().await;
+        if let Some(rx) = running.get(&user.user_id) {
+            if rx.borrow().status == SyncStatus::Running {
+                return Ok(Started {
+                    joined: true,
+                    progress: rx.clone(),
+                });
+            }
+        }
+        let pool = &state.stores.main;
+        // A run left 'running' by a server that died is not running any more.
+        sqlx::query(
+            "UPDATE sync_runs SET status = 'failed', finished_at = now(),
+                    error = 'interrupted: the server stopped during the sync'
+              WHERE user_id = $1 AND status = 'running' AND started_at < now() - interval '15 minutes'",
+        )
+        .bind(user.user_id)
+        .execute(pool)
+        .await?;
+        let inserted: Result<(i64, chrono::DateTime<Utc>), sqlx::Error> = sqlx::query_as(
+            "INSERT INTO sync_runs (user_id, trigger, status) VALUES ($1, $2, 'running') RETURNING id, started_at",
+        )
+        .bind(user.user_id)
+        .bind(trigger.as_str())
+        .fetch_one(pool)
+        .await;
+        let (run_id, started_at) = match inserted {
+            Ok(row) => row,
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(SyncError::RunningElsewhere)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (tx, rx) = watch::channel(SyncProgress {
+            run_id,
+            status: SyncStatus::Running,
+            done_steps: 0,
+            total_steps: TOTAL_STEPS,
+            current: Some("Starting".into()),
+            started_at: format_time(started_at),
+            finished_at: None,
+            error: None,
+            artists: None,
+            tracks: None,
+        });
+        running.insert(user.user_id, rx.clone());
+        drop(running);
+
+        let state = state.clone();
+        let syncs = self.clone();
+        tokio::spawn(async move {
+            let outcome = execute(&state, &user, run_id, &tx).await;
+            finish(&state, &user, run_id, outcome, &tx).await;
+            syncs.running.lock().await.remove(&user.user_id);
+        });
+        Ok(Started {
+            joined: false,
+            progress: rx,
+        })
+    }
+}
+
+/// Record the outcome in `sync_runs` and in the progress.
+async fn finish(
+    state: &AppState,
+    user: &SyncUser,
+    run_id: i64,
+    outcome: Result<SyncReport, SyncError>,
+    tx: &watch::Sender<SyncProgress>,
+) {
+    let now = format_time(Utc::now());
+    match outcome {
+        Ok(report) => {
+            tracing::info!(
+                spotify_id = %user.spotify_id, run_id, artists = report.artists, tracks = report.tracks,
+                wall_ms = report.wall.as_millis() as u64, pg_round_trips = report.pg_round_trips,
+                "sync succeeded"
+            );
+            tx.send_modify(|p| {
+                p.status = SyncStatus::Succeeded;
+                p.done_steps = TOTAL_STEPS;
+                p.current = None;
+                p.finished_at = Some(now);
+                p.artists = Some(report.artists);
+                p.tracks = Some(report.tracks);
+            });
+        }
+        Err(err) => {
+            let reason = err.to_string();
+            tracing::warn!(spotify_id = %user.spotify_id, run_id, error = %reason, "sync failed");
+            let recorded = sqlx::query(
+                "UPDATE sync_runs SET status = 'failed', finished_at = now(), error = $2 WHERE id = $1 AND status = 'running'",
+            )
+            .bind(run_id)
+            .bind(&reason)
+            .execute(&state.stores.main)
+            .await;
+            if let Err(e) = recorded {
+                tracing::error!(run_id, error = %e, "cannot record the failed sync");
+            }
+            tx.send_modify(|p| {
+                p.status = SyncStatus::Failed;
+                p.current = None;
+                p.finished_at = Some(now);
+                p.error = Some(reason);
+            });
+        }
+    }
+}
+
+/// The pipeline. Nothing is written until every list has been fetched, so a Spotify
+/// failure part-way leaves no partial sync behind.
+async fn execute(
+    state: &AppState,
+    user: &SyncUser,
+    run_id: i64,
+    progress: &watch::Sender<SyncProgress>,
+) -> Result<SyncReport, SyncError> {
+    let started = Instant::now();
+    let calls_before = spotify_calls(state);
+    let pool = &state.stores.main;
+    let (cipher, spotify) = (&state.auth.cipher, &state.auth.spotify);
+
+    // 1. Fetch: the three ranges concurrently, artists and tracks of each concurrently.
+    let step = |label: String| {
+        progress.send_modify(|p| {
+            p.done_steps += 1;
+            p.current = Some(label);
+        })
+    };
+    let fetch_range = |range: TimeRange| async move {
+        let artists = tokens::with_token(pool, cipher, spotify, user.user_id, |t| {
+            let spotify = spotify.clone();
+            async move { spotify.top_artists(&t, range, MAX_ITEMS).await }
+        });
+        let tracks = tokens::with_token(pool, cipher, spotify, user.user_id, |t| {
+            let spotify = spotify.clone();
+            async move { spotify.top_tracks(&t, range, MAX_ITEMS).await }
+        });
+        let artists = async {
+            let a = artists.await?;
+            step(format!("Top artists, {}", range.label()));
+            Ok::<_, TokenError>(a)
+        };
+        let tracks = async {
+            let t = tracks.await?;
+            step(format!("Top tracks, {}", range.label()));
+            Ok::<_, TokenError>(t)
+        };
+        let (artists, tracks) = tokio::try_join!(artists, tracks)?;
+        Ok::<_, TokenError>(Fetched {
+            range,
+            artists,
+            tracks,
+        })
+    };
+    let (short, medium, long) = tokio::try_join!(
+        fetch_range(TimeRange::ShortTerm),
+        fetch_range(TimeRange::MediumTerm),
+        fetch_range(TimeRange::LongTerm),
+    )?;
+    let fetched = [short, medium, long];
+    progress.send_modify(|p| p.current = Some("Saving".into()));
+
+    // 2. Payloads, stamped with one sync time (milliseconds, as stored and shown).
+    let synced_at = Utc::now()
+        .duration_trunc(chrono::Duration::milliseconds(1))
+        .unwrap_or_else(|_| Utc::now());
+    let at = format_time(synced_at);
+    let payloads: Vec<_> = fetched
+        .iter()
+        .map(|f| records::payload(&user.spotify_id, run_id, &at, f))
+        .collect();
+
+    // 3. PostgreSQL, one transaction: catalogue, lists, the run's outcome, the outbox.
+    let mut round_trips = 1; // BEGIN
+    let mut tx = pool.begin().await?;
+    records::write_lists(
+        &mut tx,
+        &user.spotify_id,
+        run_id,
+        synced_at,
+        &payloads,
+        &fetched,
+        &mut round_trips,
+    )
+    .await?;
+    let artists: u32 = payloads.iter().map(|p| p.artists.len() as u32).sum();
+    let tracks: u32 = payloads.iter().map(|p| p.tracks.len() as u32).sum();
+    sqlx::query(
+        "UPDATE sync_runs SET status = 'succeeded', finished_at = $2, artists_count = $3, tracks_count = $4
+          WHERE id = $1",
+    )
+    .bind(run_id)
+    .bind(synced_at)
+    .bind(artists as i32)
+    .bind(tracks as i32)
+    .execute(&mut *tx)
+    .await?;
+    round_trips += 1;
+    for p in &payloads {
+        outbox::enqueue(&mut tx, &snapshot_id(run_id, p.time_range), p).await?;
+        round_trips += 1;
+    }
+    tx.commit().await?;
+    round_trips += 1;
+    progress.send_modify(|p| p.done_steps = TOTAL_STEPS);
+
+    // 4. After the commit, best effort: history to MongoDB (the outbox retries what fails)
+    //    and the dashboard cache (rebuilt from PostgreSQL on a miss).
+    match outbox::deliver_pending(pool, &state.stores.mongo).await {
+        Ok(d) if d.failed > 0 => tracing::warn!(
+            pending = d.pending,
+            "sync history kept in the outbox until MongoDB answers"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "outbox delivery failed; the worker retries"),
+    }
+    for p in &payloads {
+        if let Err(e) = state.stores.cache.set_top(p, state.config.cache_ttl).await {
+            tracing::warn!(error = %e, "cannot cache the dashboard payload; it is rebuilt on the next read");
+            break;
+        }
+    }
+
+    Ok(SyncReport {
+        run_id,
+        artists,
+        tracks,
+        spotify_calls: spotify_calls(state).saturating_sub(calls_before),
+        pg_round_trips: round_trips,
+        wall: started.elapsed(),
+    })
+}
+
+/// The MongoDB history document id of a sync's snapshot of one range.
+pub fn snapshot_id(run_id: i64, range: TimeRange) -> String {
+    format!("{run_id}-{}", range.as_str())
+}
+
+/// Web API requests made so far (known in demo mode, where the simulator counts them).
+fn spotify_calls(state: &AppState) -> u64 {
+    state.sim.as_ref().map_or(0, |s| s.request_count("/v1/"))
+}
