@@ -1,11 +1,14 @@
 # The two commands of the README. Everything else is in scripts/.
-.PHONY: run test setup up down status
+.PHONY: run test bench setup up down status
 
 run:    ## set-up, stores up, release build, serve on http://127.0.0.1:3000
 	bash scripts/run.sh
 
 test:   ## set-up, stores up, fmt, clippy x2, Rust tests, Playwright
 	bash scripts/test.sh
+
+bench:  ## sync benchmark: simulated users, simulator latency, real stores (numbers, not a test)
+	bash scripts/bench.sh
 
 setup:
 	bash scripts/setup.sh

@@ -10,6 +10,7 @@ async fn main() -> std::process::ExitCode {
     if args.first().map(String::as_str) == Some("sim") {
         return simulator::run(&args[1..]).await;
     }
+    let bench = args.first().map(String::as_str) == Some("bench-sync");
 
     // A bad environment stops the process with one line naming the variable (never its value).
     let config = match Config::from_env() {
@@ -21,11 +22,55 @@ async fn main() -> std::process::ExitCode {
     };
     telemetry::init(config.log_format);
 
+    if bench {
+        return bench_sync(config, &args[1..]).await;
+    }
+
     match startup::run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = %err, "personalify stopped");
             eprintln!("personalify: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `personalify bench-sync [--syncs N] [--latency-ms L] [--concurrency C]`.
+#[cfg(feature = "ssr")]
+async fn bench_sync(
+    config: personalify::server::config::Config,
+    args: &[String],
+) -> std::process::ExitCode {
+    use personalify::server::sync::bench::{self, BenchOptions};
+    use std::process::ExitCode;
+    const USAGE: &str =
+        "usage: personalify bench-sync [--syncs 40] [--latency-ms 30] [--concurrency 4]";
+    let mut options = BenchOptions {
+        syncs: 40,
+        latency: std::time::Duration::from_millis(30),
+        concurrency: 4,
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().and_then(|v| v.parse::<u64>().ok());
+        match (flag.as_str(), value) {
+            ("--syncs", Some(n)) if n > 0 => options.syncs = n as usize,
+            ("--latency-ms", Some(n)) => options.latency = std::time::Duration::from_millis(n),
+            ("--concurrency", Some(n)) if n > 0 => options.concurrency = n as usize,
+            _ => {
+                eprintln!("personalify bench-sync: bad option {flag}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    match bench::run(config, options).await {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("personalify bench-sync: {e}");
             ExitCode::FAILURE
         }
     }

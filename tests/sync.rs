@@ -511,3 +511,102 @@ async fn a_bad_range_is_a_client_error() {
     assert!(body.contains("unknown time range"), "{body}");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_scheduler_picks_connected_users_whose_data_is_old() {
+    use personalify::server::sync::schedule::due_users;
+    let (app, user, _) = signed_in(TestEnv::new().await).await;
+    let due = |app: &TestApp| {
+        let state = app.state.clone();
+        async move {
+            due_users(&state)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|u| u.user_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(due(&app).await, vec![user.user_id], "never synced: due");
+    sync(&app, &user).await;
+    assert!(due(&app).await.is_empty(), "just synced: not due");
+    sqlx::query("UPDATE sync_runs SET started_at = now() - interval '3 days', finished_at = now() - interval '2 days'")
+        .execute(&app.state.stores.main)
+        .await
+        .unwrap();
+    assert_eq!(
+        due(&app).await,
+        vec![user.user_id],
+        "older than SYNC_MAX_AGE_HOURS: due"
+    );
+    sqlx::query("UPDATE spotify_tokens SET needs_relogin = true")
+        .execute(&app.state.stores.main)
+        .await
+        .unwrap();
+    assert!(
+        due(&app).await.is_empty(),
+        "waiting for a new sign-in: not due"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn progress_is_readable_while_a_sync_runs() {
+    let (app, user, browser) = signed_in(TestEnv::new().await).await;
+    app.sim().set_latency(std::time::Duration::from_millis(150));
+    let started = app
+        .state
+        .syncs
+        .start(&app.state, user.clone(), Trigger::Manual)
+        .await
+        .unwrap();
+    let mut seen_partial = None;
+    for _ in 0..200 {
+        let res = browser
+            .post(app.url("/api/sync_status"))
+            .send()
+            .await
+            .unwrap();
+        let status: serde_json::Value = res.json().await.unwrap();
+        let done = status["done_steps"].as_u64().unwrap_or(0);
+        if status["status"] == "running" && done > 0 && done < 7 {
+            seen_partial = Some(status);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let partial = seen_partial.expect("a running sync with some lists fetched");
+    assert_eq!(partial["total_steps"], 7);
+    assert!(
+        partial["current"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("Top ")),
+        "{partial}"
+    );
+    let last = started.finished().await;
+    assert_eq!(last.status, SyncStatus::Succeeded);
+    // After the end, the status comes from the record.
+    let status: serde_json::Value = browser
+        .post(app.url("/api/sync_status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["status"], "succeeded");
+    assert_eq!(status["run_id"], last.run_id);
+    // "Sync now" through the API starts a new run.
+    let now: serde_json::Value = browser
+        .post(app.url("/api/sync"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(now["status"], "running");
+    assert_ne!(now["run_id"], last.run_id);
+    app.sim().set_latency(std::time::Duration::ZERO);
+    app.shutdown().await;
+}

@@ -138,48 +138,14 @@ impl Syncs {
                 });
             }
         }
-        let pool = &state.stores.main;
-        // A run left 'running' by a server that died is not running any more.
-        sqlx::query(
-            "UPDATE sync_runs SET status = 'failed', finished_at = now(),
-                    error = 'interrupted: the server stopped during the sync'
-              WHERE user_id = $1 AND status = 'running' AND started_at < now() - interval '15 minutes'",
-        )
-        .bind(user.user_id)
-        .execute(pool)
-        .await?;
-        let inserted: Result<(i64, chrono::DateTime<Utc>), sqlx::Error> = sqlx::query_as(
-            "INSERT INTO sync_runs (user_id, trigger, status) VALUES ($1, $2, 'running') RETURNING id, started_at",
-        )
-        .bind(user.user_id)
-        .bind(trigger.as_str())
-        .fetch_one(pool)
-        .await;
-        let (run_id, started_at) = match inserted {
-            Ok(row) => row,
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Err(SyncError::RunningElsewhere)
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let (tx, rx) = watch::channel(SyncProgress {
-            run_id,
-            status: SyncStatus::Running,
-            done_steps: 0,
-            total_steps: TOTAL_STEPS,
-            current: Some("Starting".into()),
-            started_at: format_time(started_at),
-            finished_at: None,
-            error: None,
-            artists: None,
-            tracks: None,
-        });
+        let (tx, rx) = begin(state, &user, trigger).await?;
         running.insert(user.user_id, rx.clone());
         drop(running);
 
         let state = state.clone();
         let syncs = self.clone();
         tokio::spawn(async move {
+            let run_id = tx.borrow().run_id;
             let outcome = execute(&state, &user, run_id, &tx).await;
             finish(&state, &user, run_id, outcome, &tx).await;
             syncs.running.lock().await.remove(&user.user_id);
@@ -189,6 +155,68 @@ impl Syncs {
             progress: rx,
         })
     }
+}
+
+/// Run a sync to the end in the caller's task, bypassing the in-process registry (the
+/// database still allows one running sync per user). For the benchmark.
+pub async fn run_inline(
+    state: &AppState,
+    user: &SyncUser,
+    trigger: Trigger,
+) -> Result<SyncReport, SyncError> {
+    let (tx, _rx) = begin(state, user, trigger).await?;
+    let run_id = tx.borrow().run_id;
+    let outcome = execute(state, user, run_id, &tx).await;
+    let report = match &outcome {
+        Ok(report) => Ok(report.clone()),
+        Err(e) => Err(SyncError::Spotify(e.to_string())),
+    };
+    finish(state, user, run_id, outcome, &tx).await;
+    report
+}
+
+/// Record a new running sync (the database refuses a second one for the same user).
+async fn begin(
+    state: &AppState,
+    user: &SyncUser,
+    trigger: Trigger,
+) -> Result<(watch::Sender<SyncProgress>, watch::Receiver<SyncProgress>), SyncError> {
+    let pool = &state.stores.main;
+    // A run left 'running' by a server that died is not running any more.
+    sqlx::query(
+        "UPDATE sync_runs SET status = 'failed', finished_at = now(),
+                error = 'interrupted: the server stopped during the sync'
+          WHERE user_id = $1 AND status = 'running' AND started_at < now() - interval '15 minutes'",
+    )
+    .bind(user.user_id)
+    .execute(pool)
+    .await?;
+    let inserted: Result<(i64, chrono::DateTime<Utc>), sqlx::Error> = sqlx::query_as(
+        "INSERT INTO sync_runs (user_id, trigger, status) VALUES ($1, $2, 'running') RETURNING id, started_at",
+    )
+    .bind(user.user_id)
+    .bind(trigger.as_str())
+    .fetch_one(pool)
+    .await;
+    let (run_id, started_at) = match inserted {
+        Ok(row) => row,
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Err(SyncError::RunningElsewhere)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(watch::channel(SyncProgress {
+        run_id,
+        status: SyncStatus::Running,
+        done_steps: 0,
+        total_steps: TOTAL_STEPS,
+        current: Some("Starting".into()),
+        started_at: format_time(started_at),
+        finished_at: None,
+        error: None,
+        artists: None,
+        tracks: None,
+    }))
 }
 
 /// Record the outcome in `sync_runs` and in the progress.
