@@ -1,9 +1,13 @@
+use crate::api::top::{get_sync_status, get_top, start_sync, TopView};
 use crate::api::viewer::{get_viewer, Viewer};
+use crate::domain::{Genres, SyncProgress, SyncStatus, TimeRange, TopArtist, TopPayload, TopTrack};
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
 
-/// The signed-in home. Grows into the full dashboard (issue #5); today it greets the
-/// person, shows the connection's state and lets them sign out.
+/// The signed-in home: the top lists for the range in the URL (`?range=`), a range switch
+/// that is a plain link (works without JavaScript, keeps the back button honest), and
+/// "Sync now" with live progress once hydrated.
 #[component]
 pub fn Dashboard() -> impl IntoView {
     let viewer = Resource::new(|| (), |_| get_viewer());
@@ -37,8 +41,45 @@ pub fn Dashboard() -> impl IntoView {
     }
 }
 
+/// The range in the URL: `Ok(None)` when absent (4 weeks), `Err` when unknown.
+fn range_from_url() -> Memo<Result<TimeRange, String>> {
+    let query = use_query_map();
+    Memo::new(move |_| match query.read().get("range") {
+        None => Ok(TimeRange::ShortTerm),
+        Some(raw) => raw
+            .parse::<TimeRange>()
+            .map_err(|_| raw.chars().take(40).collect()),
+    })
+}
+
 #[component]
 fn SignedIn(viewer: Viewer) -> impl IntoView {
+    let range = range_from_url();
+    // Bumped when a sync finishes, to reload the lists.
+    let reloads = RwSignal::new(0u32);
+    let top = Resource::new(
+        move || (range.get(), reloads.get()),
+        |(range, _)| async move {
+            match range {
+                Ok(range) => get_top(range.as_str().to_string()).await.map(Some),
+                Err(_) => Ok(None),
+            }
+        },
+    );
+    let progress = RwSignal::new(None::<SyncProgress>);
+    let sync_now = Action::new(|_: &()| start_sync());
+    Effect::new(move |_| {
+        if let Some(Ok(p)) = sync_now.value().get() {
+            progress.set(Some(p));
+        }
+    });
+    watch_progress(progress, reloads);
+
+    let relogin_href = if viewer.demo_mode {
+        "/auth/demo"
+    } else {
+        "/auth/login"
+    };
     view! {
         <section class="welcome" aria-labelledby="welcome-title">
             <div class="welcome__row">
@@ -59,10 +100,286 @@ fn SignedIn(viewer: Viewer) -> impl IntoView {
                 <p class="notice notice--error" role="alert" data-testid="needs-relogin">
                     <strong>"Spotify needs you to sign in again. "</strong>
                     "Your Spotify connection expired or was revoked, so new syncs are paused. "
-                    <a rel="external" href=if viewer.demo_mode { "/auth/demo" } else { "/auth/login" }>"Sign in again"</a>
+                    <a rel="external" href=relogin_href>"Sign in again"</a>
                 </p>
             })}
-            <p class="lead">"Your top artists and tracks appear here after your first sync."</p>
         </section>
+
+        <div class="toolbar">
+            <RangeSwitch range/>
+            <div class="sync">
+                <button
+                    type="button"
+                    class="button button--primary"
+                    data-testid="sync-now"
+                    disabled=move || viewer.needs_relogin || running(progress.get().as_ref())
+                    on:click=move |_| { sync_now.dispatch(()); }
+                >
+                    {move || if running(progress.get().as_ref()) { "Syncing…" } else { "Sync now" }}
+                </button>
+                <SyncState progress/>
+            </div>
+        </div>
+
+        <Suspense fallback=|| view! { <p aria-busy="true">"Loading your lists…"</p> }>
+            {move || Suspend::new(async move {
+                match top.await {
+                    Ok(Some(view)) => {
+                        if progress.get_untracked().is_none() {
+                            if let Some(sync) = view.sync.clone() {
+                                progress.set(Some(sync));
+                            }
+                        }
+                        view! { <TopLists view/> }.into_any()
+                    }
+                    Ok(None) => view! { <BadRange/> }.into_any(),
+                    Err(err) => view! {
+                        <p class="notice notice--error" role="alert">{err.to_string()}</p>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+fn running(p: Option<&SyncProgress>) -> bool {
+    p.is_some_and(|p| p.status == SyncStatus::Running)
+}
+
+/// While a sync runs, ask for its progress every 700 ms; when it ends, reload the lists.
+fn watch_progress(progress: RwSignal<Option<SyncProgress>>, reloads: RwSignal<u32>) {
+    Effect::new(move |_| {
+        if !running(progress.get().as_ref()) {
+            return;
+        }
+        set_timeout(
+            move || {
+                leptos::task::spawn_local(async move {
+                    if let Ok(Some(latest)) = get_sync_status().await {
+                        let ended = latest.status != SyncStatus::Running;
+                        progress.set(Some(latest));
+                        if ended {
+                            reloads.update(|n| *n += 1);
+                        }
+                    }
+                });
+            },
+            std::time::Duration::from_millis(700),
+        );
+    });
+}
+
+#[component]
+fn RangeSwitch(range: Memo<Result<TimeRange, String>>) -> impl IntoView {
+    view! {
+        <nav class="segmented segmented--links" aria-label="Time range">
+            {TimeRange::ALL
+                .into_iter()
+                .map(|r| {
+                    let current = move || range.get().ok() == Some(r);
+                    view! {
+                        // A plain link: the router still navigates client-side, but
+                        // `<A>` would mark every range current (same path).
+                        <a
+                            href=format!("?range={}", r.as_str())
+                            class="segmented__option"
+                            aria-current=move || current().then_some("page")
+                            data-range=r.as_str()
+                        >
+                            {r.label()}
+                        </a>
+                    }
+                })
+                .collect_view()}
+        </nav>
+    }
+}
+
+#[component]
+fn SyncState(progress: RwSignal<Option<SyncProgress>>) -> impl IntoView {
+    view! {
+        <p class="sync__state" role="status" aria-live="polite" data-testid="sync-state">
+            {move || progress.get().map(|p| match p.status {
+                SyncStatus::Running => format!(
+                    "Syncing: {} ({} of {})",
+                    p.current.unwrap_or_else(|| "starting".into()),
+                    p.done_steps,
+                    p.total_steps
+                ),
+                SyncStatus::Succeeded => format!(
+                    "Synced {} artists and {} tracks.",
+                    p.artists.unwrap_or(0),
+                    p.tracks.unwrap_or(0)
+                ),
+                SyncStatus::Failed => format!(
+                    "The sync failed: {}",
+                    p.error.unwrap_or_else(|| "unknown reason".into())
+                ),
+            })}
+        </p>
+    }
+}
+
+#[component]
+fn BadRange() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(axum::http::StatusCode::BAD_REQUEST);
+    }
+    view! {
+        <section class="notice notice--error" role="alert" data-testid="bad-range">
+            <h2>"Unknown time range"</h2>
+            <p>"Pick 4 weeks, 6 months or 1 year above."</p>
+        </section>
+    }
+}
+
+/// "2026-11-21T10:15:00.000Z" → "2026-11-21 10:15 UTC".
+fn short_time(rfc3339: &str) -> String {
+    match (rfc3339.get(..10), rfc3339.get(11..16)) {
+        (Some(day), Some(time)) => format!("{day} {time} UTC"),
+        _ => rfc3339.to_string(),
+    }
+}
+
+#[component]
+fn TopLists(view: TopView) -> impl IntoView {
+    let Some(payload) = view.payload else {
+        return view! {
+            <section class="empty" data-testid="never-synced">
+                <h2>"Your first sync is on its way"</h2>
+                <p>"Personalify is fetching your top artists and tracks from Spotify. This page fills in when it is done."</p>
+            </section>
+        }
+        .into_any();
+    };
+    view! {
+        <Summary payload=payload.clone()/>
+        <div class="panels">
+            <section class="panel" aria-labelledby="artists-title">
+                <h2 id="artists-title">"Top artists"</h2>
+                <ol class="ranked" data-testid="top-artists">
+                    {payload.artists.iter().take(50).cloned().map(|a| view! { <ArtistRow artist=a/> }).collect_view()}
+                </ol>
+            </section>
+            <section class="panel" aria-labelledby="tracks-title">
+                <h2 id="tracks-title">"Top tracks"</h2>
+                <ol class="ranked" data-testid="top-tracks">
+                    {payload.tracks.iter().take(50).cloned().map(|t| view! { <TrackRow track=t/> }).collect_view()}
+                </ol>
+            </section>
+            <section class="panel" aria-labelledby="genres-title">
+                <h2 id="genres-title">"Genres"</h2>
+                <GenreList genres=payload.genres.clone()/>
+            </section>
+        </div>
+    }
+    .into_any()
+}
+
+#[component]
+fn Summary(payload: TopPayload) -> impl IntoView {
+    let top_genre = match &payload.genres {
+        Genres::Available { shares } => shares
+            .first()
+            .map(|s| s.genre.clone())
+            .unwrap_or_else(|| "none listed".into()),
+        Genres::Unavailable => "not provided by Spotify".into(),
+    };
+    let top_track = payload
+        .tracks
+        .first()
+        .map(|t| t.name.clone())
+        .unwrap_or_else(|| "—".into());
+    view! {
+        <dl class="cards" data-testid="summary">
+            <div class="card"><dt>"Top genre"</dt><dd>{top_genre}</dd></div>
+            <div class="card"><dt>"Artists in your top list"</dt><dd>{payload.artists.len()}</dd></div>
+            <div class="card"><dt>"Most played track"</dt><dd>{top_track}</dd></div>
+            <div class="card"><dt>"Last sync"</dt>
+                <dd><time datetime=payload.synced_at.clone()>{short_time(&payload.synced_at)}</time></dd>
+            </div>
+        </dl>
+    }
+}
+
+#[component]
+fn ArtistRow(artist: TopArtist) -> impl IntoView {
+    let genres = artist
+        .genres
+        .as_ref()
+        .map(|g| g.iter().take(3).cloned().collect::<Vec<_>>().join(", "));
+    view! {
+        <li class="ranked__item">
+            <span class="ranked__rank">{artist.rank}</span>
+            <Cover url=artist.image_url.clone()/>
+            <span class="ranked__text">
+                <span class="ranked__title">{artist.name.clone()}</span>
+                {genres.filter(|g| !g.is_empty()).map(|g| view! { <span class="ranked__meta">{g}</span> })}
+            </span>
+        </li>
+    }
+}
+
+#[component]
+fn TrackRow(track: TopTrack) -> impl IntoView {
+    let artists = track
+        .artists
+        .iter()
+        .map(|a| a.name.clone())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let meta = match &track.album {
+        Some(album) => format!("{artists} · {album}"),
+        None => artists,
+    };
+    view! {
+        <li class="ranked__item">
+            <span class="ranked__rank">{track.rank}</span>
+            <Cover url=track.image_url.clone()/>
+            <span class="ranked__text">
+                <span class="ranked__title">{track.name.clone()}</span>
+                <span class="ranked__meta">{meta}</span>
+            </span>
+        </li>
+    }
+}
+
+/// A square cover in a fixed box: no layout shift while it loads.
+#[component]
+fn Cover(url: Option<String>) -> impl IntoView {
+    view! {
+        <span class="cover" aria-hidden="true">
+            {url.map(|src| view! { <img src=src alt="" width="48" height="48" loading="lazy" decoding="async"/> })}
+        </span>
+    }
+}
+
+#[component]
+fn GenreList(genres: Genres) -> impl IntoView {
+    match genres {
+        Genres::Unavailable => view! {
+            <p class="muted" data-testid="genres-unavailable">
+                "Spotify did not provide genres for your artists (apps in Development Mode no longer get them), so there is no genre breakdown."
+            </p>
+        }
+        .into_any(),
+        Genres::Available { shares } => view! {
+            <ol class="genres" data-testid="genres">
+                {shares.into_iter().take(12).map(|s| {
+                    let pct = (s.share * 1000.0).round() / 10.0;
+                    view! {
+                        <li class="genres__item">
+                            <span class="genres__name">{s.genre}</span>
+                            <span class="genres__bar" aria-hidden="true">
+                                <span class="genres__fill" style=format!("width: {}%", (s.share * 100.0).min(100.0))></span>
+                            </span>
+                            <span class="genres__pct">{format!("{pct}%")}</span>
+                        </li>
+                    }
+                }).collect_view()}
+            </ol>
+        }
+        .into_any(),
     }
 }
