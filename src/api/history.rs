@@ -13,19 +13,9 @@ pub async fn get_history(
     range: TimeRange,
     limit: Option<u32>,
 ) -> Result<Option<HistoryView>, ApiError> {
-    use crate::server::auth::session;
     use crate::server::sync::history;
-    let state = use_context::<crate::server::state::AppState>()
-        .ok_or_else(|| ApiError::Unavailable("the server is not ready".into()))?;
-    let headers: axum::http::HeaderMap = leptos_axum::extract()
-        .await
-        .map_err(|_| ApiError::Unavailable("the request could not be read".into()))?;
-    let user = session::current_user(&state.stores.main, &headers)
-        .await
-        .map_err(|err| {
-            tracing::error!(error = %err, "cannot read the session");
-            ApiError::Unavailable("Personalify cannot reach its database right now.".into())
-        })?;
+    let state = super::ctx::state()?;
+    let user = super::ctx::session_user(&state).await?;
     let Some(user) = user else {
         return Ok(None);
     };

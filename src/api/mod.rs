@@ -34,3 +34,48 @@ impl leptos::server_fn::error::FromServerFnError for ApiError {
         ApiError::Transport(value.to_string())
     }
 }
+
+/// What every server function does first: reach the app's state and the session's user.
+#[cfg(feature = "ssr")]
+pub(crate) mod ctx {
+    use super::ApiError;
+    use crate::server::auth::session::{self, SessionUser};
+    use crate::server::state::AppState;
+
+    pub fn state() -> Result<AppState, ApiError> {
+        leptos::prelude::use_context::<AppState>()
+            .ok_or_else(|| ApiError::Unavailable("the server is not ready".into()))
+    }
+
+    /// Set the HTTP status of the server function's response.
+    pub fn set_status(code: axum::http::StatusCode) {
+        if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(code);
+        }
+    }
+
+    pub fn store_down(err: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %err, "database unavailable");
+        ApiError::Unavailable(
+            "Personalify cannot reach its database right now. Try again in a minute.".into(),
+        )
+    }
+
+    /// The session's user, if signed in. The only way server functions learn who asks.
+    pub async fn session_user(state: &AppState) -> Result<Option<SessionUser>, ApiError> {
+        let headers: axum::http::HeaderMap = leptos_axum::extract()
+            .await
+            .map_err(|_| ApiError::Unavailable("the request could not be read".into()))?;
+        session::current_user(&state.stores.main, &headers)
+            .await
+            .map_err(store_down)
+    }
+
+    /// The session's user, or 401 "sign in".
+    pub async fn require_user(state: &AppState) -> Result<SessionUser, ApiError> {
+        session_user(state).await?.ok_or_else(|| {
+            set_status(axum::http::StatusCode::UNAUTHORIZED);
+            ApiError::NotSignedIn
+        })
+    }
+}

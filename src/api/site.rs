@@ -13,8 +13,7 @@ pub struct SiteInfo {
 
 #[server(prefix = "/api", endpoint = "site_info")]
 pub async fn get_site_info() -> Result<SiteInfo, ApiError> {
-    let state = use_context::<crate::server::state::AppState>()
-        .ok_or_else(|| ApiError::Unavailable("the server is not ready".into()))?;
+    let state = super::ctx::state()?;
     Ok(SiteInfo {
         demo_mode: state.config.spotify.is_demo(),
         version: env!("CARGO_PKG_VERSION").to_string(),

@@ -14,46 +14,6 @@ pub struct TopView {
     pub needs_relogin: bool,
 }
 
-#[cfg(feature = "ssr")]
-mod server {
-    use super::ApiError;
-    use crate::server::auth::session::{self, SessionUser};
-    use crate::server::state::AppState;
-
-    /// Set the HTTP status of the server function's response.
-    pub fn status(code: axum::http::StatusCode) {
-        if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
-            response.set_status(code);
-        }
-    }
-
-    pub fn state() -> Result<AppState, ApiError> {
-        leptos::prelude::use_context::<AppState>()
-            .ok_or_else(|| ApiError::Unavailable("the server is not ready".into()))
-    }
-
-    pub fn store_down(err: impl std::fmt::Display) -> ApiError {
-        tracing::error!(error = %err, "database unavailable");
-        ApiError::Unavailable(
-            "Personalify cannot reach its database right now. Try again in a minute.".into(),
-        )
-    }
-
-    /// The signed-in user, or an error saying to sign in.
-    pub async fn user(state: &AppState) -> Result<SessionUser, ApiError> {
-        let headers: axum::http::HeaderMap = leptos_axum::extract()
-            .await
-            .map_err(|_| ApiError::Unavailable("the request could not be read".into()))?;
-        session::current_user(&state.stores.main, &headers)
-            .await
-            .map_err(store_down)?
-            .ok_or_else(|| {
-                status(axum::http::StatusCode::UNAUTHORIZED);
-                ApiError::NotSignedIn
-            })
-    }
-}
-
 /// `range` is Spotify's spelling (`short_term`, ...); anything else is a 400.
 #[server(prefix = "/api", endpoint = "top")]
 pub async fn get_top(range: String) -> Result<TopView, ApiError> {
@@ -62,14 +22,14 @@ pub async fn get_top(range: String) -> Result<TopView, ApiError> {
         range
             .parse()
             .map_err(|e: crate::domain::UnknownTimeRange| {
-                server::status(axum::http::StatusCode::BAD_REQUEST);
+                super::ctx::set_status(axum::http::StatusCode::BAD_REQUEST);
                 ApiError::BadRequest(e.to_string())
             })?;
-    let state = server::state()?;
-    let user = server::user(&state).await?;
+    let state = super::ctx::state()?;
+    let user = super::ctx::require_user(&state).await?;
     let payload = read::top_payload(&state, &user.spotify_id, range)
         .await
-        .map_err(server::store_down)?
+        .map_err(super::ctx::store_down)?
         .map(|(payload, _)| payload);
     let mut sync = state.syncs.progress(user.user_id).await;
     if payload.is_none() && sync.is_none() && !user.needs_relogin {
@@ -98,8 +58,8 @@ pub async fn get_top(range: String) -> Result<TopView, ApiError> {
 #[server(prefix = "/api", endpoint = "sync")]
 pub async fn start_sync() -> Result<SyncProgress, ApiError> {
     use crate::server::sync::{SyncError, SyncUser, Trigger};
-    let state = server::state()?;
-    let user = server::user(&state).await?;
+    let state = super::ctx::state()?;
+    let user = super::ctx::require_user(&state).await?;
     if user.needs_relogin {
         return Err(ApiError::NeedsRelogin);
     }
@@ -113,7 +73,7 @@ pub async fn start_sync() -> Result<SyncProgress, ApiError> {
             "A sync for your account is already running. Its results appear when it finishes."
                 .into(),
         )),
-        Err(e) => Err(server::store_down(e)),
+        Err(e) => Err(super::ctx::store_down(e)),
     }
 }
 
@@ -122,8 +82,8 @@ pub async fn start_sync() -> Result<SyncProgress, ApiError> {
 pub async fn get_sync_status() -> Result<Option<SyncProgress>, ApiError> {
     use crate::domain::SyncStatus;
     use crate::server::sync::records::format_time;
-    let state = server::state()?;
-    let user = server::user(&state).await?;
+    let state = super::ctx::state()?;
+    let user = super::ctx::require_user(&state).await?;
     if let Some(progress) = state.syncs.progress(user.user_id).await {
         return Ok(Some(progress));
     }
@@ -143,7 +103,7 @@ pub async fn get_sync_status() -> Result<Option<SyncProgress>, ApiError> {
     .bind(user.user_id)
     .fetch_optional(&state.stores.main)
     .await
-    .map_err(server::store_down)?;
+    .map_err(super::ctx::store_down)?;
     Ok(last.map(
         |(run_id, status, started, finished, error, artists, tracks)| {
             let status = match status.as_str() {

@@ -16,18 +16,8 @@ pub struct Viewer {
 
 #[server(prefix = "/api", endpoint = "viewer")]
 pub async fn get_viewer() -> Result<Option<Viewer>, ApiError> {
-    use crate::server::auth::session;
-    let state = use_context::<crate::server::state::AppState>()
-        .ok_or_else(|| ApiError::Unavailable("the server is not ready".into()))?;
-    let headers: axum::http::HeaderMap = leptos_axum::extract()
-        .await
-        .map_err(|_| ApiError::Unavailable("the request could not be read".into()))?;
-    let user = session::current_user(&state.stores.main, &headers)
-        .await
-        .map_err(|err| {
-            tracing::error!(error = %err, "cannot read the session");
-            ApiError::Unavailable("Personalify cannot reach its database right now.".into())
-        })?;
+    let state = super::ctx::state()?;
+    let user = super::ctx::session_user(&state).await?;
     Ok(user.map(|u| Viewer {
         display_name: u.display_name.unwrap_or_else(|| u.spotify_id.clone()),
         spotify_id: u.spotify_id,

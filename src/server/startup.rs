@@ -99,40 +99,25 @@ fn spotify_side(config: &Config, local_addr: SocketAddr) -> (Auth, Option<Simula
     let public_url = config.public_url_for(local_addr);
     let public = public_url.as_str().trim_end_matches('/').to_string();
     let secure_cookies = public_url.scheme() == "https";
-    let callback_url = |base: &str| {
-        url::Url::parse(&format!("{base}/auth/callback")).expect("public URL plus a path is a URL")
-    };
-    match &config.spotify {
+    // (endpoints, client id, client secret, redirect URI, simulator) for each mode.
+    let (endpoints, client_id, client_secret, redirect_uri, sim) = match &config.spotify {
         SpotifyMode::Spotify {
             client_id,
             client_secret,
             redirect_uri,
             accounts_url,
             api_url,
-        } => {
-            let endpoints = Endpoints {
+        } => (
+            Endpoints {
                 accounts_public: accounts_url.clone(),
                 accounts_internal: accounts_url.clone(),
                 api: api_url.clone(),
-            };
-            let spotify = SpotifyClient::new(
-                &endpoints,
-                client_id,
-                client_secret,
-                redirect_uri,
-                config.spotify_timeout,
-                config.spotify_max_retry_after,
-            );
-            (
-                Auth {
-                    spotify,
-                    cipher,
-                    secure_cookies,
-                    demo: false,
-                },
-                None,
-            )
-        }
+            },
+            client_id.clone(),
+            client_secret.clone(),
+            redirect_uri.clone(),
+            None,
+        ),
         SpotifyMode::Demo => {
             let loopback = if local_addr.ip().is_unspecified() {
                 SocketAddr::new(std::net::IpAddr::from([127, 0, 0, 1]), local_addr.port())
@@ -143,39 +128,46 @@ fn spotify_side(config: &Config, local_addr: SocketAddr) -> (Auth, Option<Simula
                 url::Url::parse(&format!("http://{loopback}/sim")).expect("an address makes a URL");
             let public_sim =
                 url::Url::parse(&format!("{public}/sim")).expect("public URL plus a path is a URL");
+            let callback = url::Url::parse(&format!("{public}/auth/callback"))
+                .expect("public URL plus a path is a URL");
             let client_secret = auth::crypto::random_token();
-            let callback = callback_url(&public);
             let mut sim_config = SimConfig::new(
-                "personalify-demo".to_string(),
+                "personalify-demo",
                 vec![callback.to_string()],
-                public_sim.as_str().trim_end_matches('/').to_string(),
+                public_sim.as_str().trim_end_matches('/'),
             );
             sim_config.client_secret = Some(client_secret.clone());
-            let sim = Simulator::new(sim_config);
-            let endpoints = Endpoints {
-                accounts_public: public_sim,
-                accounts_internal: internal.clone(),
-                api: internal,
-            };
-            let spotify = SpotifyClient::new(
-                &endpoints,
-                "personalify-demo",
-                &client_secret.into(),
-                &callback,
-                config.spotify_timeout,
-                config.spotify_max_retry_after,
-            );
             (
-                Auth {
-                    spotify,
-                    cipher,
-                    secure_cookies,
-                    demo: true,
+                Endpoints {
+                    accounts_public: public_sim,
+                    accounts_internal: internal.clone(),
+                    api: internal,
                 },
-                Some(sim),
+                "personalify-demo".to_string(),
+                client_secret.into(),
+                callback,
+                Some(Simulator::new(sim_config)),
             )
         }
-    }
+    };
+    let spotify = SpotifyClient::new(
+        &endpoints,
+        &client_id,
+        &client_secret,
+        &redirect_uri,
+        config.spotify_timeout,
+        config.spotify_max_retry_after,
+    );
+    let demo = sim.is_some();
+    (
+        Auth {
+            spotify,
+            cipher,
+            secure_cookies,
+            demo,
+        },
+        sim,
+    )
 }
 
 pub fn router(state: AppState) -> Router {

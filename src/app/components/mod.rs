@@ -1,1 +1,2 @@
 pub mod range_preview;
+pub mod top_bar;

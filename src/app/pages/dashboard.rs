@@ -1,5 +1,6 @@
 use crate::api::top::{get_sync_status, get_top, start_sync, TopView};
 use crate::api::viewer::{get_viewer, Viewer};
+use crate::app::components::top_bar::TopBar;
 use crate::domain::{Genres, SyncProgress, SyncStatus, TimeRange, TopArtist, TopPayload, TopTrack};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -13,12 +14,7 @@ pub fn Dashboard() -> impl IntoView {
     let viewer = Resource::new(|| (), |_| get_viewer());
     view! {
         <Title text="Your dashboard"/>
-        <header class="topbar">
-            <a class="brand" href="/">
-                <span class="brand__mark" aria-hidden="true"></span>
-                "Personalify"
-            </a>
-        </header>
+        <TopBar/>
         <main class="page">
             <Suspense fallback=|| view! { <p aria-busy="true">"Loading…"</p> }>
                 {move || Suspend::new(async move {

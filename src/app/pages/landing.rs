@@ -1,5 +1,6 @@
 use crate::api::site::{get_site_info, SiteInfo};
 use crate::app::components::range_preview::RangePreview;
+use crate::app::components::top_bar::TopBar;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -10,12 +11,7 @@ pub fn Landing() -> impl IntoView {
 
     view! {
         <Title text=""/>
-        <header class="topbar">
-            <a class="brand" href="/">
-                <span class="brand__mark" aria-hidden="true"></span>
-                "Personalify"
-            </a>
-        </header>
+        <TopBar/>
         <main class="page">
             <section class="hero" aria-labelledby="hero-title">
                 <div class="hero__text">
