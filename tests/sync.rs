@@ -610,3 +610,47 @@ async fn progress_is_readable_while_a_sync_runs() {
     app.sim().set_latency(std::time::Duration::ZERO);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_dashboard_shows_movement_since_the_last_sync() {
+    let (app, user, browser) = signed_in(TestEnv::new().await).await;
+    sync(&app, &user).await;
+    let first = browser
+        .get(app.url("/dashboard?range=short_term"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        first.contains("data-testid=\"top-artists\""),
+        "lists rendered on the server"
+    );
+    assert!(
+        !first.contains("since the last sync"),
+        "no movement after the first sync"
+    );
+
+    app.sim().advance_days(1);
+    sync(&app, &user).await;
+    let second = browser
+        .get(app.url("/dashboard?range=short_term"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        second.contains("data-testid=\"movement\""),
+        "movement badges after a day"
+    );
+    assert!(
+        ["up ", "down ", "new since"]
+            .iter()
+            .any(|w| second.contains(w)),
+        "movement is said in words too"
+    );
+    app.shutdown().await;
+}

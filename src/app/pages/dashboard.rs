@@ -1,10 +1,13 @@
+use crate::api::history::get_history;
 use crate::api::top::{get_sync_status, get_top, start_sync, TopView};
 use crate::api::viewer::{get_viewer, Viewer};
 use crate::app::components::top_bar::TopBar;
+use crate::domain::history::{ListChanges, Movement};
 use crate::domain::{Genres, SyncProgress, SyncStatus, TimeRange, TopArtist, TopPayload, TopTrack};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
+use std::collections::HashMap;
 
 /// The signed-in home: the top lists for the range in the URL (`?range=`), a range switch
 /// that is a plain link (works without JavaScript, keeps the back button honest), and
@@ -59,6 +62,21 @@ fn SignedIn(viewer: Viewer) -> impl IntoView {
             match range {
                 Ok(range) => get_top(range.as_str().to_string()).await.map(Some),
                 Err(_) => Ok(None),
+            }
+        },
+    );
+    // Movement since the previous sync, from the history in MongoDB. An extra: when it is
+    // unavailable the lists show without arrows.
+    let changes = Resource::new(
+        move || (range.get(), reloads.get()),
+        |(range, _)| async move {
+            match range {
+                Ok(range) => get_history(range, Some(2))
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|h| h.changes),
+                Err(_) => None,
             }
         },
     );
@@ -119,6 +137,7 @@ fn SignedIn(viewer: Viewer) -> impl IntoView {
 
         <Suspense fallback=|| view! { <p aria-busy="true">"Loading your lists…"</p> }>
             {move || Suspend::new(async move {
+                let moves = Moves::from(changes.await);
                 match top.await {
                     Ok(Some(view)) => {
                         if progress.get_untracked().is_none() {
@@ -126,7 +145,7 @@ fn SignedIn(viewer: Viewer) -> impl IntoView {
                                 progress.set(Some(sync));
                             }
                         }
-                        view! { <TopLists view/> }.into_any()
+                        view! { <TopLists view moves/> }.into_any()
                     }
                     Ok(None) => view! { <BadRange/> }.into_any(),
                     Err(err) => view! {
@@ -238,8 +257,64 @@ fn short_time(rfc3339: &str) -> String {
     }
 }
 
+/// Movement per artist and track id since the previous sync (empty on the first sync).
+#[derive(Clone, Default)]
+struct Moves {
+    artists: HashMap<String, Movement>,
+    tracks: HashMap<String, Movement>,
+}
+
+impl From<Option<ListChanges>> for Moves {
+    fn from(changes: Option<ListChanges>) -> Self {
+        match changes {
+            Some(c) if !c.first_sync => Moves {
+                artists: c
+                    .artists
+                    .iter()
+                    .map(|x| (x.id.clone(), x.movement()))
+                    .collect(),
+                tracks: c
+                    .tracks
+                    .iter()
+                    .map(|x| (x.id.clone(), x.movement()))
+                    .collect(),
+            },
+            _ => Moves::default(),
+        }
+    }
+}
+
+/// "↑3" / "↓2" / "new", with words for screen readers; nothing when unchanged or unknown.
 #[component]
-fn TopLists(view: TopView) -> impl IntoView {
+fn MoveBadge(movement: Option<Movement>) -> impl IntoView {
+    let (class, shown, said) = match movement? {
+        Movement::Up(n) => (
+            "move move--up",
+            format!("↑{n}"),
+            format!("up {n} since the last sync"),
+        ),
+        Movement::Down(n) => (
+            "move move--down",
+            format!("↓{n}"),
+            format!("down {n} since the last sync"),
+        ),
+        Movement::New => (
+            "move move--new",
+            "new".to_string(),
+            "new since the last sync".to_string(),
+        ),
+        Movement::Same | Movement::Left => return None,
+    };
+    Some(view! {
+        <span class=class data-testid="movement">
+            <span aria-hidden="true">{shown}</span>
+            <span class="visually-hidden">{said}</span>
+        </span>
+    })
+}
+
+#[component]
+fn TopLists(view: TopView, moves: Moves) -> impl IntoView {
     let Some(payload) = view.payload else {
         return view! {
             <section class="empty" data-testid="never-synced">
@@ -255,13 +330,19 @@ fn TopLists(view: TopView) -> impl IntoView {
             <section class="panel" aria-labelledby="artists-title">
                 <h2 id="artists-title">"Top artists"</h2>
                 <ol class="ranked" data-testid="top-artists">
-                    {payload.artists.iter().take(50).cloned().map(|a| view! { <ArtistRow artist=a/> }).collect_view()}
+                    {payload.artists.iter().take(50).cloned().map(|a| {
+                        let movement = moves.artists.get(&a.id).copied();
+                        view! { <ArtistRow artist=a movement/> }
+                    }).collect_view()}
                 </ol>
             </section>
             <section class="panel" aria-labelledby="tracks-title">
                 <h2 id="tracks-title">"Top tracks"</h2>
                 <ol class="ranked" data-testid="top-tracks">
-                    {payload.tracks.iter().take(50).cloned().map(|t| view! { <TrackRow track=t/> }).collect_view()}
+                    {payload.tracks.iter().take(50).cloned().map(|t| {
+                        let movement = moves.tracks.get(&t.id).copied();
+                        view! { <TrackRow track=t movement/> }
+                    }).collect_view()}
                 </ol>
             </section>
             <section class="panel" aria-labelledby="genres-title">
@@ -300,7 +381,7 @@ fn Summary(payload: TopPayload) -> impl IntoView {
 }
 
 #[component]
-fn ArtistRow(artist: TopArtist) -> impl IntoView {
+fn ArtistRow(artist: TopArtist, movement: Option<Movement>) -> impl IntoView {
     let genres = artist
         .genres
         .as_ref()
@@ -313,12 +394,13 @@ fn ArtistRow(artist: TopArtist) -> impl IntoView {
                 <span class="ranked__title">{artist.name.clone()}</span>
                 {genres.filter(|g| !g.is_empty()).map(|g| view! { <span class="ranked__meta">{g}</span> })}
             </span>
+            <MoveBadge movement/>
         </li>
     }
 }
 
 #[component]
-fn TrackRow(track: TopTrack) -> impl IntoView {
+fn TrackRow(track: TopTrack, movement: Option<Movement>) -> impl IntoView {
     let artists = track
         .artists
         .iter()
@@ -337,6 +419,7 @@ fn TrackRow(track: TopTrack) -> impl IntoView {
                 <span class="ranked__title">{track.name.clone()}</span>
                 <span class="ranked__meta">{meta}</span>
             </span>
+            <MoveBadge movement/>
         </li>
     }
 }
