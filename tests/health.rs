@@ -77,7 +77,7 @@ async fn start_up_applies_migrations_on_both_nodes() {
     assert_eq!(users_there, None);
 
     // A second start on the same databases is a no-op for migrations.
-    app.shutdown().await;
+    let env = app.stop().await;
     let again = env.spawn().await;
     assert_eq!(again.get("/readyz").await.status(), 200);
     again.shutdown().await;

@@ -75,7 +75,7 @@ async fn create_database(url: &str, name: &str) {
         .expect("create test database");
 }
 
-/// Drop test databases created more than an hour ago (left by earlier runs).
+/// Drop test databases created more than ten minutes ago (left by crashed runs).
 async fn drop_stale_databases(url: &str) {
     let Ok(mut admin) = PgConnection::connect(&with_database(url, "postgres")).await else {
         return;
@@ -85,7 +85,7 @@ async fn drop_stale_databases(url: &str) {
             .fetch_all(&mut admin)
             .await
             .unwrap_or_default();
-    let cutoff = now_secs().saturating_sub(3600);
+    let cutoff = now_secs().saturating_sub(600);
     for db in names {
         let created = db.split('_').nth(1).and_then(|s| s.parse::<u64>().ok());
         if created.is_some_and(|t| t < cutoff) {
@@ -240,12 +240,35 @@ impl TestApp {
         }
     }
 
-    /// Stop the server gracefully and wait for it.
+    /// Stop the server gracefully and wait for it; the databases stay (to start again on them).
+    pub async fn stop(mut self) -> TestEnv {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.server).await;
+        self.env.clone()
+    }
+
+    /// Stop the server gracefully, wait for it, and drop this test's databases.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         let _ = (&mut self.server).await;
+        let _ = self.state.stores.mongo.db.drop().await;
+        for (url, db) in [
+            (self.env.main_url().to_string(), self.env.main_db.clone()),
+            (
+                self.env.analytics_url().to_string(),
+                self.env.analytics_db.clone(),
+            ),
+        ] {
+            if let Ok(mut admin) = PgConnection::connect(&with_database(&url, "postgres")).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await;
+            }
+        }
     }
 }
 
