@@ -127,14 +127,7 @@ async fn demo_sign_in_round_trip_then_sign_out() {
     assert_eq!(me["spotify_id"], first_demo_user().id);
     assert_eq!(me["needs_relogin"], false);
     assert_eq!(me["demo_mode"], true);
-    let page = browser
-        .get(app.url("/dashboard"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.page(&browser, "/dashboard").await;
     assert!(
         page.contains(first_demo_user().display_name),
         "dashboard names the user"
@@ -145,14 +138,7 @@ async fn demo_sign_in_round_trip_then_sign_out() {
     assert_eq!(out.status(), 303);
     assert_eq!(location(&out), "/");
     assert_eq!(viewer(&app, &browser).await, serde_json::Value::Null);
-    let page = browser
-        .get(app.url("/dashboard"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.page(&browser, "/dashboard").await;
     assert!(page.contains("You're not signed in") || page.contains("You&#x27;re not signed in"));
 
     // The old cookie is dead on the server too, not only forgotten by the browser.
@@ -183,22 +169,8 @@ async fn tokens_live_only_encrypted_and_never_reach_html_urls_cookies_or_logs() 
         .map(|v| v.to_str().unwrap().to_string())
         .collect::<Vec<_>>()
         .join("\n");
-    let dashboard = browser
-        .get(app.url("/dashboard"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let landing = browser
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let dashboard = app.page(&browser, "/dashboard").await;
+    let landing = app.page(&browser, "/").await;
     let viewer_json = viewer(&app, &browser).await.to_string();
 
     let id = user_id(&app, first_demo_user().id).await;
@@ -478,14 +450,7 @@ async fn a_revoked_refresh_token_asks_that_user_to_sign_in_again_and_nobody_else
 
     assert_eq!(viewer(&app, &alice_browser).await["needs_relogin"], true);
     assert_eq!(viewer(&app, &bob_browser).await["needs_relogin"], false);
-    let page = alice_browser
-        .get(app.url("/dashboard"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.page(&alice_browser, "/dashboard").await;
     assert!(page.contains("Spotify needs you to sign in again"));
 
     // Signing in again clears the flag.
@@ -512,14 +477,9 @@ async fn a_signed_in_user_cannot_read_another_users_data_by_naming_them() {
         let json: serde_json::Value = attempt.send().await.unwrap().json().await.unwrap();
         assert_eq!(json["spotify_id"], users[0].id);
     }
-    let page = browser
-        .get(app.url(&format!("/dashboard?user={}", users[1].id)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app
+        .page(&browser, &format!("/dashboard?user={}", users[1].id))
+        .await;
     assert!(page.contains(users[0].display_name) && !page.contains(users[1].display_name));
     app.shutdown().await;
 }

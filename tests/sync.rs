@@ -615,14 +615,7 @@ async fn progress_is_readable_while_a_sync_runs() {
 async fn the_dashboard_shows_movement_since_the_last_sync() {
     let (app, user, browser) = signed_in(TestEnv::new().await).await;
     sync(&app, &user).await;
-    let first = browser
-        .get(app.url("/dashboard?range=short_term"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let first = app.page(&browser, "/dashboard?range=short_term").await;
     assert!(
         first.contains("data-testid=\"top-artists\""),
         "lists rendered on the server"
@@ -634,14 +627,7 @@ async fn the_dashboard_shows_movement_since_the_last_sync() {
 
     app.sim().advance_days(1);
     sync(&app, &user).await;
-    let second = browser
-        .get(app.url("/dashboard?range=short_term"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let second = app.page(&browser, "/dashboard?range=short_term").await;
     assert!(
         second.contains("data-testid=\"movement\""),
         "movement badges after a day"

@@ -205,6 +205,18 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// The HTML (or any text) `browser` gets for `path`.
+    pub async fn page(&self, browser: &reqwest::Client, path: &str) -> String {
+        browser
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request reaches the server")
+            .text()
+            .await
+            .expect("a text body")
+    }
+
     /// The in-process simulator (demo mode).
     pub fn sim(&self) -> &personalify::server::sim::Simulator {
         self.state.sim.as_ref().expect("demo mode has a simulator")
