@@ -640,3 +640,39 @@ async fn the_dashboard_shows_movement_since_the_last_sync() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_history_page_shows_entries_exits_and_ranks_over_time() {
+    let (app, user, browser) = signed_in(TestEnv::new().await).await;
+    sync(&app, &user).await;
+    let first = app.page(&browser, "/history?range=short_term").await;
+    assert!(
+        first.contains("data-testid=\"first-sync\""),
+        "one sync: no movement yet"
+    );
+    app.sim().advance_days(1);
+    sync(&app, &user).await;
+    let page = app.page(&browser, "/history?range=short_term").await;
+    assert!(page.contains("data-testid=\"entered-left\""));
+    assert_eq!(
+        page.matches("data-testid=\"rank-table\"").count(),
+        2,
+        "artists and tracks"
+    );
+    // Two syncs: two date columns in each table's header.
+    let header = page
+        .split("<thead>")
+        .nth(1)
+        .unwrap()
+        .split("</thead>")
+        .next()
+        .unwrap();
+    assert_eq!(header.matches("<time").count(), 2, "{header}");
+    let bad = browser
+        .get(app.url("/history?range=decade"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    app.shutdown().await;
+}

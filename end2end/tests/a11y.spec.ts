@@ -26,3 +26,15 @@ test('the not-found page is accessible', async ({ page }) => {
   await page.goto('/no/such/page');
   await expectAccessible(page, '404 page');
 });
+
+test('the history page is accessible and shows the rank tables', async ({ page }) => {
+  await page.goto('/');
+  await page.getByRole('link', { name: 'Try the demo' }).click();
+  await expect(page.getByTestId('top-artists').locator('li').first()).toBeVisible({ timeout: 20_000 });
+  await page.getByRole('link', { name: 'History' }).click();
+  await expect(page).toHaveURL(/\/history\?range=short_term$/);
+  await expect(page.getByTestId('rank-table')).toHaveCount(2);
+  await expectAccessible(page, 'history page');
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow).toBeLessThanOrEqual(0);
+});

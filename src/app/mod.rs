@@ -45,6 +45,7 @@ pub fn App() -> impl IntoView {
             <Routes fallback=pages::not_found::NotFound>
                 <Route path=StaticSegment("") view=pages::landing::Landing ssr=SsrMode::Async/>
                 <Route path=StaticSegment("dashboard") view=pages::dashboard::Dashboard ssr=SsrMode::Async/>
+                <Route path=StaticSegment("history") view=pages::history::History ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

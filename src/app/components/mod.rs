@@ -1,2 +1,3 @@
 pub mod range_preview;
+pub mod range_switch;
 pub mod top_bar;

@@ -1,12 +1,12 @@
 use crate::api::history::get_history;
 use crate::api::top::{get_sync_status, get_top, start_sync, TopView};
 use crate::api::viewer::{get_viewer, Viewer};
+use crate::app::components::range_switch::{range_from_url, RangeSwitch};
 use crate::app::components::top_bar::TopBar;
 use crate::domain::history::{ListChanges, Movement};
-use crate::domain::{Genres, SyncProgress, SyncStatus, TimeRange, TopArtist, TopPayload, TopTrack};
+use crate::domain::{Genres, SyncProgress, SyncStatus, TopArtist, TopPayload, TopTrack};
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_query_map;
 use std::collections::HashMap;
 
 /// The signed-in home: the top lists for the range in the URL (`?range=`), a range switch
@@ -38,17 +38,6 @@ pub fn Dashboard() -> impl IntoView {
             </Suspense>
         </main>
     }
-}
-
-/// The range in the URL: `Ok(None)` when absent (4 weeks), `Err` when unknown.
-fn range_from_url() -> Memo<Result<TimeRange, String>> {
-    let query = use_query_map();
-    Memo::new(move |_| match query.read().get("range") {
-        None => Ok(TimeRange::ShortTerm),
-        Some(raw) => raw
-            .parse::<TimeRange>()
-            .map_err(|_| raw.chars().take(40).collect()),
-    })
 }
 
 #[component]
@@ -121,6 +110,9 @@ fn SignedIn(viewer: Viewer) -> impl IntoView {
 
         <div class="toolbar">
             <RangeSwitch range/>
+            <a class="toolbar__link" href=move || format!("/history?range={}", range.get().map(|r| r.as_str()).unwrap_or("short_term"))>
+                "History"
+            </a>
             <div class="sync">
                 <button
                     type="button"
@@ -185,32 +177,6 @@ fn watch_progress(progress: RwSignal<Option<SyncProgress>>, reloads: RwSignal<u3
 }
 
 #[component]
-fn RangeSwitch(range: Memo<Result<TimeRange, String>>) -> impl IntoView {
-    view! {
-        <nav class="segmented segmented--links" aria-label="Time range">
-            {TimeRange::ALL
-                .into_iter()
-                .map(|r| {
-                    let current = move || range.get().ok() == Some(r);
-                    view! {
-                        // A plain link: the router still navigates client-side, but
-                        // `<A>` would mark every range current (same path).
-                        <a
-                            href=format!("?range={}", r.as_str())
-                            class="segmented__option"
-                            aria-current=move || current().then_some("page")
-                            data-range=r.as_str()
-                        >
-                            {r.label()}
-                        </a>
-                    }
-                })
-                .collect_view()}
-        </nav>
-    }
-}
-
-#[component]
 fn SyncState(progress: RwSignal<Option<SyncProgress>>) -> impl IntoView {
     view! {
         <p class="sync__state" role="status" aria-live="polite" data-testid="sync-state">
@@ -236,7 +202,7 @@ fn SyncState(progress: RwSignal<Option<SyncProgress>>) -> impl IntoView {
 }
 
 #[component]
-fn BadRange() -> impl IntoView {
+pub fn BadRange() -> impl IntoView {
     #[cfg(feature = "ssr")]
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         response.set_status(axum::http::StatusCode::BAD_REQUEST);

@@ -1,3 +1,4 @@
 pub mod dashboard;
+pub mod history;
 pub mod landing;
 pub mod not_found;

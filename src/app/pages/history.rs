@@ -1,0 +1,152 @@
+use crate::api::history::get_history;
+use crate::app::components::range_switch::{range_from_url, RangeSwitch};
+use crate::app::components::top_bar::TopBar;
+use crate::app::pages::dashboard::BadRange;
+use crate::domain::history::{Change, HistoryView, Movement, RankSeries};
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+/// How the top lists moved: what entered and left since the previous sync, and the rank of
+/// today's top 10 across the recent syncs (a table: readable without JavaScript and by
+/// screen readers).
+#[component]
+pub fn History() -> impl IntoView {
+    let range = range_from_url();
+    let history = Resource::new(
+        move || range.get(),
+        |range| async move {
+            match range {
+                Ok(range) => get_history(range, Some(10)).await.map(Some),
+                Err(_) => Ok(None),
+            }
+        },
+    );
+    view! {
+        <Title text="History"/>
+        <TopBar/>
+        <main class="page">
+            <div class="welcome__row">
+                <h1>"How your top lists moved"</h1>
+                <a class="button button--secondary" href=move || format!("/dashboard?range={}", range.get().map(|r| r.as_str()).unwrap_or("short_term"))>
+                    "Back to the dashboard"
+                </a>
+            </div>
+            <div class="toolbar"><RangeSwitch range/></div>
+            <Suspense fallback=|| view! { <p aria-busy="true">"Loading the history…"</p> }>
+                {move || Suspend::new(async move {
+                    match history.await {
+                        Ok(Some(Some(view))) => view! { <HistoryBody view/> }.into_any(),
+                        Ok(Some(None)) => view! {
+                            <section class="page--narrow">
+                                <h2>"You're not signed in"</h2>
+                                <p><a class="button button--primary" href="/">"Go to the start page"</a></p>
+                            </section>
+                        }.into_any(),
+                        Ok(None) => view! { <BadRange/> }.into_any(),
+                        Err(err) => view! {
+                            <p class="notice notice--error" role="alert">{err.to_string()}</p>
+                        }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </main>
+    }
+}
+
+fn names(changes: &[Change], wanted: Movement) -> Vec<String> {
+    changes
+        .iter()
+        .filter(|c| c.movement() == wanted)
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+#[component]
+fn HistoryBody(view: HistoryView) -> impl IntoView {
+    let changes = view.changes;
+    let history = view.history;
+    let since_last = if changes.first_sync {
+        view! {
+            <p class="muted" data-testid="first-sync">
+                "There is only one sync so far: movement shows from the next one on (syncs run daily, or use Sync now)."
+            </p>
+        }
+        .into_any()
+    } else {
+        let lists = [
+            (
+                "Artists that entered",
+                names(&changes.artists, Movement::New),
+            ),
+            ("Artists that left", names(&changes.artists, Movement::Left)),
+            ("Tracks that entered", names(&changes.tracks, Movement::New)),
+            ("Tracks that left", names(&changes.tracks, Movement::Left)),
+        ];
+        view! {
+            <div class="cards" data-testid="entered-left">
+                {lists.into_iter().map(|(title, items)| view! {
+                    <div class="card">
+                        <h3 class="card__title">{title}</h3>
+                        {if items.is_empty() {
+                            view! { <p class="muted">"None"</p> }.into_any()
+                        } else {
+                            view! { <ul class="plain">{items.into_iter().map(|n| view! { <li>{n}</li> }).collect_view()}</ul> }.into_any()
+                        }}
+                    </div>
+                }).collect_view()}
+            </div>
+        }
+        .into_any()
+    };
+    view! {
+        <section aria-labelledby="since-title">
+            <h2 id="since-title">"Since the previous sync"</h2>
+            {since_last}
+        </section>
+        <RankTable title="Top artists: rank over time" synced_at=history.synced_at.clone() series=history.artists/>
+        <RankTable title="Top tracks: rank over time" synced_at=history.synced_at series=history.tracks/>
+    }
+}
+
+/// "2026-11-21T10:15:00.000Z" → "11-21 10:15".
+fn column_label(rfc3339: &str) -> String {
+    match (rfc3339.get(5..10), rfc3339.get(11..16)) {
+        (Some(day), Some(time)) => format!("{day} {time}"),
+        _ => rfc3339.to_string(),
+    }
+}
+
+#[component]
+fn RankTable(
+    title: &'static str,
+    synced_at: Vec<String>,
+    series: Vec<RankSeries>,
+) -> impl IntoView {
+    view! {
+        <section class="panel history-panel">
+            <div class="table-scroll" tabindex="0" role="region" aria-label=title>
+                <table class="ranks" data-testid="rank-table">
+                    <caption>{title}" (UTC; – means not in the list)"</caption>
+                    <thead>
+                        <tr>
+                            <th scope="col">"Name"</th>
+                            {synced_at.iter().map(|at| view! {
+                                <th scope="col"><time datetime=at.clone()>{column_label(at)}</time></th>
+                            }).collect_view()}
+                        </tr>
+                    </thead>
+                    <tbody>
+                        {series.into_iter().map(|s| view! {
+                            <tr>
+                                <th scope="row">{s.name}</th>
+                                {s.points.into_iter().map(|p| view! {
+                                    <td>{p.map(|r| r.to_string()).unwrap_or_else(|| "–".into())}</td>
+                                }).collect_view()}
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+        </section>
+    }
+}
