@@ -198,3 +198,23 @@ async fn unknown_paths_get_a_friendly_404_page() {
     assert!(html.contains("Go to the start page"));
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn responses_are_compressed_when_the_client_accepts_it() {
+    let app = TestEnv::new().await.spawn().await;
+    let res = app
+        .http
+        .get(app.url("/"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap()),
+        Some("gzip")
+    );
+    app.shutdown().await;
+}
