@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{closed_port, TestEnv};
+use common::TestEnv;
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
 
@@ -85,10 +85,7 @@ async fn start_up_applies_migrations_on_both_nodes() {
 
 #[tokio::test]
 async fn redis_down_makes_readyz_503_naming_redis_while_pages_still_render() {
-    let env = TestEnv::new()
-        .await
-        .set("REDIS_URL", format!("redis://127.0.0.1:{}", closed_port()))
-        .set("STARTUP_TIMEOUT_SECS", "1");
+    let env = TestEnv::new().await.store_down("REDIS_URL");
     let app = env.spawn().await;
 
     let res = app.get("/readyz").await;
@@ -112,21 +109,8 @@ async fn redis_down_makes_readyz_503_naming_redis_while_pages_still_render() {
 async fn mongo_and_analytics_down_at_start_up_are_reported_not_fatal() {
     let env = TestEnv::new()
         .await
-        .set(
-            "MONGODB_URL",
-            format!(
-                "mongodb://127.0.0.1:{}/?directConnection=true",
-                closed_port()
-            ),
-        )
-        .set(
-            "ANALYTICS_DATABASE_URL",
-            format!(
-                "postgres://personalify:personalify@127.0.0.1:{}/analytics",
-                closed_port()
-            ),
-        )
-        .set("STARTUP_TIMEOUT_SECS", "1");
+        .store_down("MONGODB_URL")
+        .store_down("ANALYTICS_DATABASE_URL");
     let app = env.spawn().await;
     let res = app.get("/readyz").await;
     assert_eq!(res.status(), 503);
@@ -138,16 +122,7 @@ async fn mongo_and_analytics_down_at_start_up_are_reported_not_fatal() {
 
 #[tokio::test]
 async fn start_up_fails_with_a_clear_error_when_main_is_unreachable() {
-    let env = TestEnv::new()
-        .await
-        .set(
-            "DATABASE_URL",
-            format!(
-                "postgres://personalify:personalify@127.0.0.1:{}/personalify",
-                closed_port()
-            ),
-        )
-        .set("STARTUP_TIMEOUT_SECS", "1");
+    let env = TestEnv::new().await.store_down("DATABASE_URL");
     let started = std::time::Instant::now();
     let err = match personalify::server::startup::Application::build(env.config().unwrap()).await {
         Ok(_) => panic!("start-up should fail without the main database"),

@@ -588,18 +588,7 @@ async fn get_history_shows_the_session_users_movement() {
 
 #[tokio::test]
 async fn get_history_says_so_when_mongodb_is_down() {
-    let app = TestEnv::new()
-        .await
-        .set(
-            "MONGODB_URL",
-            format!(
-                "mongodb://127.0.0.1:{}/?directConnection=true",
-                closed_port()
-            ),
-        )
-        .set("STARTUP_TIMEOUT_SECS", "1")
-        .spawn()
-        .await;
+    let app = TestEnv::new().await.store_down("MONGODB_URL").spawn().await;
     let browser = app.browser();
     app.demo_sign_in(&browser, None).await;
     let response = post_history(&app, &browser, &[("range", "short_term")]).await;

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{closed_port, TestApp, TestEnv};
+use common::{TestApp, TestEnv};
 use fred::interfaces::KeysInterface;
 use mongodb::bson::doc;
 use personalify::domain::{Genres, SyncStatus, TimeRange};
@@ -286,16 +286,7 @@ async fn another_day_brings_movement_into_the_history() {
 
 #[tokio::test]
 async fn with_mongodb_down_the_sync_commits_and_the_outbox_delivers_once_later() {
-    let env = TestEnv::new()
-        .await
-        .set(
-            "MONGODB_URL",
-            format!(
-                "mongodb://127.0.0.1:{}/?directConnection=true",
-                closed_port()
-            ),
-        )
-        .set("STARTUP_TIMEOUT_SECS", "1");
+    let env = TestEnv::new().await.store_down("MONGODB_URL");
     let database = env.vars["MONGODB_DATABASE"].clone();
     let (app, user, _) = signed_in(env).await;
     let done = sync(&app, &user).await;
@@ -347,10 +338,7 @@ async fn with_mongodb_down_the_sync_commits_and_the_outbox_delivers_once_later()
 
 #[tokio::test]
 async fn with_redis_down_the_dashboard_is_served_from_postgresql() {
-    let env = TestEnv::new()
-        .await
-        .set("REDIS_URL", format!("redis://127.0.0.1:{}", closed_port()))
-        .set("STARTUP_TIMEOUT_SECS", "1");
+    let env = TestEnv::new().await.store_down("REDIS_URL");
     let (app, user, browser) = signed_in(env).await;
     let done = sync(&app, &user).await;
     assert_eq!(

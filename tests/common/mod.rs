@@ -145,6 +145,24 @@ impl TestEnv {
         self
     }
 
+    /// Point a store's URL variable at a loopback port where nothing listens (the store is
+    /// down) and keep start-up from waiting long for it.
+    pub fn store_down(self, variable: &str) -> Self {
+        let port = closed_port();
+        let url = match variable {
+            "REDIS_URL" => format!("redis://127.0.0.1:{port}"),
+            "MONGODB_URL" => format!("mongodb://127.0.0.1:{port}/?directConnection=true"),
+            "DATABASE_URL" => {
+                format!("postgres://personalify:personalify@127.0.0.1:{port}/personalify")
+            }
+            "ANALYTICS_DATABASE_URL" => {
+                format!("postgres://personalify:personalify@127.0.0.1:{port}/analytics")
+            }
+            other => panic!("{other} is not a store URL"),
+        };
+        self.set(variable, url).set("STARTUP_TIMEOUT_SECS", "1")
+    }
+
     pub fn config(&self) -> Result<Config, ConfigError> {
         Config::from_lookup(|name| Ok(self.vars.get(name).cloned()))
     }
