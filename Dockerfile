@@ -4,7 +4,7 @@
 # ---- build --------------------------------------------------------------------------
 FROM rust:1.95-bookworm AS builder
 
-# Node/npm only to install binaryen's wasm-opt from npm (Debian's binaryen is too old:
+# Node/npm to install binaryen's wasm-opt from npm and to bundle ECharts (Debian's binaryen is too old:
 # its output makes Chromium reject the WASM).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends nodejs npm \
@@ -31,7 +31,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 
 COPY . .
-RUN cargo leptos build --release
+# public/echarts.js: the ECharts parts the charts use, bundled from the npm package.
+RUN npm run --silent build:echarts \
+ && cargo leptos build --release
 
 # ---- run ----------------------------------------------------------------------------
 FROM debian:bookworm-slim

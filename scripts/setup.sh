@@ -6,7 +6,8 @@
 #                    python3-venv
 #   Rust             the wasm32 target, cargo-leptos, wasm-bindgen-cli matching Cargo.lock
 #   Python venv      SecantusDB (MongoDB wire protocol) in $TOOLS_DIR/venv, unless mongod exists
-#   npm              ./node_modules (wasm-opt from binaryen) and end2end/node_modules (Playwright)
+#   npm              ./node_modules (wasm-opt from binaryen; echarts + esbuild for
+#                    public/echarts.js) and end2end/node_modules (Playwright)
 # PERSONALIFY_SKIP_CARGO_TOOLS=1 skips cargo-leptos and wasm-bindgen-cli (slow builds).
 set -euo pipefail
 
@@ -200,6 +201,18 @@ npm_deps() {
   sha256sum "$dir/package-lock.json" | cut -d ' ' -f 1 >"$stamp"
 }
 
+# The ECharts bundle the pages load (/echarts.js): built from the npm package by esbuild,
+# again whenever its entry file or the lock file is newer than it.
+echarts_bundle() {
+  local out=$ROOT/public/echarts.js entry=$ROOT/scripts/echarts-entry.mjs
+  if [[ -s $out && $out -nt $entry && $out -nt $ROOT/package-lock.json ]]; then
+    ok "public/echarts.js is up to date"
+    return 0
+  fi
+  (cd "$ROOT" && npm run --silent build:echarts)
+  [[ -s $out ]] || die "npm run build:echarts did not write $out"
+}
+
 # ---------------------------------------------------------------------------------------
 
 main() {
@@ -211,6 +224,7 @@ main() {
   step "wasm-bindgen-cli" wasm_bindgen_cli
   step "Python venv with SecantusDB ($VENV_DIR)" secantus_venv
   step "npm packages (wasm-opt)" npm_deps "$ROOT" wasm-opt
+  step "ECharts bundle (public/echarts.js)" echarts_bundle
   step "npm packages for end2end (Playwright)" npm_deps "$ROOT/end2end" playwright
   if ((${#INCOMPLETE[@]})); then
     die "setup incomplete after $(elapsed_since "$start"): ${INCOMPLETE[*]} still being installed elsewhere"

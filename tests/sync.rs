@@ -6,37 +6,16 @@ use common::{TestApp, TestEnv};
 use fred::interfaces::KeysInterface;
 use mongodb::bson::doc;
 use personalify::domain::{Genres, SyncStatus, TimeRange};
-use personalify::server::sim::Simulator;
 use personalify::server::sync::{read, SyncUser, Trigger};
 
 async fn signed_in(env: TestEnv) -> (TestApp, SyncUser, reqwest::Client) {
     let app = env.spawn().await;
-    let browser = app.browser();
-    app.demo_sign_in(&browser, None).await;
-    let spotify_id = Simulator::demo_users()[0].id.to_string();
-    let user_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE spotify_id = $1")
-        .bind(&spotify_id)
-        .fetch_one(&app.state.stores.main)
-        .await
-        .unwrap();
-    (
-        app,
-        SyncUser {
-            user_id,
-            spotify_id,
-        },
-        browser,
-    )
+    let (browser, user) = app.signed_in(None).await;
+    (app, user, browser)
 }
 
 async fn sync(app: &TestApp, user: &SyncUser) -> personalify::domain::SyncProgress {
-    app.state
-        .syncs
-        .start(&app.state, user.clone(), Trigger::Manual)
-        .await
-        .expect("sync starts")
-        .finished()
-        .await
+    app.sync(user).await
 }
 
 /// (time_range, rank, id) of a user's list, in order.
@@ -620,6 +599,17 @@ async fn the_dashboard_shows_movement_since_the_last_sync() {
         second.contains("data-testid=\"movement\""),
         "movement badges after a day"
     );
+    // The genre donut: built on the server, its slices the payload's top genres.
+    let charts = common::chart_options(&second);
+    assert_eq!(charts.len(), 1);
+    assert_eq!(charts[0].0, "genre-chart");
+    let slices = charts[0].1["series"][0]["data"].as_array().unwrap();
+    assert!(!slices.is_empty());
+    let total: f64 = slices.iter().map(|s| s["value"].as_f64().unwrap()).sum();
+    assert!(
+        (total - 100.0).abs() < 1.0,
+        "shares add up to 100%: {total}"
+    );
     assert!(
         ["up ", "down ", "new since"]
             .iter()
@@ -656,6 +646,17 @@ async fn the_history_page_shows_entries_exits_and_ranks_over_time() {
         .next()
         .unwrap();
     assert_eq!(header.matches("<time").count(), 2, "{header}");
+    // Each table has its chart: a line per top-10 item, a point per sync.
+    let charts = common::chart_options(&page);
+    let ids: Vec<&str> = charts.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["artists-rank-chart", "tracks-rank-chart"]);
+    for (_, option) in &charts {
+        let series = option["series"].as_array().unwrap();
+        assert_eq!(series.len(), 10);
+        assert!(series
+            .iter()
+            .all(|s| s["data"].as_array().unwrap().len() == 2));
+    }
     let bad = browser
         .get(app.url("/history?range=decade"))
         .send()

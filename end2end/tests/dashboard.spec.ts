@@ -1,16 +1,8 @@
 import { test, expect, type Page } from '@playwright/test';
+import { artists, expectNoHorizontalOverflow, signIn } from './helpers';
 
-const artists = (page: Page) => page.getByTestId('top-artists').locator('li');
 const firstNames = async (page: Page) =>
   (await artists(page).locator('.ranked__title').allTextContents()).slice(0, 5).join(' | ');
-
-async function signIn(page: Page) {
-  await page.goto('/');
-  await page.getByRole('link', { name: 'Try the demo' }).click();
-  await expect(page).toHaveURL(/\/dashboard$/);
-  // The sign-in starts the first sync; the page fills in when it is done.
-  await expect(artists(page).first()).toBeVisible({ timeout: 20_000 });
-}
 
 test('the dashboard shows the top lists, switches ranges in the URL, and syncs', async ({ page }, testInfo) => {
   await signIn(page);
@@ -33,8 +25,7 @@ test('the dashboard shows the top lists, switches ranges in the URL, and syncs',
   await page.getByTestId('sync-now').click();
   await expect(page.getByTestId('sync-state')).toContainText(/Synced \d+ artists and \d+ tracks\./, { timeout: 20_000 });
 
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  expect(overflow).toBeLessThanOrEqual(0);
+  await expectNoHorizontalOverflow(page);
 });
 
 test('without JavaScript the dashboard HTML still holds the top lists', async ({ page, browser }) => {

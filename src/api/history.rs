@@ -3,7 +3,7 @@
 
 use super::ApiError;
 use crate::domain::history::HistoryView;
-use crate::domain::TimeRange;
+use crate::domain::{ChartSpec, TimeRange};
 use leptos::prelude::*;
 
 /// The latest `limit` syncs (default 10, 2 to 50) of `range`: the latest against the one
@@ -34,4 +34,26 @@ pub async fn get_history(
             "Sync history is unavailable right now; your top lists still work.".into(),
         )
     })
+}
+
+/// The history page: [`get_history`] for the latest 10 syncs, plus its two rank charts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HistoryPage {
+    pub view: HistoryView,
+    pub artists_chart: Option<ChartSpec>,
+    pub tracks_chart: Option<ChartSpec>,
+}
+
+#[server(prefix = "/api", endpoint = "history_page")]
+pub async fn get_history_page(range: TimeRange) -> Result<Option<HistoryPage>, ApiError> {
+    use crate::server::charts::rank_chart;
+    let Some(view) = get_history(range, Some(10)).await? else {
+        return Ok(None);
+    };
+    let history = &view.history;
+    Ok(Some(HistoryPage {
+        artists_chart: rank_chart("artist", &history.synced_at, &history.artists),
+        tracks_chart: rank_chart("track", &history.synced_at, &history.tracks),
+        view,
+    }))
 }

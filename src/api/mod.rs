@@ -3,6 +3,7 @@
 //! A server function is thin: it reads the request's context, calls into `crate::server`,
 //! and maps failures to an [`ApiError`] a person can read.
 
+pub mod artist;
 pub mod history;
 pub mod site;
 pub mod top;
@@ -23,6 +24,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
     #[error("the request could not be sent: {0}")]
     Transport(String),
 }

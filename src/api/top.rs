@@ -1,7 +1,7 @@
 //! The dashboard's data and the "Sync now" action, for the session's user only.
 
 use super::ApiError;
-use crate::domain::{SyncProgress, TopPayload};
+use crate::domain::{ChartSpec, SyncProgress, TopPayload};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +12,8 @@ pub struct TopView {
     /// The running sync, if any.
     pub sync: Option<SyncProgress>,
     pub needs_relogin: bool,
+    /// The genre donut, when there are genre shares.
+    pub genre_chart: Option<ChartSpec>,
 }
 
 /// `range` is Spotify's spelling (`short_term`, ...); anything else is a 400.
@@ -47,7 +49,14 @@ pub async fn get_top(range: String) -> Result<TopView, ApiError> {
             Err(e) => tracing::warn!(error = %e, "first sync not started"),
         }
     }
+    let genre_chart = match payload.as_ref().map(|p| &p.genres) {
+        Some(crate::domain::Genres::Available { shares }) => {
+            crate::server::charts::genre_chart(shares)
+        }
+        _ => None,
+    };
     Ok(TopView {
+        genre_chart,
         payload,
         sync,
         needs_relogin: user.needs_relogin,

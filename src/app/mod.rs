@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    SsrMode, StaticSegment,
+    ParamSegment, SsrMode, StaticSegment,
 };
 
 /// The document around every page. Rendered on the server only.
@@ -21,6 +21,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="light dark"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
+                // Draws the page's charts, if any (it loads ECharts only then); tiny, deferred.
+                <script src="/charts.js" defer></script>
                 <MetaTags/>
             </head>
             <body>
@@ -46,6 +48,7 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("") view=pages::landing::Landing ssr=SsrMode::Async/>
                 <Route path=StaticSegment("dashboard") view=pages::dashboard::Dashboard ssr=SsrMode::Async/>
                 <Route path=StaticSegment("history") view=pages::history::History ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("artist"), ParamSegment("id")) view=pages::artist::Artist ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

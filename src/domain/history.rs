@@ -19,6 +19,14 @@ pub enum Movement {
     Left,
 }
 
+/// "2026-11-21T10:15:00.000Z" → "11-21 10:15" (UTC, as stored): a chart or table column.
+pub fn time_label(rfc3339: &str) -> String {
+    match (rfc3339.get(5..10), rfc3339.get(11..16)) {
+        (Some(day), Some(time)) => format!("{day} {time}"),
+        _ => rfc3339.to_string(),
+    }
+}
+
 /// One artist or track of the latest list (or one that left it), with both ranks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {

@@ -1,11 +1,14 @@
 //! Pure types shared by the server and the browser. Input is parsed once at the boundary;
 //! past it, values are valid by construction.
 
+pub mod artist;
+pub mod chart;
 pub mod history;
 pub mod sync;
 mod time_range;
 pub mod top;
 
+pub use chart::ChartSpec;
 pub use sync::{SyncProgress, SyncStatus};
 pub use time_range::{TimeRange, UnknownTimeRange};
 pub use top::{genre_shares, ArtistRef, GenreShare, Genres, TopArtist, TopPayload, TopTrack};

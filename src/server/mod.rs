@@ -1,6 +1,8 @@
 //! Server-only code (feature `ssr`): configuration, stores, HTTP wiring.
 
+pub mod artist;
 pub mod auth;
+pub mod charts;
 pub mod config;
 pub mod health;
 pub mod retry;

@@ -270,6 +270,49 @@ impl TestApp {
         }
     }
 
+    /// Sign in as a demo listener (default: the first) in a fresh browser; returns the
+    /// browser and who that is, for starting syncs directly.
+    pub async fn signed_in(
+        &self,
+        user: Option<&str>,
+    ) -> (reqwest::Client, personalify::server::sync::SyncUser) {
+        let browser = self.browser();
+        self.demo_sign_in(&browser, user).await;
+        let spotify_id = user
+            .unwrap_or(personalify::server::sim::Simulator::demo_users()[0].id)
+            .to_string();
+        let user_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE spotify_id = $1")
+            .bind(&spotify_id)
+            .fetch_one(&self.state.stores.main)
+            .await
+            .expect("the demo user exists after signing in");
+        (
+            browser,
+            personalify::server::sync::SyncUser {
+                user_id,
+                spotify_id,
+            },
+        )
+    }
+
+    /// Run a manual sync for `user` and wait for its outcome.
+    pub async fn sync(
+        &self,
+        user: &personalify::server::sync::SyncUser,
+    ) -> personalify::domain::SyncProgress {
+        self.state
+            .syncs
+            .start(
+                &self.state,
+                user.clone(),
+                personalify::server::sync::Trigger::Manual,
+            )
+            .await
+            .expect("sync starts")
+            .finished()
+            .await
+    }
+
     /// Stop the server gracefully and wait for it; the databases stay (to start again on them).
     pub async fn stop(mut self) -> TestEnv {
         if let Some(stop) = self.stop.take() {
@@ -322,4 +365,34 @@ pub fn location(response: &reqwest::Response) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_else(|| panic!("redirect without Location ({})", response.status()))
         .to_string()
+}
+
+/// The ECharts options of the chart boxes (`data-chart`) in server-rendered HTML, parsed,
+/// each with the box's `data-testid`.
+pub fn chart_options(html: &str) -> Vec<(String, serde_json::Value)> {
+    let mut charts = Vec::new();
+    // A chart box has no children, so its attributes are all in its chunk.
+    for tag in html.split("<div").skip(1) {
+        let Some(option) = attribute(tag, "data-chart") else {
+            continue;
+        };
+        let option = serde_json::from_str(&option)
+            .unwrap_or_else(|e| panic!("data-chart is not JSON ({e}): {option:.200}"));
+        charts.push((attribute(tag, "data-testid").unwrap_or_default(), option));
+    }
+    charts
+}
+
+/// An attribute's value in a tag's text, with HTML escapes undone.
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+    let value = &tag[start..start + tag[start..].find('"')?];
+    Some(
+        value
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&#39;", "'")
+            .replace("&amp;", "&"),
+    )
 }

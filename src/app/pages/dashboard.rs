@@ -1,6 +1,8 @@
 use crate::api::history::get_history;
 use crate::api::top::{get_sync_status, get_top, start_sync, TopView};
 use crate::api::viewer::{get_viewer, Viewer};
+use crate::app::components::chart::Chart;
+use crate::app::components::cover::Cover;
 use crate::app::components::range_switch::{range_from_url, RangeSwitch};
 use crate::app::components::top_bar::TopBar;
 use crate::domain::history::{ListChanges, Movement};
@@ -313,6 +315,7 @@ fn TopLists(view: TopView, moves: Moves) -> impl IntoView {
             </section>
             <section class="panel" aria-labelledby="genres-title">
                 <h2 id="genres-title">"Genres"</h2>
+                {view.genre_chart.clone().map(|spec| view! { <Chart spec testid="genre-chart"/> })}
                 <GenreList genres=payload.genres.clone()/>
             </section>
         </div>
@@ -357,7 +360,7 @@ fn ArtistRow(artist: TopArtist, movement: Option<Movement>) -> impl IntoView {
             <span class="ranked__rank">{artist.rank}</span>
             <Cover url=artist.image_url.clone()/>
             <span class="ranked__text">
-                <span class="ranked__title">{artist.name.clone()}</span>
+                <a class="ranked__title" href=format!("/artist/{}", artist.id)>{artist.name.clone()}</a>
                 {genres.filter(|g| !g.is_empty()).map(|g| view! { <span class="ranked__meta">{g}</span> })}
             </span>
             <MoveBadge movement/>
@@ -387,16 +390,6 @@ fn TrackRow(track: TopTrack, movement: Option<Movement>) -> impl IntoView {
             </span>
             <MoveBadge movement/>
         </li>
-    }
-}
-
-/// A square cover in a fixed box: no layout shift while it loads.
-#[component]
-fn Cover(url: Option<String>) -> impl IntoView {
-    view! {
-        <span class="cover" aria-hidden="true">
-            {url.map(|src| view! { <img src=src alt="" width="48" height="48" loading="lazy" decoding="async"/> })}
-        </span>
     }
 }
 

@@ -1,8 +1,10 @@
-use crate::api::history::get_history;
+use crate::api::history::{get_history_page, HistoryPage};
+use crate::app::components::chart::Chart;
 use crate::app::components::range_switch::{range_from_url, RangeSwitch};
 use crate::app::components::top_bar::TopBar;
 use crate::app::pages::dashboard::BadRange;
-use crate::domain::history::{Change, HistoryView, Movement, RankSeries};
+use crate::domain::history::{time_label, Change, Movement, RankSeries};
+use crate::domain::ChartSpec;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -16,7 +18,7 @@ pub fn History() -> impl IntoView {
         move || range.get(),
         |range| async move {
             match range {
-                Ok(range) => get_history(range, Some(10)).await.map(Some),
+                Ok(range) => get_history_page(range).await.map(Some),
                 Err(_) => Ok(None),
             }
         },
@@ -35,7 +37,7 @@ pub fn History() -> impl IntoView {
             <Suspense fallback=|| view! { <p aria-busy="true">"Loading the history…"</p> }>
                 {move || Suspend::new(async move {
                     match history.await {
-                        Ok(Some(Some(view))) => view! { <HistoryBody view/> }.into_any(),
+                        Ok(Some(Some(page))) => view! { <HistoryBody page/> }.into_any(),
                         Ok(Some(None)) => view! {
                             <section class="page--narrow">
                                 <h2>"You're not signed in"</h2>
@@ -62,9 +64,9 @@ fn names(changes: &[Change], wanted: Movement) -> Vec<String> {
 }
 
 #[component]
-fn HistoryBody(view: HistoryView) -> impl IntoView {
-    let changes = view.changes;
-    let history = view.history;
+fn HistoryBody(page: HistoryPage) -> impl IntoView {
+    let changes = page.view.changes;
+    let history = page.view.history;
     let since_last = if changes.first_sync {
         view! {
             <p class="muted" data-testid="first-sync">
@@ -103,35 +105,34 @@ fn HistoryBody(view: HistoryView) -> impl IntoView {
             <h2 id="since-title">"Since the previous sync"</h2>
             {since_last}
         </section>
-        <RankTable title="Top artists: rank over time" synced_at=history.synced_at.clone() series=history.artists/>
-        <RankTable title="Top tracks: rank over time" synced_at=history.synced_at series=history.tracks/>
-    }
-}
-
-/// "2026-11-21T10:15:00.000Z" → "11-21 10:15".
-fn column_label(rfc3339: &str) -> String {
-    match (rfc3339.get(5..10), rfc3339.get(11..16)) {
-        (Some(day), Some(time)) => format!("{day} {time}"),
-        _ => rfc3339.to_string(),
+        <RankTable title="Top artists: rank over time" chart=page.artists_chart testid="artists-rank-chart" synced_at=history.synced_at.clone() series=history.artists/>
+        <RankTable title="Top tracks: rank over time" chart=page.tracks_chart testid="tracks-rank-chart" synced_at=history.synced_at series=history.tracks/>
     }
 }
 
 #[component]
 fn RankTable(
     title: &'static str,
+    chart: Option<ChartSpec>,
+    testid: &'static str,
     synced_at: Vec<String>,
     series: Vec<RankSeries>,
 ) -> impl IntoView {
     view! {
         <section class="panel history-panel">
+            <h2 class="history-panel__title">{title}</h2>
+            {chart.map(|spec| view! {
+                <p class="muted">"Rank 1 is at the top. Pick artists or tracks in the legend to compare them."</p>
+                <Chart spec class="chart--tall" testid/>
+            })}
             <div class="table-scroll" tabindex="0" role="region" aria-label=title>
                 <table class="ranks" data-testid="rank-table">
-                    <caption>{title}" (UTC; – means not in the list)"</caption>
+                    <caption>"As a table (UTC; – means not in the list)"</caption>
                     <thead>
                         <tr>
                             <th scope="col">"Name"</th>
                             {synced_at.iter().map(|at| view! {
-                                <th scope="col"><time datetime=at.clone()>{column_label(at)}</time></th>
+                                <th scope="col"><time datetime=at.clone()>{time_label(at)}</time></th>
                             }).collect_view()}
                         </tr>
                     </thead>

@@ -1,3 +1,4 @@
+pub mod artist;
 pub mod dashboard;
 pub mod history;
 pub mod landing;

@@ -117,3 +117,15 @@ impl Cache {
             .map_err(|e| e.to_string())
     }
 }
+
+impl Cache {
+    /// The seed design's view counter (`content:views:<id>` there), per artist and server:
+    /// counts one view and returns the new total.
+    pub async fn count_artist_view(&self, artist_id: &str) -> Result<i64, String> {
+        self.client
+            .with_options(&fail_fast())
+            .incr(format!("{}artist:views:{artist_id}", self.prefix))
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
