@@ -19,7 +19,7 @@ step "clippy, browser (hydrate, wasm32)" \
   cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
 step "Rust tests (unit + integration, real stores)" cargo test --features ssr
 step "docker-compose config" docker-compose config -q
-step "release build (cargo leptos build --release)" cargo leptos build --release
+step "release build (cargo leptos build --release --precompress)" cargo leptos build --release --precompress
 
 # Serve the release build on its own port and run Playwright against it.
 port=${E2E_PORT:-3100}

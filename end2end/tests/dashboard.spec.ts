@@ -46,3 +46,17 @@ test('an unknown range is a friendly 400', async ({ page }) => {
   expect(response?.status()).toBe(400);
   await expect(page.getByTestId('bad-range')).toContainText('Unknown time range');
 });
+
+test('on a phone, a bar at the bottom jumps between the lists', async ({ page }, testInfo) => {
+  test.skip(!testInfo.project.use.hasTouch, 'phones only: on a desktop the lists are side by side');
+  await signIn(page);
+  const jump = page.getByTestId('jump');
+  await expect(jump).toBeInViewport();
+  await jump.getByRole('link', { name: 'Genres' }).tap();
+  await expect(page.locator('#genres-title')).toBeInViewport();
+  // The range switch stays in reach, the bar too.
+  await expect(page.locator('[data-range="medium_term"]')).toBeInViewport();
+  await expect(jump).toBeInViewport();
+  await jump.getByRole('link', { name: 'Tracks' }).tap();
+  await expect(page.locator('#tracks-title')).toBeInViewport();
+});

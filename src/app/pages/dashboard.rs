@@ -319,6 +319,12 @@ fn TopLists(view: TopView, moves: Moves) -> impl IntoView {
                 <GenreList genres=payload.genres.clone()/>
             </section>
         </div>
+        // Phones: one column, so a bar at the bottom (where a thumb is) jumps between them.
+        <nav class="jump" aria-label="Jump to a section" data-testid="jump">
+            <a href="#artists-title">"Artists"</a>
+            <a href="#tracks-title">"Tracks"</a>
+            <a href="#genres-title">"Genres"</a>
+        </nav>
     }
     .into_any()
 }
