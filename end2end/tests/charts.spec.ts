@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { expectChartDrawn, signIn } from './helpers';
+import { expectAccessible, expectChartDrawn, screenshot, signIn } from './helpers';
 
 test('the dashboard draws its genre chart and redraws it on a range switch', async ({ page }) => {
   await signIn(page);
@@ -43,4 +43,25 @@ test('ECharts is loaded only on pages with charts', async ({ page }) => {
   await page.getByRole('link', { name: 'Try the demo' }).click();
   await expectChartDrawn(page.getByTestId('genre-chart'));
   expect(loaded.length).toBe(1);
+});
+
+test('charts follow the viewport and the dark theme', async ({ page }, testInfo) => {
+  await signIn(page);
+  const chart = page.getByTestId('genre-chart');
+  await expectChartDrawn(chart);
+  const width = async () => Number(await chart.locator('svg').first().getAttribute('width'));
+  const before = await width();
+  const viewport = page.viewportSize()!;
+  await page.setViewportSize({ width: 360, height: viewport.height });
+  await expect.poll(width).toBeLessThan(Math.min(before, 360));
+  await page.setViewportSize(viewport);
+  await expect.poll(width).toBe(before);
+
+  // Dark: the page and ECharts' own dark theme (light legend text on the dark page).
+  const legendFill = () => chart.locator('svg text').last().evaluate((t) => getComputedStyle(t).fill || t.getAttribute('fill'));
+  const light = await legendFill();
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await expect.poll(legendFill).not.toBe(light);
+  await expectAccessible(page, 'dashboard, dark theme');
+  await screenshot(page, testInfo, 'dashboard-dark');
 });

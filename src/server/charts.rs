@@ -122,7 +122,6 @@ pub fn rank_chart(what: &str, synced_at: &[String], series: &[RankSeries]) -> Op
         .y_axis(
             Axis::new()
                 .type_(AxisType::Value)
-                .name("rank")
                 .inverse(true)
                 .min(1)
                 .max(CompositeValue::from(i64::from(worst.max(2))))

@@ -315,8 +315,10 @@ fn TopLists(view: TopView, moves: Moves) -> impl IntoView {
             </section>
             <section class="panel" aria-labelledby="genres-title">
                 <h2 id="genres-title">"Genres"</h2>
-                {view.genre_chart.clone().map(|spec| view! { <Chart spec testid="genre-chart"/> })}
-                <GenreList genres=payload.genres.clone()/>
+                <div class="genre-body">
+                    {view.genre_chart.clone().map(|spec| view! { <Chart spec testid="genre-chart"/> })}
+                    <GenreList genres=payload.genres.clone()/>
+                </div>
             </section>
         </div>
         // Phones: one column, so a bar at the bottom (where a thumb is) jumps between them.
