@@ -2,4 +2,5 @@ pub mod chart;
 pub mod cover;
 pub mod range_preview;
 pub mod range_switch;
+pub mod sign_in_prompt;
 pub mod top_bar;

@@ -2,6 +2,7 @@ use crate::api::artist::get_artist;
 use crate::api::ApiError;
 use crate::app::components::chart::Chart;
 use crate::app::components::cover::Cover;
+use crate::app::components::sign_in_prompt::SignInPrompt;
 use crate::app::components::top_bar::TopBar;
 use crate::domain::artist::{ArtistHistory, ArtistPage, ArtistTrack, Listeners};
 use leptos::prelude::*;
@@ -25,11 +26,7 @@ pub fn Artist() -> impl IntoView {
                         Ok(Some(page)) => view! { <ArtistBody page/> }.into_any(),
                         Ok(None) => view! {
                             <Title text="Sign in"/>
-                            <section class="page--narrow">
-                                <h1>"You're not signed in"</h1>
-                                <p>"Sign in to see the artists you listen to."</p>
-                                <p><a class="button button--primary" href="/">"Go to the start page"</a></p>
-                            </section>
+                            <SignInPrompt why="Sign in to see the artists you listen to."/>
                         }.into_any(),
                         Err(ApiError::NotFound(message)) => view! { <ArtistNotFound message/> }.into_any(),
                         Err(err) => view! {

@@ -4,6 +4,7 @@ use crate::api::viewer::{get_viewer, Viewer};
 use crate::app::components::chart::Chart;
 use crate::app::components::cover::Cover;
 use crate::app::components::range_switch::{range_from_url, RangeSwitch};
+use crate::app::components::sign_in_prompt::SignInPrompt;
 use crate::app::components::top_bar::TopBar;
 use crate::domain::history::{ListChanges, Movement};
 use crate::domain::{Genres, SyncProgress, SyncStatus, TopArtist, TopPayload, TopTrack};
@@ -26,11 +27,7 @@ pub fn Dashboard() -> impl IntoView {
                     match viewer.await {
                         Ok(Some(viewer)) => view! { <SignedIn viewer/> }.into_any(),
                         Ok(None) => view! {
-                            <section class="page--narrow">
-                                <h1>"You're not signed in"</h1>
-                                <p>"Sign in to see your top artists, tracks and genres."</p>
-                                <p><a class="button button--primary" href="/">"Go to the start page"</a></p>
-                            </section>
+                            <SignInPrompt why="Sign in to see your top artists, tracks and genres."/>
                         }.into_any(),
                         Err(err) => view! {
                             <p class="notice notice--error" role="alert">{err.to_string()}</p>

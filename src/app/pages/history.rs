@@ -1,6 +1,7 @@
 use crate::api::history::{get_history_page, HistoryPage};
 use crate::app::components::chart::Chart;
 use crate::app::components::range_switch::{range_from_url, RangeSwitch};
+use crate::app::components::sign_in_prompt::SignInPrompt;
 use crate::app::components::top_bar::TopBar;
 use crate::app::pages::dashboard::BadRange;
 use crate::domain::history::{time_label, Change, Movement, RankSeries};
@@ -39,10 +40,7 @@ pub fn History() -> impl IntoView {
                     match history.await {
                         Ok(Some(Some(page))) => view! { <HistoryBody page/> }.into_any(),
                         Ok(Some(None)) => view! {
-                            <section class="page--narrow">
-                                <h2>"You're not signed in"</h2>
-                                <p><a class="button button--primary" href="/">"Go to the start page"</a></p>
-                            </section>
+                            <SignInPrompt heading_level=2/>
                         }.into_any(),
                         Ok(None) => view! { <BadRange/> }.into_any(),
                         Err(err) => view! {
