@@ -15,6 +15,9 @@ test('the dashboard draws its genre chart and redraws it on a range switch', asy
   await expect(page).toHaveURL(/\?range=long_term$/);
   await expect.poll(() => page.getByTestId('genre-chart').getAttribute('data-chart')).not.toBe(before);
   await expectChartDrawn(page.getByTestId('genre-chart'));
+  // The redrawn chart shows the new list's top genre.
+  const longTopGenre = (await page.getByTestId('genres').locator('.genres__name').first().textContent())!.trim();
+  await expect(page.getByTestId('genre-chart').locator('svg')).toContainText(longTopGenre);
 });
 
 test('charts draw from the server alone, before and without hydration', async ({ page }) => {

@@ -37,7 +37,8 @@ export async function screenshot(page: Page, testInfo: TestInfo, name: string) {
 export async function expectChartDrawn(chart: Locator) {
   await expect(chart).toHaveAttribute('data-chart-drawn', '');
   await expect(chart.locator('svg')).toBeVisible();
-  expect(await chart.locator('svg path').count()).toBeGreaterThan(0);
+  // ECharts paints on the next animation frame: wait for the shapes, don't count them once.
+  await expect(chart.locator('svg path').first()).toBeAttached();
 }
 
 /** Tap on touch devices, click elsewhere. */
