@@ -1,15 +1,33 @@
 // Draws the charts of a page. Every `[data-chart]` box holds an ECharts option built on
 // the server; this script loads ECharts (/echarts.js, bundled from the npm package by
-// `npm run build:echarts`) only when the page has such a box, draws it with the SVG
-// renderer in the light or dark theme, keeps it sized to its box, and follows boxes that
-// appear, change or go away later (client-side navigation). It needs no WASM: charts
-// draw before hydration and on pages that never hydrate.
+// `npm run build:echarts`) only when such a box comes near the viewport, draws it with the
+// SVG renderer in the light or dark theme, keeps it sized to its box, and follows boxes
+// that appear, change or go away later (client-side navigation). It needs no WASM: charts
+// draw before hydration and on pages that never hydrate. A chart below the fold costs
+// nothing until the reader scrolls towards it (on a phone the genre chart is far down).
 (function () {
   'use strict';
   var SELECTOR = '[data-chart]';
   var dark = window.matchMedia ? window.matchMedia('(prefers-color-scheme: dark)') : null;
   var loading = null;
   var drawn = new Map(); // element -> { chart, option, theme }
+  var near = new WeakSet(); // boxes that have come within reach of the viewport
+  var watched = new Set();
+  var watcher = window.IntersectionObserver
+    ? new IntersectionObserver(
+        function (entries) {
+          entries.forEach(function (entry) {
+            if (entry.isIntersecting) {
+              near.add(entry.target);
+              watcher.unobserve(entry.target);
+              watched.delete(entry.target);
+            }
+          });
+          schedule();
+        },
+        { rootMargin: '300px 0px' }
+      )
+    : null;
   var resizer = window.ResizeObserver
     ? new ResizeObserver(function (entries) {
         entries.forEach(function (entry) {
@@ -66,6 +84,12 @@
   }
 
   function forget() {
+    watched.forEach(function (el) {
+      if (!el.isConnected) {
+        watcher.unobserve(el);
+        watched.delete(el);
+      }
+    });
     drawn.forEach(function (state, el) {
       if (!el.isConnected) {
         if (resizer) resizer.unobserve(el);
@@ -79,7 +103,15 @@
   function update() {
     pending = false;
     forget();
-    var boxes = document.querySelectorAll(SELECTOR);
+    var boxes = [];
+    document.querySelectorAll(SELECTOR).forEach(function (el) {
+      if (!watcher || near.has(el)) {
+        boxes.push(el);
+      } else if (!watched.has(el)) {
+        watched.add(el);
+        watcher.observe(el);
+      }
+    });
     if (!boxes.length) return;
     loadECharts().then(
       function (echarts) {

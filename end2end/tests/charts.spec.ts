@@ -48,6 +48,22 @@ test('ECharts is loaded only on pages with charts', async ({ page }) => {
   expect(loaded.length).toBe(1);
 });
 
+test('on a phone, ECharts waits until the reader scrolls to the genre chart', async ({ page }, testInfo) => {
+  test.skip(!testInfo.project.use.hasTouch, 'phones only: on a desktop the genre chart is in view at once');
+  const loaded: string[] = [];
+  page.on('request', (request) => {
+    if (request.url().endsWith('/echarts.js')) loaded.push(request.url());
+  });
+  await signIn(page);
+  await page.waitForLoadState('networkidle');
+  const chart = page.getByTestId('genre-chart');
+  await expect(chart).not.toBeInViewport();
+  expect(loaded, 'echarts.js fetched for a chart far below the fold').toEqual([]);
+  await expect(chart).not.toHaveAttribute('data-chart-drawn', '');
+  await expectChartDrawn(chart);
+  expect(loaded.length).toBe(1);
+});
+
 test('charts follow the viewport and the dark theme', async ({ page }, testInfo) => {
   await signIn(page);
   const chart = page.getByTestId('genre-chart');

@@ -17,7 +17,9 @@ export async function signIn(page: Page, user?: string) {
 
 /** WCAG 2.1 A/AA rules; a page passes with no serious or critical violation. */
 export async function expectAccessible(page: Page, what: string) {
-  const results = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
+  // Check the settled page, not lists dimmed while new ones load.
+  await expect(page.locator('[aria-busy="true"]')).toHaveCount(0);
+  const results = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
   const severe = results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   const summary = severe.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
   expect(summary, `${what}: serious or critical accessibility violations`).toEqual([]);
@@ -30,11 +32,18 @@ export async function expectNoHorizontalOverflow(page: Page) {
 
 /** A full-page screenshot per page and viewport, in end2end/screenshots/. */
 export async function screenshot(page: Page, testInfo: TestInfo, name: string) {
+  // Charts draw when they come near the viewport: bring each into view so the picture has them.
+  for (const chart of await page.locator('[data-chart]').all()) {
+    await chart.scrollIntoViewIfNeeded();
+    await expect(chart).toHaveAttribute('data-chart-drawn', '');
+  }
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: `screenshots/${name}-${testInfo.project.name}.png`, fullPage: true });
 }
 
 /** ECharts has drawn into the chart box: an SVG with some shapes in it. */
 export async function expectChartDrawn(chart: Locator) {
+  await chart.scrollIntoViewIfNeeded();
   await expect(chart).toHaveAttribute('data-chart-drawn', '');
   await expect(chart.locator('svg')).toBeVisible();
   // ECharts paints on the next animation frame: wait for the shapes, don't count them once.

@@ -68,6 +68,7 @@ fn SignedIn(viewer: Viewer) -> impl IntoView {
             }
         },
     );
+    let pending = RwSignal::new(false);
     let progress = RwSignal::new(None::<SyncProgress>);
     let sync_now = Action::new(|_: &()| start_sync());
     Effect::new(move |_| {
@@ -75,7 +76,10 @@ fn SignedIn(viewer: Viewer) -> impl IntoView {
             progress.set(Some(p));
         }
     });
-    watch_progress(progress, reloads);
+    // The sync whose lists are on screen: a sync that ends having written exactly those
+    // (the first visit's, often finished by the time the page renders) needs no reload.
+    let shown_sync = RwSignal::new(None::<i64>);
+    watch_progress(progress, reloads, shown_sync);
 
     let relogin_href = if viewer.demo_mode {
         "/auth/demo"
@@ -126,25 +130,31 @@ fn SignedIn(viewer: Viewer) -> impl IntoView {
             </div>
         </div>
 
-        <Suspense fallback=|| view! { <p aria-busy="true">"Loading your lists…"</p> }>
-            {move || Suspend::new(async move {
-                let moves = Moves::from(changes.await);
-                match top.await {
-                    Ok(Some(view)) => {
-                        if progress.get_untracked().is_none() {
-                            if let Some(sync) = view.sync.clone() {
-                                progress.set(Some(sync));
+        // A Transition, not a Suspense: on a range switch or after a sync the lists in view
+        // stay (dimmed, aria-busy) until the new ones arrive, so the page neither flashes
+        // nor loses its scroll position.
+        <div class="lists" class:lists--pending=move || pending.get() aria-busy=move || pending.get().to_string()>
+            <Transition fallback=|| view! { <p aria-busy="true">"Loading your lists…"</p> } set_pending=pending>
+                {move || Suspend::new(async move {
+                    let moves = Moves::from(changes.await);
+                    match top.await {
+                        Ok(Some(view)) => {
+                            shown_sync.set(view.payload.as_ref().map(|p| p.sync_id));
+                            if progress.get_untracked().is_none() {
+                                if let Some(sync) = view.sync.clone() {
+                                    progress.set(Some(sync));
+                                }
                             }
+                            view! { <TopLists view moves/> }.into_any()
                         }
-                        view! { <TopLists view moves/> }.into_any()
+                        Ok(None) => view! { <BadRange/> }.into_any(),
+                        Err(err) => view! {
+                            <p class="notice notice--error" role="alert">{err.to_string()}</p>
+                        }.into_any(),
                     }
-                    Ok(None) => view! { <BadRange/> }.into_any(),
-                    Err(err) => view! {
-                        <p class="notice notice--error" role="alert">{err.to_string()}</p>
-                    }.into_any(),
-                }
-            })}
-        </Suspense>
+                })}
+            </Transition>
+        </div>
     }
 }
 
@@ -152,8 +162,13 @@ fn running(p: Option<&SyncProgress>) -> bool {
     p.is_some_and(|p| p.status == SyncStatus::Running)
 }
 
-/// While a sync runs, ask for its progress every 700 ms; when it ends, reload the lists.
-fn watch_progress(progress: RwSignal<Option<SyncProgress>>, reloads: RwSignal<u32>) {
+/// While a sync runs, ask for its progress every 700 ms; when it ends, reload the lists
+/// unless they already are that sync's.
+fn watch_progress(
+    progress: RwSignal<Option<SyncProgress>>,
+    reloads: RwSignal<u32>,
+    shown_sync: RwSignal<Option<i64>>,
+) {
     Effect::new(move |_| {
         if !running(progress.get().as_ref()) {
             return;
@@ -163,8 +178,10 @@ fn watch_progress(progress: RwSignal<Option<SyncProgress>>, reloads: RwSignal<u3
                 leptos::task::spawn_local(async move {
                     if let Ok(Some(latest)) = get_sync_status().await {
                         let ended = latest.status != SyncStatus::Running;
+                        let already_shown = latest.status == SyncStatus::Succeeded
+                            && shown_sync.get_untracked() == Some(latest.run_id);
                         progress.set(Some(latest));
-                        if ended {
+                        if ended && !already_shown {
                             reloads.update(|n| *n += 1);
                         }
                     }

@@ -15,6 +15,7 @@ use leptos_meta::Title;
 #[component]
 pub fn History() -> impl IntoView {
     let range = range_from_url();
+    let pending = RwSignal::new(false);
     let history = Resource::new(
         move || range.get(),
         |range| async move {
@@ -35,20 +36,23 @@ pub fn History() -> impl IntoView {
                 </a>
             </div>
             <div class="toolbar"><RangeSwitch range/></div>
-            <Suspense fallback=|| view! { <p aria-busy="true">"Loading the history…"</p> }>
-                {move || Suspend::new(async move {
-                    match history.await {
-                        Ok(Some(Some(page))) => view! { <HistoryBody page/> }.into_any(),
-                        Ok(Some(None)) => view! {
-                            <SignInPrompt heading_level=2/>
-                        }.into_any(),
-                        Ok(None) => view! { <BadRange/> }.into_any(),
-                        Err(err) => view! {
-                            <p class="notice notice--error" role="alert">{err.to_string()}</p>
-                        }.into_any(),
-                    }
-                })}
-            </Suspense>
+            // Old charts and tables stay (dimmed) while another range loads.
+            <div class="lists" class:lists--pending=move || pending.get() aria-busy=move || pending.get().to_string()>
+                <Transition fallback=|| view! { <p aria-busy="true">"Loading the history…"</p> } set_pending=pending>
+                    {move || Suspend::new(async move {
+                        match history.await {
+                            Ok(Some(Some(page))) => view! { <HistoryBody page/> }.into_any(),
+                            Ok(Some(None)) => view! {
+                                <SignInPrompt heading_level=2/>
+                            }.into_any(),
+                            Ok(None) => view! { <BadRange/> }.into_any(),
+                            Err(err) => view! {
+                                <p class="notice notice--error" role="alert">{err.to_string()}</p>
+                            }.into_any(),
+                        }
+                    })}
+                </Transition>
+            </div>
         </main>
     }
 }
