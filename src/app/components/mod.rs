@@ -1,5 +1,6 @@
 pub mod chart;
 pub mod cover;
+pub mod error_notice;
 pub mod range_preview;
 pub mod range_switch;
 pub mod sign_in_prompt;

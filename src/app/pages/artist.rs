@@ -2,6 +2,7 @@ use crate::api::artist::get_artist;
 use crate::api::ApiError;
 use crate::app::components::chart::Chart;
 use crate::app::components::cover::Cover;
+use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::sign_in_prompt::SignInPrompt;
 use crate::app::components::top_bar::TopBar;
 use crate::domain::artist::{ArtistHistory, ArtistPage, ArtistTrack, Listeners};
@@ -31,7 +32,7 @@ pub fn Artist() -> impl IntoView {
                         Err(ApiError::NotFound(message)) => view! { <ArtistNotFound message/> }.into_any(),
                         Err(err) => view! {
                             <Title text="Artist"/>
-                            <p class="notice notice--error" role="alert">{err.to_string()}</p>
+                            <ErrorNotice message=err.to_string()/>
                         }.into_any(),
                     }
                 })}

@@ -3,6 +3,7 @@ use crate::api::top::{get_sync_status, get_top, start_sync, TopView};
 use crate::api::viewer::{get_viewer, Viewer};
 use crate::app::components::chart::Chart;
 use crate::app::components::cover::Cover;
+use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::range_switch::{range_from_url, RangeSwitch};
 use crate::app::components::sign_in_prompt::SignInPrompt;
 use crate::app::components::top_bar::TopBar;
@@ -29,9 +30,7 @@ pub fn Dashboard() -> impl IntoView {
                         Ok(None) => view! {
                             <SignInPrompt why="Sign in to see your top artists, tracks and genres."/>
                         }.into_any(),
-                        Err(err) => view! {
-                            <p class="notice notice--error" role="alert">{err.to_string()}</p>
-                        }.into_any(),
+                        Err(err) => view! { <ErrorNotice message=err.to_string()/> }.into_any(),
                     }
                 })}
             </Suspense>
@@ -148,9 +147,7 @@ fn SignedIn(viewer: Viewer) -> impl IntoView {
                             view! { <TopLists view moves/> }.into_any()
                         }
                         Ok(None) => view! { <BadRange/> }.into_any(),
-                        Err(err) => view! {
-                            <p class="notice notice--error" role="alert">{err.to_string()}</p>
-                        }.into_any(),
+                        Err(err) => view! { <ErrorNotice message=err.to_string()/> }.into_any(),
                     }
                 })}
             </Transition>

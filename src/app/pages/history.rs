@@ -1,5 +1,6 @@
 use crate::api::history::{get_history_page, HistoryPage};
 use crate::app::components::chart::Chart;
+use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::range_switch::{range_from_url, RangeSwitch};
 use crate::app::components::sign_in_prompt::SignInPrompt;
 use crate::app::components::top_bar::TopBar;
@@ -46,9 +47,7 @@ pub fn History() -> impl IntoView {
                                 <SignInPrompt heading_level=2/>
                             }.into_any(),
                             Ok(None) => view! { <BadRange/> }.into_any(),
-                            Err(err) => view! {
-                                <p class="notice notice--error" role="alert">{err.to_string()}</p>
-                            }.into_any(),
+                            Err(err) => view! { <ErrorNotice message=err.to_string()/> }.into_any(),
                         }
                     })}
                 </Transition>

@@ -1,4 +1,5 @@
 use crate::api::site::{get_site_info, SiteInfo};
+use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::range_preview::RangePreview;
 use crate::app::components::top_bar::TopBar;
 use leptos::prelude::*;
@@ -25,9 +26,7 @@ pub fn Landing() -> impl IntoView {
                         {move || Suspend::new(async move {
                             match info.await {
                                 Ok(info) => view! { <SignInActions info/> }.into_any(),
-                                Err(err) => view! {
-                                    <p class="notice notice--error" role="alert">{err.to_string()}</p>
-                                }.into_any(),
+                                Err(err) => view! { <ErrorNotice message=err.to_string()/> }.into_any(),
                             }
                         })}
                     </Suspense>
