@@ -4,6 +4,7 @@ use crate::api::viewer::{get_viewer, Viewer};
 use crate::app::components::chart::Chart;
 use crate::app::components::cover::Cover;
 use crate::app::components::error_notice::ErrorNotice;
+use crate::app::components::keep_while_loading::KeepWhileLoading;
 use crate::app::components::range_switch::{range_from_url, RangeSwitch};
 use crate::app::components::sign_in_prompt::SignInPrompt;
 use crate::app::components::top_bar::TopBar;
@@ -67,7 +68,6 @@ fn SignedIn(viewer: Viewer) -> impl IntoView {
             }
         },
     );
-    let pending = RwSignal::new(false);
     let progress = RwSignal::new(None::<SyncProgress>);
     let sync_now = Action::new(|_: &()| start_sync());
     Effect::new(move |_| {
@@ -77,7 +77,12 @@ fn SignedIn(viewer: Viewer) -> impl IntoView {
     });
     // The sync whose lists are on screen: a sync that ends having written exactly those
     // (the first visit's, often finished by the time the page renders) needs no reload.
-    let shown_sync = RwSignal::new(None::<i64>);
+    let shown_sync = move || {
+        top.with_untracked(|t| match t {
+            Some(Ok(Some(view))) => view.payload.as_ref().map(|p| p.sync_id),
+            _ => None,
+        })
+    };
     watch_progress(progress, reloads, shown_sync);
 
     let relogin_href = if viewer.demo_mode {
@@ -129,29 +134,23 @@ fn SignedIn(viewer: Viewer) -> impl IntoView {
             </div>
         </div>
 
-        // A Transition, not a Suspense: on a range switch or after a sync the lists in view
-        // stay (dimmed, aria-busy) until the new ones arrive, so the page neither flashes
-        // nor loses its scroll position.
-        <div class="lists" class:lists--pending=move || pending.get() aria-busy=move || pending.get().to_string()>
-            <Transition fallback=|| view! { <p aria-busy="true">"Loading your lists…"</p> } set_pending=pending>
-                {move || Suspend::new(async move {
-                    let moves = Moves::from(changes.await);
-                    match top.await {
-                        Ok(Some(view)) => {
-                            shown_sync.set(view.payload.as_ref().map(|p| p.sync_id));
-                            if progress.get_untracked().is_none() {
-                                if let Some(sync) = view.sync.clone() {
-                                    progress.set(Some(sync));
-                                }
+        <KeepWhileLoading loading="Loading your lists…">
+            {move || Suspend::new(async move {
+                let moves = Moves::from(changes.await);
+                match top.await {
+                    Ok(Some(view)) => {
+                        if progress.get_untracked().is_none() {
+                            if let Some(sync) = view.sync.clone() {
+                                progress.set(Some(sync));
                             }
-                            view! { <TopLists view moves/> }.into_any()
                         }
-                        Ok(None) => view! { <BadRange/> }.into_any(),
-                        Err(err) => view! { <ErrorNotice message=err.to_string()/> }.into_any(),
+                        view! { <TopLists view moves/> }.into_any()
                     }
-                })}
-            </Transition>
-        </div>
+                    Ok(None) => view! { <BadRange/> }.into_any(),
+                    Err(err) => view! { <ErrorNotice message=err.to_string()/> }.into_any(),
+                }
+            })}
+        </KeepWhileLoading>
     }
 }
 
@@ -164,7 +163,7 @@ fn running(p: Option<&SyncProgress>) -> bool {
 fn watch_progress(
     progress: RwSignal<Option<SyncProgress>>,
     reloads: RwSignal<u32>,
-    shown_sync: RwSignal<Option<i64>>,
+    shown_sync: impl Fn() -> Option<i64> + Copy + 'static,
 ) {
     Effect::new(move |_| {
         if !running(progress.get().as_ref()) {
@@ -176,7 +175,7 @@ fn watch_progress(
                     if let Ok(Some(latest)) = get_sync_status().await {
                         let ended = latest.status != SyncStatus::Running;
                         let already_shown = latest.status == SyncStatus::Succeeded
-                            && shown_sync.get_untracked() == Some(latest.run_id);
+                            && shown_sync() == Some(latest.run_id);
                         progress.set(Some(latest));
                         if ended && !already_shown {
                             reloads.update(|n| *n += 1);

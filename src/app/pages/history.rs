@@ -1,6 +1,7 @@
 use crate::api::history::{get_history_page, HistoryPage};
 use crate::app::components::chart::Chart;
 use crate::app::components::error_notice::ErrorNotice;
+use crate::app::components::keep_while_loading::KeepWhileLoading;
 use crate::app::components::range_switch::{range_from_url, RangeSwitch};
 use crate::app::components::sign_in_prompt::SignInPrompt;
 use crate::app::components::top_bar::TopBar;
@@ -16,7 +17,6 @@ use leptos_meta::Title;
 #[component]
 pub fn History() -> impl IntoView {
     let range = range_from_url();
-    let pending = RwSignal::new(false);
     let history = Resource::new(
         move || range.get(),
         |range| async move {
@@ -37,21 +37,18 @@ pub fn History() -> impl IntoView {
                 </a>
             </div>
             <div class="toolbar"><RangeSwitch range/></div>
-            // Old charts and tables stay (dimmed) while another range loads.
-            <div class="lists" class:lists--pending=move || pending.get() aria-busy=move || pending.get().to_string()>
-                <Transition fallback=|| view! { <p aria-busy="true">"Loading the history…"</p> } set_pending=pending>
-                    {move || Suspend::new(async move {
-                        match history.await {
-                            Ok(Some(Some(page))) => view! { <HistoryBody page/> }.into_any(),
-                            Ok(Some(None)) => view! {
-                                <SignInPrompt heading_level=2/>
-                            }.into_any(),
-                            Ok(None) => view! { <BadRange/> }.into_any(),
-                            Err(err) => view! { <ErrorNotice message=err.to_string()/> }.into_any(),
-                        }
-                    })}
-                </Transition>
-            </div>
+            <KeepWhileLoading loading="Loading the history…">
+                {move || Suspend::new(async move {
+                    match history.await {
+                        Ok(Some(Some(page))) => view! { <HistoryBody page/> }.into_any(),
+                        Ok(Some(None)) => view! {
+                            <SignInPrompt heading_level=2/>
+                        }.into_any(),
+                        Ok(None) => view! { <BadRange/> }.into_any(),
+                        Err(err) => view! { <ErrorNotice message=err.to_string()/> }.into_any(),
+                    }
+                })}
+            </KeepWhileLoading>
         </main>
     }
 }
