@@ -1,16 +1,20 @@
-// Draws the charts of a page. Every `[data-chart]` box holds an ECharts option built on
-// the server; this script loads ECharts (/echarts.js, bundled from the npm package by
-// `npm run build:echarts`) only when such a box comes near the viewport, draws it with the
-// SVG renderer in the light or dark theme, keeps it sized to its box, and follows boxes
-// that appear, change or go away later (client-side navigation). It needs no WASM: charts
-// draw before hydration and on pages that never hydrate. A chart below the fold costs
-// nothing until the reader scrolls towards it (on a phone the genre chart is far down).
+// Draws the charts of a page. Every `[data-chart-src]` box names the URL of an ECharts
+// option built on the server (charming); only when such a box comes near the viewport does
+// this script fetch that option and ECharts itself (/echarts.js, bundled from the npm
+// package by `npm run build:echarts`), then draw it with the SVG renderer in the light or
+// dark theme, keep it sized to its box, and follow boxes that appear, change or go away
+// later (client-side navigation). It needs no WASM: charts draw before hydration and on
+// pages that never hydrate. A chart below the fold costs nothing until the reader scrolls
+// towards it (on a phone the genre chart is far down). A chart that cannot be fetched says
+// so in its box.
 (function () {
   'use strict';
-  var SELECTOR = '[data-chart]';
+  var SELECTOR = '[data-chart-src]';
   var dark = window.matchMedia ? window.matchMedia('(prefers-color-scheme: dark)') : null;
   var loading = null;
-  var drawn = new Map(); // element -> { chart, option, theme }
+  var drawn = new Map(); // element -> { chart, src, theme }
+  var options = new Map(); // src -> Promise of the parsed option
+  var asked = new WeakMap(); // element -> the src being fetched or that failed for it
   var near = new WeakSet(); // boxes that have come within reach of the viewport
   var watched = new Set();
   var watcher = window.IntersectionObserver
@@ -57,29 +61,49 @@
     return loading;
   }
 
+  function loadOption(src) {
+    if (!options.has(src)) {
+      var request = fetch(src, { headers: { Accept: 'application/json' } }).then(function (response) {
+        if (!response.ok) throw new Error(src + ' answered ' + response.status);
+        return response.json();
+      });
+      // A failure is not remembered: the next look at the box tries again.
+      request.catch(function () {
+        options.delete(src);
+      });
+      options.set(src, request);
+    }
+    return options.get(src);
+  }
+
   function theme() {
     return dark && dark.matches ? 'dark' : null;
   }
 
-  function draw(echarts, el) {
-    var option = el.getAttribute('data-chart');
+  function unavailable(el) {
+    if (drawn.has(el) || el.querySelector('.chart__unavailable')) return;
+    var note = document.createElement('p');
+    note.className = 'chart__unavailable';
+    note.textContent = 'This chart is unavailable right now.';
+    el.appendChild(note);
+    el.setAttribute('data-chart-failed', '');
+  }
+
+  function draw(echarts, el, src, option) {
     var state = drawn.get(el);
-    if (state && state.option === option && state.theme === theme()) return;
-    var parsed;
-    try {
-      parsed = JSON.parse(option);
-    } catch (err) {
-      console.warn('chart option is not JSON', err);
-      return;
-    }
+    if (state && state.src === src && state.theme === theme()) return;
     if (state && state.theme !== theme()) {
       state.chart.dispose();
       state = null;
     }
+    var note = el.querySelector('.chart__unavailable');
+    if (note) note.remove();
+    el.removeAttribute('data-chart-failed');
     var chart = state ? state.chart : echarts.init(el, theme(), { renderer: 'svg' });
-    chart.setOption(parsed, true);
+    chart.setOption(option, true);
     if (!state && resizer) resizer.observe(el);
-    drawn.set(el, { chart: chart, option: option, theme: theme() });
+    drawn.set(el, { chart: chart, src: src, theme: theme() });
+    asked.delete(el);
     el.setAttribute('data-chart-drawn', '');
   }
 
@@ -112,17 +136,24 @@
         watcher.observe(el);
       }
     });
-    if (!boxes.length) return;
-    loadECharts().then(
-      function (echarts) {
-        boxes.forEach(function (el) {
-          if (el.isConnected) draw(echarts, el);
-        });
-      },
-      function (err) {
-        console.warn('charts are not drawn:', err.message);
-      }
-    );
+    boxes.forEach(function (el) {
+      var src = el.getAttribute('data-chart-src');
+      var state = drawn.get(el);
+      if (state && state.src === src && state.theme === theme()) return;
+      // Asked already (in flight, or failed: tried again when the box names another URL).
+      if (asked.get(el) === src && !(state && state.src === src)) return;
+      asked.set(el, src);
+      Promise.all([loadECharts(), loadOption(src)]).then(
+        function (loaded) {
+          // The box may have gone, or been pointed elsewhere, meanwhile.
+          if (el.isConnected && el.getAttribute('data-chart-src') === src) draw(loaded[0], el, src, loaded[1]);
+        },
+        function (err) {
+          console.warn('chart not drawn:', err.message);
+          if (el.isConnected) unavailable(el);
+        }
+      );
+    });
   }
   function schedule() {
     if (!pending) {
@@ -137,7 +168,7 @@
       childList: true,
       subtree: true,
       attributes: true,
-      attributeFilter: ['data-chart'],
+      attributeFilter: ['data-chart-src'],
     });
     if (dark && dark.addEventListener) dark.addEventListener('change', schedule);
     if (!resizer) window.addEventListener('resize', function () {

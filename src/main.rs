@@ -1,5 +1,11 @@
 //! Server entry: configuration, telemetry, then hand over to `server::startup`.
 
+/// Page rendering allocates many small, short-lived strings on every worker thread; glibc's
+/// malloc spent ~40% of a dashboard's CPU on them (measured with `make bench-pages`).
+#[cfg(feature = "ssr")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[cfg(feature = "ssr")]
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -10,7 +16,7 @@ async fn main() -> std::process::ExitCode {
     if args.first().map(String::as_str) == Some("sim") {
         return simulator::run(&args[1..]).await;
     }
-    let bench = args.first().map(String::as_str) == Some("bench-sync");
+    let command = args.first().map(String::as_str);
 
     // A bad environment stops the process with one line naming the variable (never its value).
     let config = match Config::from_env() {
@@ -22,8 +28,10 @@ async fn main() -> std::process::ExitCode {
     };
     telemetry::init(config.log_format);
 
-    if bench {
-        return bench_sync(config, &args[1..]).await;
+    match command {
+        Some("bench-sync") => return bench_sync(config, &args[1..]).await,
+        Some("bench-pages") => return bench_pages(config, &args[1..]).await,
+        _ => {}
     }
 
     match startup::run(config).await {
@@ -42,7 +50,7 @@ async fn bench_sync(
     config: personalify::server::config::Config,
     args: &[String],
 ) -> std::process::ExitCode {
-    use personalify::server::sync::bench::{self, BenchOptions};
+    use personalify::server::bench::sync::{self as bench, BenchOptions};
     use std::process::ExitCode;
     const USAGE: &str =
         "usage: personalify bench-sync [--syncs 40] [--latency-ms 30] [--concurrency 4]";
@@ -71,6 +79,58 @@ async fn bench_sync(
         }
         Err(e) => {
             eprintln!("personalify bench-sync: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `personalify bench-pages [--connections 16] [--seconds 5] [--warmup 1] [--syncs 365]
+/// [--only PAGE]`.
+#[cfg(feature = "ssr")]
+async fn bench_pages(
+    config: personalify::server::config::Config,
+    args: &[String],
+) -> std::process::ExitCode {
+    use personalify::server::bench::pages::{self, PageBenchOptions};
+    use std::process::ExitCode;
+    use std::time::Duration;
+    const USAGE: &str =
+        "usage: personalify bench-pages [--connections 16] [--seconds 5] [--warmup 1] [--syncs 365] [--only PAGE]";
+    let mut options = PageBenchOptions {
+        connections: 16,
+        warmup: Duration::from_secs(1),
+        measure: Duration::from_secs(5),
+        long_history: 365,
+        only: None,
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let text = it.next();
+        if flag == "--only" {
+            options.only = text.cloned();
+            continue;
+        }
+        let value = text.and_then(|v| v.parse::<u64>().ok());
+        match (flag.as_str(), value) {
+            ("--connections", Some(n)) if (1..=1024).contains(&n) => {
+                options.connections = n as usize
+            }
+            ("--seconds", Some(n)) if n > 0 => options.measure = Duration::from_secs(n),
+            ("--warmup", Some(n)) => options.warmup = Duration::from_secs(n),
+            ("--syncs", Some(n)) if (1..=10_000).contains(&n) => options.long_history = n as usize,
+            _ => {
+                eprintln!("personalify bench-pages: bad option {flag}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    match pages::run(config, options).await {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("personalify bench-pages: {e}");
             ExitCode::FAILURE
         }
     }

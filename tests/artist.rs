@@ -66,7 +66,7 @@ async fn the_artist_page_gathers_every_store() {
         .next()
         .unwrap();
     assert_eq!(table.matches("<time").count(), 2, "{table}");
-    let charts = chart_options(&page);
+    let charts = chart_options(&app, &browser, &page).await;
     assert_eq!(charts.len(), 1, "one chart");
     let (testid, option) = &charts[0];
     assert_eq!(testid, "artist-rank-chart");
@@ -195,6 +195,6 @@ async fn mongo_and_redis_down_leave_the_artist_page_standing() {
     assert!(page.contains(">#2<"), "rank from PostgreSQL");
     assert!(page.contains("data-testid=\"artist-history-unavailable\""));
     assert!(page.contains("data-testid=\"artist-views-unavailable\""));
-    assert!(chart_options(&page).is_empty());
+    assert!(chart_options(&app, &browser, &page).await.is_empty());
     app.shutdown().await;
 }

@@ -28,6 +28,7 @@ fn payload(
         time_range: range,
         sync_id,
         synced_at: synced_at.into(),
+        previous_sync_id: None,
         artists: ids
             .iter()
             .enumerate()
@@ -38,6 +39,7 @@ fn payload(
                 genres: (i % 2 == 0).then(|| vec!["indie".to_string(), format!("g{i}")]),
                 image_url: Some(format!("https://img.example/{id}.jpg")),
                 popularity: (i % 3 == 0).then_some(70 + i as u32),
+                previous_rank: None,
             })
             .collect(),
         tracks: ids
@@ -54,6 +56,7 @@ fn payload(
                 album: (i % 2 == 1).then(|| format!("Album {id}")),
                 image_url: None,
                 duration_ms: Some(180_000 + i as u64),
+                previous_rank: None,
             })
             .collect(),
         genres: if n == 0 {
@@ -223,20 +226,16 @@ async fn an_older_snapshot_arriving_late_goes_to_history_only() {
         Some(other_range)
     );
 
-    // Both are history, newest first, exactly as written.
-    let history = mongo
-        .history("ana", TimeRange::ShortTerm, 10)
+    // Both are history, exactly as written, read back by their ids.
+    let mut history: Vec<TopPayload> = mongo
+        .snapshots_by_id(
+            &["2-short_term".to_string(), "1-short_term".to_string()],
+            doc! {},
+        )
         .await
         .unwrap();
-    assert_eq!(
-        history,
-        vec![
-            ("2-short_term".to_string(), newer.clone()),
-            ("1-short_term".to_string(), older)
-        ]
-    );
-    let limited = mongo.history("ana", TimeRange::ShortTerm, 1).await.unwrap();
-    assert_eq!(limited, vec![("2-short_term".to_string(), newer.clone())]);
+    history.sort_by_key(|p| p.sync_id);
+    assert_eq!(history, vec![older, newer.clone()]);
 
     // A newer snapshot does replace it; so does a later sync of the same millisecond.
     let newest = payload(
@@ -296,16 +295,16 @@ async fn history_returns_times_in_utc_with_milliseconds() {
         .write_snapshot("9-medium_term", &snapshot)
         .await
         .unwrap();
-    let history = mongo
-        .history("ana", TimeRange::MediumTerm, 10)
+    let history: Vec<TopPayload> = mongo
+        .snapshots_by_id(&["9-medium_term".to_string()], doc! {})
         .await
         .unwrap();
     assert_eq!(history.len(), 1);
-    assert_eq!(history[0].1.synced_at, "2026-11-22T10:00:00.500Z");
+    assert_eq!(history[0].synced_at, "2026-11-22T10:00:00.500Z");
     assert_eq!(
         TopPayload {
             synced_at: snapshot.synced_at.clone(),
-            ..history[0].1.clone()
+            ..history[0].clone()
         },
         snapshot
     );
@@ -496,11 +495,27 @@ async fn post_history(
         .expect("request reaches the server")
 }
 
-async fn signed_in_spotify_id(app: &TestApp) -> String {
-    sqlx::query_scalar("SELECT spotify_id FROM users")
+async fn signed_in_user(app: &TestApp) -> (i64, String) {
+    sqlx::query_as("SELECT id, spotify_id FROM users")
         .fetch_one(&app.state.stores.main)
         .await
         .expect("one signed-in user")
+}
+
+/// Record a finished sync in PostgreSQL, as the sync does: the history reads the
+/// snapshots of the syncs the record knows.
+async fn record_sync(app: &TestApp, user_id: i64, run_id: i64, finished_at: &str) {
+    let at = chrono::DateTime::parse_from_rfc3339(finished_at).unwrap();
+    sqlx::query(
+        "INSERT INTO sync_runs (id, user_id, trigger, status, started_at, finished_at)
+         VALUES ($1, $2, 'manual', 'succeeded', $3, $3)",
+    )
+    .bind(run_id)
+    .bind(user_id)
+    .bind(at)
+    .execute(&app.state.stores.main)
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -508,7 +523,7 @@ async fn get_history_shows_the_session_users_movement() {
     let app = TestEnv::new().await.spawn().await;
     let browser = app.browser();
     app.demo_sign_in(&browser, None).await;
-    let me = signed_in_spotify_id(&app).await;
+    let (user_id, me) = signed_in_user(&app).await;
     let mongo = &app.state.stores.mongo;
     let before = payload(
         &me,
@@ -526,6 +541,8 @@ async fn get_history_shows_the_session_users_movement() {
     );
     mongo.write_snapshot("1-short_term", &before).await.unwrap();
     mongo.write_snapshot("2-short_term", &now).await.unwrap();
+    record_sync(&app, user_id, 1, &before.synced_at).await;
+    record_sync(&app, user_id, 2, &now.synced_at).await;
     // Someone else's newer snapshot is not mine.
     let theirs = payload(
         "someone-else",
@@ -591,6 +608,9 @@ async fn get_history_says_so_when_mongodb_is_down() {
     let app = TestEnv::new().await.store_down("MONGODB_URL").spawn().await;
     let browser = app.browser();
     app.demo_sign_in(&browser, None).await;
+    // A sync on record, so there is history to read.
+    let (user_id, _) = signed_in_user(&app).await;
+    record_sync(&app, user_id, 1, "2026-11-01T08:00:00.000Z").await;
     let response = post_history(&app, &browser, &[("range", "short_term")]).await;
     assert!(response.status().is_server_error(), "{}", response.status());
     let body = response.text().await.unwrap();

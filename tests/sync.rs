@@ -237,29 +237,62 @@ async fn two_concurrent_syncs_for_one_user_are_one_run() {
 }
 
 #[tokio::test]
-async fn another_day_brings_movement_into_the_history() {
+async fn another_day_brings_movement_into_the_payload_and_the_history_alike() {
     let (app, user, _) = signed_in(TestEnv::new().await).await;
-    sync(&app, &user).await;
-    app.sim().advance_days(1);
-    sync(&app, &user).await;
-    let history = app
-        .state
-        .stores
-        .mongo
-        .history(&user.spotify_id, TimeRange::ShortTerm, 10)
+    let first = sync(&app, &user).await;
+    let (payload, _) = read::top_payload(&app.state, &user.spotify_id, TimeRange::ShortTerm)
         .await
+        .unwrap()
         .unwrap();
-    assert_eq!(history.len(), 2);
-    let (newest, older) = (&history[0].1, &history[1].1);
-    assert!(newest.sync_id > older.sync_id, "newest first");
-    let changes = personalify::server::sync::history::changes(Some(older), newest);
-    assert!(!changes.first_sync);
-    let moved = changes
+    assert_eq!(
+        payload.previous_sync_id, None,
+        "a first sync has nothing to compare"
+    );
+    assert!(payload.artists.iter().all(|a| a.previous_rank.is_none()));
+
+    app.sim().advance_days(1);
+    let second = sync(&app, &user).await;
+    // Movement was computed by the sync, in its transaction, and stored with the lists.
+    let (payload, _) = read::top_payload(&app.state, &user.spotify_id, TimeRange::ShortTerm)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(payload.sync_id, second.run_id);
+    assert_eq!(payload.previous_sync_id, Some(first.run_id));
+    let moved = payload
         .artists
         .iter()
-        .filter(|c| c.rank != c.previous_rank)
+        .filter(|a| a.previous_rank != Some(a.rank))
         .count();
     assert!(moved > 0, "a new day moves some short-term ranks");
+
+    // The history page reads the same movement from MongoDB's snapshots.
+    let view = personalify::server::sync::history::load_view(
+        &app.state.stores,
+        app.state.config.cache_ttl,
+        user.user_id,
+        &user.spotify_id,
+        TimeRange::ShortTerm,
+        10,
+    )
+    .await
+    .unwrap();
+    assert!(!view.changes.first_sync);
+    assert_eq!(view.sync_id, Some(second.run_id));
+    assert_eq!(view.history.synced_at.len(), 2);
+    let from_history: Vec<(String, Option<u16>)> = view
+        .changes
+        .artists
+        .iter()
+        .filter(|c| c.rank.is_some())
+        .map(|c| (c.id.clone(), c.previous_rank))
+        .collect();
+    let from_payload: Vec<(String, Option<u16>)> = payload
+        .artists
+        .iter()
+        .map(|a| (a.id.clone(), a.previous_rank))
+        .collect();
+    assert_eq!(from_payload, from_history);
     app.shutdown().await;
 }
 
@@ -340,8 +373,8 @@ async fn with_redis_down_the_dashboard_is_served_from_postgresql() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let view: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(view["payload"]["time_range"], "long_term");
-    assert_eq!(view["payload"]["artists"][0]["rank"], 1);
+    assert_eq!(view["lists"]["range"], "long_term");
+    assert_eq!(view["lists"]["artists"][0]["rank"], 1);
     app.shutdown().await;
 }
 
@@ -433,7 +466,7 @@ async fn a_first_visit_starts_a_sync_and_then_shows_the_data() {
         .await
         .unwrap();
     let view: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(view["payload"], serde_json::Value::Null);
+    assert_eq!(view["lists"], serde_json::Value::Null);
     assert_eq!(view["sync"]["status"], "running");
     let mut shown = serde_json::Value::Null;
     for _ in 0..100 {
@@ -445,11 +478,11 @@ async fn a_first_visit_starts_a_sync_and_then_shows_the_data() {
             .await
             .unwrap();
         shown = res.json().await.unwrap();
-        if !shown["payload"].is_null() {
+        if !shown["lists"].is_null() {
             break;
         }
     }
-    assert_eq!(shown["payload"]["time_range"], "short_term");
+    assert_eq!(shown["lists"]["range"], "short_term");
     // Without a session: a clear "sign in" error, not data.
     let anonymous = app
         .http
@@ -600,7 +633,7 @@ async fn the_dashboard_shows_movement_since_the_last_sync() {
         "movement badges after a day"
     );
     // The genre donut: built on the server, its slices the payload's top genres.
-    let charts = common::chart_options(&second);
+    let charts = common::chart_options(&app, &browser, &second).await;
     assert_eq!(charts.len(), 1);
     assert_eq!(charts[0].0, "genre-chart");
     let slices = charts[0].1["series"][0]["data"].as_array().unwrap();
@@ -647,7 +680,7 @@ async fn the_history_page_shows_entries_exits_and_ranks_over_time() {
         .unwrap();
     assert_eq!(header.matches("<time").count(), 2, "{header}");
     // Each table has its chart: a line per top-10 item, a point per sync.
-    let charts = common::chart_options(&page);
+    let charts = common::chart_options(&app, &browser, &page).await;
     let ids: Vec<&str> = charts.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(ids, ["artists-rank-chart", "tracks-rank-chart"]);
     for (_, option) in &charts {

@@ -10,10 +10,10 @@ test('the dashboard draws its genre chart and redraws it on a range switch', asy
   await expect(chart.locator('svg')).toContainText(topGenre);
   await expect(chart).toHaveAttribute('aria-label', new RegExp(`^Genre chart: ${topGenre} `));
 
-  const before = await chart.getAttribute('data-chart');
+  const before = await chart.getAttribute('data-chart-src');
   await page.locator('[data-range="long_term"]').click();
   await expect(page).toHaveURL(/\?range=long_term$/);
-  await expect.poll(() => page.getByTestId('genre-chart').getAttribute('data-chart')).not.toBe(before);
+  await expect.poll(() => page.getByTestId('genre-chart').getAttribute('data-chart-src')).not.toBe(before);
   await expectChartDrawn(page.getByTestId('genre-chart'));
   // The redrawn chart shows the new list's top genre.
   const longTopGenre = (await page.getByTestId('genres').locator('.genres__name').first().textContent())!.trim();
@@ -23,6 +23,7 @@ test('the dashboard draws its genre chart and redraws it on a range switch', asy
 test('charts draw from the server alone, before and without hydration', async ({ page }) => {
   await signIn(page);
   // No WASM at all: the page never hydrates, yet ECharts draws the server-built option.
+  // The page names each chart's URL; the option itself is not in the page.
   await page.route('**/*.wasm', (route) => route.abort());
   const echarts: string[] = [];
   page.on('request', (request) => {
@@ -33,6 +34,18 @@ test('charts draw from the server alone, before and without hydration', async ({
   await expectChartDrawn(page.getByTestId('tracks-rank-chart'));
   // Served by Personalify itself, never a CDN.
   expect(echarts.every((url) => url.startsWith(new URL(page.url()).origin))).toBe(true);
+});
+
+test('a chart whose data cannot be fetched says so in its box', async ({ page }) => {
+  await signIn(page);
+  await page.route('**/charts/**', (route) => route.fulfill({ status: 503, body: 'down' }));
+  await page.goto('/history?range=medium_term');
+  const chart = page.getByTestId('artists-rank-chart');
+  await chart.scrollIntoViewIfNeeded();
+  await expect(chart).toHaveAttribute('data-chart-failed', '');
+  await expect(chart).toContainText('This chart is unavailable right now.');
+  // The table beside it has the same numbers, and the page is otherwise whole.
+  await expect(page.getByTestId('rank-table').first()).toBeVisible();
 });
 
 test('ECharts is loaded only on pages with charts', async ({ page }) => {

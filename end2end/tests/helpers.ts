@@ -33,7 +33,7 @@ export async function expectNoHorizontalOverflow(page: Page) {
 /** A full-page screenshot per page and viewport, in end2end/screenshots/. */
 export async function screenshot(page: Page, testInfo: TestInfo, name: string) {
   // Charts draw when they come near the viewport: bring each into view so the picture has them.
-  for (const chart of await page.locator('[data-chart]').all()) {
+  for (const chart of await page.locator('[data-chart-src]').all()) {
     await chart.scrollIntoViewIfNeeded();
     await expect(chart).toHaveAttribute('data-chart-drawn', '');
   }

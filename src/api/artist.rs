@@ -12,7 +12,7 @@ pub async fn get_artist(id: String) -> Result<Option<ArtistPage>, ApiError> {
     let Some(user) = super::ctx::session_user(&state).await? else {
         return Ok(None);
     };
-    match crate::server::artist::load(&state, &user.spotify_id, &id).await {
+    match crate::server::artist::load(&state, user.user_id, &user.spotify_id, &id).await {
         Ok(Some(page)) => Ok(Some(page)),
         Ok(None) => {
             super::ctx::set_status(axum::http::StatusCode::NOT_FOUND);

@@ -43,6 +43,7 @@ impl leptos::server_fn::error::FromServerFnError for ApiError {
 pub(crate) mod ctx {
     use super::ApiError;
     use crate::server::auth::session::{self, SessionUser};
+    use crate::server::page_cache::{ResolvedSession, ShownSync};
     use crate::server::state::AppState;
 
     pub fn state() -> Result<AppState, ApiError> {
@@ -64,14 +65,43 @@ pub(crate) mod ctx {
         )
     }
 
+    /// One request's session lookup, shared by the server functions that request runs (a
+    /// page runs several): provided fresh for every request by the router.
+    #[derive(Clone, Default)]
+    pub struct RequestSession(std::sync::Arc<tokio::sync::OnceCell<Option<SessionUser>>>);
+
     /// The session's user, if signed in. The only way server functions learn who asks.
+    /// Looked up once per request.
     pub async fn session_user(state: &AppState) -> Result<Option<SessionUser>, ApiError> {
-        let headers: axum::http::HeaderMap = leptos_axum::extract()
-            .await
-            .map_err(|_| ApiError::Unavailable("the request could not be read".into()))?;
-        session::current_user(&state.stores.main, &headers)
-            .await
-            .map_err(store_down)
+        let lookup = || async {
+            let headers: axum::http::HeaderMap = leptos_axum::extract()
+                .await
+                .map_err(|_| ApiError::Unavailable("the request could not be read".into()))?;
+            session::current_user(&state.stores.main, &state.sessions, &headers)
+                .await
+                .map_err(store_down)
+        };
+        // Resolved already by the page cache's lookup for this request.
+        if let Some(ResolvedSession(user)) = request_extension::<ResolvedSession>() {
+            return Ok(user);
+        }
+        match leptos::prelude::use_context::<RequestSession>() {
+            Some(memo) => memo.0.get_or_try_init(lookup).await.cloned(),
+            None => lookup().await,
+        }
+    }
+
+    fn request_extension<T: Clone + Send + Sync + 'static>() -> Option<T> {
+        leptos::prelude::use_context::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<T>().cloned())
+    }
+
+    /// Tell the page cache which sync the page shows, when that is final (see
+    /// `server::page_cache`): only then may the rendered page be kept for that sync.
+    pub fn shown_sync(sync_id: i64) {
+        if let Some(shown) = request_extension::<ShownSync>() {
+            shown.report(sync_id);
+        }
     }
 
     /// The session's user, or 401 "sign in".

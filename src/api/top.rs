@@ -1,22 +1,22 @@
 //! The dashboard's data and the "Sync now" action, for the session's user only.
 
 use super::ApiError;
-use crate::domain::{ChartSpec, SyncProgress, TopPayload};
+use crate::domain::dashboard::DashboardLists;
+use crate::domain::SyncProgress;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+/// The dashboard's data for one range: exactly what it shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopView {
     /// `None`: no sync has finished yet (one is started, see `sync`).
-    pub payload: Option<TopPayload>,
+    pub lists: Option<DashboardLists>,
     /// The running sync, if any.
     pub sync: Option<SyncProgress>,
-    pub needs_relogin: bool,
-    /// The genre donut, when there are genre shares.
-    pub genre_chart: Option<ChartSpec>,
 }
 
-/// `range` is Spotify's spelling (`short_term`, ...); anything else is a 400.
+/// `range` is Spotify's spelling (`short_term`, ...); anything else is a 400. One session
+/// check and one read (Redis, else PostgreSQL): the hot path touches no other store.
 #[server(prefix = "/api", endpoint = "top")]
 pub async fn get_top(range: String) -> Result<TopView, ApiError> {
     use crate::server::sync::{read, SyncUser, Trigger};
@@ -49,17 +49,12 @@ pub async fn get_top(range: String) -> Result<TopView, ApiError> {
             Err(e) => tracing::warn!(error = %e, "first sync not started"),
         }
     }
-    let genre_chart = match payload.as_ref().map(|p| &p.genres) {
-        Some(crate::domain::Genres::Available { shares }) => {
-            crate::server::charts::genre_chart(shares)
-        }
-        _ => None,
-    };
+    if let (Some(payload), None) = (&payload, &sync) {
+        super::ctx::shown_sync(payload.sync_id);
+    }
     Ok(TopView {
-        genre_chart,
-        payload,
+        lists: payload.as_ref().map(DashboardLists::from_payload),
         sync,
-        needs_relogin: user.needs_relogin,
     })
 }
 

@@ -2,7 +2,8 @@
 //! store (metadata and ranks from PostgreSQL, rank history from MongoDB, a view counter
 //! from Redis, cross-user figures from PostgreSQL).
 
-use super::{ChartSpec, TimeRange};
+use super::history::RankSeries;
+use super::TimeRange;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,9 +47,25 @@ pub struct ArtistTrack {
 /// `synced_at[i]` (RFC 3339, oldest first) is the time of every range's `points[i]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArtistHistory {
+    /// The newest sync it covers (the chart's URL names it); `None` before any sync.
+    pub sync_id: Option<i64>,
     pub synced_at: Vec<String>,
     pub ranges: Vec<(TimeRange, Vec<Option<u16>>)>,
-    pub chart: Option<ChartSpec>,
+}
+
+impl ArtistHistory {
+    /// The ranges the artist was ever in over these syncs, as chart lines.
+    pub fn series(&self) -> Vec<RankSeries> {
+        self.ranges
+            .iter()
+            .filter(|(_, points)| points.iter().any(Option::is_some))
+            .map(|(range, points)| RankSeries {
+                id: range.as_str().into(),
+                name: range.label().into(),
+                points: points.clone(),
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,6 +19,19 @@ pub enum Movement {
     Left,
 }
 
+impl Movement {
+    /// How an item now at `rank` moved from `previous_rank` (`None`: it was not in the
+    /// previous list).
+    pub fn since(rank: u16, previous_rank: Option<u16>) -> Movement {
+        match previous_rank {
+            Some(before) if rank < before => Movement::Up(before - rank),
+            Some(before) if rank > before => Movement::Down(rank - before),
+            Some(_) => Movement::Same,
+            None => Movement::New,
+        }
+    }
+}
+
 /// "2026-11-21T10:15:00.000Z" → "11-21 10:15" (UTC, as stored): a chart or table column.
 pub fn time_label(rfc3339: &str) -> String {
     match (rfc3339.get(5..10), rfc3339.get(11..16)) {
@@ -42,10 +55,7 @@ pub struct Change {
 impl Change {
     pub fn movement(&self) -> Movement {
         match (self.rank, self.previous_rank) {
-            (Some(now), Some(before)) if now < before => Movement::Up(before - now),
-            (Some(now), Some(before)) if now > before => Movement::Down(now - before),
-            (Some(_), Some(_)) => Movement::Same,
-            (Some(_), None) => Movement::New,
+            (Some(now), before) => Movement::since(now, before),
             (None, Some(_)) => Movement::Left,
             // In neither list: `changes` never builds one; nothing moved.
             (None, None) => Movement::Same,
@@ -86,6 +96,8 @@ pub struct RankHistory {
 /// `changes.first_sync`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct HistoryView {
+    /// The newest sync shown (its charts' URLs name it); `None` before any sync.
+    pub sync_id: Option<i64>,
     /// The latest sync against the one before.
     pub changes: ListChanges,
     pub history: RankHistory,

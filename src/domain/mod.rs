@@ -3,12 +3,12 @@
 
 pub mod artist;
 pub mod chart;
+pub mod dashboard;
 pub mod history;
 pub mod sync;
 mod time_range;
 pub mod top;
 
-pub use chart::ChartSpec;
 pub use sync::{SyncProgress, SyncStatus};
 pub use time_range::{TimeRange, UnknownTimeRange};
 pub use top::{genre_shares, ArtistRef, GenreShare, Genres, TopArtist, TopPayload, TopTrack};

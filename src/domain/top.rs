@@ -20,6 +20,10 @@ pub struct TopArtist {
     pub genres: Option<Vec<String>>,
     pub image_url: Option<String>,
     pub popularity: Option<u32>,
+    /// Rank in the previous sync's list; `None`: not in it (see
+    /// [`TopPayload::previous_sync_id`] for whether there was one).
+    #[serde(default)]
+    pub previous_rank: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +35,9 @@ pub struct TopTrack {
     pub album: Option<String>,
     pub image_url: Option<String>,
     pub duration_ms: Option<u64>,
+    /// Rank in the previous sync's list, as for [`TopArtist::previous_rank`].
+    #[serde(default)]
+    pub previous_rank: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,9 +63,39 @@ pub struct TopPayload {
     /// The sync that produced it (its id in `sync_runs`) and when it finished, RFC 3339.
     pub sync_id: i64,
     pub synced_at: String,
+    /// The sync this one's lists were compared with (the lists it replaced), for the
+    /// movement badges; `None` on a range's first sync, or for payloads written before
+    /// movement was computed at sync time: movement is then unknown, not "all new".
+    #[serde(default)]
+    pub previous_sync_id: Option<i64>,
     pub artists: Vec<TopArtist>,
     pub tracks: Vec<TopTrack>,
     pub genres: Genres,
+}
+
+impl TopPayload {
+    /// Stamp each item with its rank in the lists this sync replaces: `previous` holds
+    /// (id, rank) of the previous artists and tracks of this range, from the same
+    /// transaction; `previous_sync_id` is the sync that wrote them (`None`: first sync).
+    pub fn compare_with(
+        &mut self,
+        previous_sync_id: Option<i64>,
+        previous_artists: &std::collections::HashMap<String, u16>,
+        previous_tracks: &std::collections::HashMap<String, u16>,
+    ) {
+        self.previous_sync_id = previous_sync_id;
+        let known = previous_sync_id.is_some();
+        for artist in &mut self.artists {
+            artist.previous_rank = known
+                .then(|| previous_artists.get(&artist.id).copied())
+                .flatten();
+        }
+        for track in &mut self.tracks {
+            track.previous_rank = known
+                .then(|| previous_tracks.get(&track.id).copied())
+                .flatten();
+        }
+    }
 }
 
 /// Genre shares weighted by rank: in a list of N artists, the artist at rank r weighs
@@ -118,6 +155,7 @@ mod tests {
             genres: genres.map(|g| g.iter().map(|s| s.to_string()).collect()),
             image_url: None,
             popularity: None,
+            previous_rank: None,
         }
     }
 

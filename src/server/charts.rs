@@ -1,10 +1,21 @@
 //! Chart options, built with charming on the server and drawn by ECharts in the browser
-//! (`public/charts.js`). Every chart is a [`ChartSpec`]: the option JSON and a sentence
-//! saying what it shows. Colours come from ECharts' light or dark theme in the browser;
-//! the option only fixes what must not change with the theme.
+//! (`public/charts.js`), which fetches them from the `/charts/...` URLs the pages name
+//! (`domain::chart`). A chart is built when a reader's browser asks for it, from data the
+//! pages' own reads already cached, and the URL names its sync, so the browser keeps it.
+//! Colours come from ECharts' light or dark theme in the browser; the option only fixes
+//! what must not change with the theme.
 
+use crate::domain::artist::is_plausible_id;
+use crate::domain::chart::{genre_slices, RankList};
 use crate::domain::history::{time_label, RankSeries};
-use crate::domain::{ChartSpec, GenreShare};
+use crate::domain::{GenreShare, Genres, TimeRange};
+use crate::server::auth::session::{self, SessionUser};
+use crate::server::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
 use charming::component::{Axis, Grid, Legend, LegendType};
 use charming::datatype::CompositeValue;
 use charming::element::{
@@ -12,19 +23,15 @@ use charming::element::{
 };
 use charming::series::{Line, Pie};
 use charming::Chart;
+use std::collections::HashMap;
 
-/// Genres shown as slices; the rest are summed into "other".
-pub const GENRE_SLICES: usize = 8;
 /// Series a rank chart shows at first; the legend turns the others on.
 pub const SERIES_SHOWN: usize = 5;
 
-fn spec(chart: &Chart, summary: String) -> ChartSpec {
-    ChartSpec {
-        // Compact JSON (charming's Display pretty-prints). Serialising plain data
-        // cannot fail; an empty object would draw an empty chart rather than panic.
-        option: serde_json::to_string(chart).unwrap_or_else(|_| "{}".into()),
-        summary,
-    }
+/// Compact JSON (charming's Display pretty-prints). Serialising plain data cannot fail;
+/// an empty object would draw an empty chart rather than panic.
+fn option(chart: &Chart) -> String {
+    serde_json::to_string(chart).unwrap_or_else(|_| "{}".into())
 }
 
 fn base() -> Chart {
@@ -33,31 +40,15 @@ fn base() -> Chart {
         .animation(false)
 }
 
-fn percent(share: f64) -> f64 {
-    (share * 1000.0).round() / 10.0
-}
-
 /// A donut of the top genres' shares (in percent), the rest as "other".
-pub fn genre_chart(shares: &[GenreShare]) -> Option<ChartSpec> {
+pub fn genre_chart(shares: &[GenreShare]) -> Option<String> {
     if shares.is_empty() {
         return None;
     }
-    let mut data: Vec<(f64, String)> = shares
-        .iter()
-        .take(GENRE_SLICES)
-        .map(|s| (percent(s.share), s.genre.clone()))
+    let data: Vec<(f64, String)> = genre_slices(shares)
+        .into_iter()
+        .map(|(genre, pct)| (pct, genre))
         .collect();
-    let rest: f64 = shares.iter().skip(GENRE_SLICES).map(|s| s.share).sum();
-    if rest > 0.0 {
-        data.push((percent(rest), "other".into()));
-    }
-    let summary = format!(
-        "Genre chart: {}.",
-        data.iter()
-            .map(|(pct, genre)| format!("{genre} {pct}%"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
     // Slice labels around a donut get cut off on a phone; a legend below wraps instead.
     let chart = base()
         .tooltip(
@@ -76,12 +67,12 @@ pub fn genre_chart(shares: &[GenreShare]) -> Option<ChartSpec> {
                 .label(Label::new().show(false))
                 .data(data),
         );
-    Some(spec(&chart, summary))
+    Some(option(&chart))
 }
 
 /// Rank over time: one line per series (rank 1 at the top), a point per sync. The first
 /// [`SERIES_SHOWN`] lines are on; the legend chooses which others to show.
-pub fn rank_chart(what: &str, synced_at: &[String], series: &[RankSeries]) -> Option<ChartSpec> {
+pub fn rank_chart(synced_at: &[String], series: &[RankSeries]) -> Option<String> {
     if synced_at.is_empty() || series.is_empty() {
         return None;
     }
@@ -142,24 +133,197 @@ pub fn rank_chart(what: &str, synced_at: &[String], series: &[RankSeries]) -> Op
                 .data(points),
         );
     }
-    let first = series.iter().take(3).map(|s| {
-        let last = s.points.last().copied().flatten();
-        match last {
-            Some(rank) => format!("{} now #{rank}", s.name),
-            None => format!("{} not in the latest list", s.name),
+    Some(option(&chart))
+}
+
+// ---------------------------------------------------------------------------------------
+// GET /charts/genres?range=&sync=, /charts/history?range=&list=&sync=,
+// /charts/artist/{id}?sync=: the signed-in person's charts, as ECharts option JSON.
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/charts/genres", get(genres))
+        .route("/charts/history", get(history))
+        .route("/charts/artist/{id}", get(artist))
+}
+
+type Params = Query<HashMap<String, String>>;
+
+/// A chart request's answer when there is no chart: a status and a sentence.
+struct NoChart(StatusCode, &'static str);
+
+impl IntoResponse for NoChart {
+    fn into_response(self) -> Response {
+        (
+            self.0,
+            [(header::CACHE_CONTROL, "no-store")],
+            format!("{}\n", self.1),
+        )
+            .into_response()
+    }
+}
+
+/// The option JSON. When the URL named the sync the chart shows, the answer never changes
+/// (a new sync is a new URL), so the browser keeps it; otherwise it is not kept.
+fn chart(option: String, requested_sync: Option<i64>, shown_sync: Option<i64>) -> Response {
+    let cache = if requested_sync.is_some() && requested_sync == shown_sync {
+        "private, max-age=604800, immutable"
+    } else {
+        "no-store"
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, cache),
+        ],
+        option,
+    )
+        .into_response()
+}
+
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<SessionUser, NoChart> {
+    match session::current_user(&state.stores.main, &state.sessions, headers).await {
+        Ok(Some(user)) => Ok(user),
+        Ok(None) => Err(NoChart(
+            StatusCode::UNAUTHORIZED,
+            "Sign in to see this chart.",
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "database unavailable");
+            Err(NoChart(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Personalify cannot reach its database right now.",
+            ))
         }
-    });
-    let summary = format!(
-        "Line chart of {what} rank over the last {} syncs: {}. The table below has every value.",
-        synced_at.len(),
-        first.collect::<Vec<_>>().join(", ")
-    );
-    Some(spec(&chart, summary))
+    }
+}
+
+fn range_param(params: &HashMap<String, String>) -> Result<TimeRange, NoChart> {
+    params
+        .get("range")
+        .and_then(|r| r.parse().ok())
+        .ok_or(NoChart(
+            StatusCode::BAD_REQUEST,
+            "range must be short_term, medium_term or long_term.",
+        ))
+}
+
+fn sync_param(params: &HashMap<String, String>) -> Option<i64> {
+    params.get("sync").and_then(|s| s.parse().ok())
+}
+
+const NOTHING_TO_DRAW: NoChart = NoChart(StatusCode::NOT_FOUND, "There is nothing to chart yet.");
+const HISTORY_DOWN: NoChart = NoChart(
+    StatusCode::SERVICE_UNAVAILABLE,
+    "The sync history is unavailable right now.",
+);
+
+async fn genres(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<Response, NoChart> {
+    let range = range_param(&params)?;
+    let user = signed_in(&state, &headers).await?;
+    let payload = crate::server::sync::read::top_payload(&state, &user.spotify_id, range)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "database unavailable");
+            NoChart(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Personalify cannot reach its database right now.",
+            )
+        })?
+        .map(|(payload, _)| payload)
+        .ok_or(NOTHING_TO_DRAW)?;
+    let Genres::Available { shares } = &payload.genres else {
+        return Err(NOTHING_TO_DRAW);
+    };
+    let option = genre_chart(shares).ok_or(NOTHING_TO_DRAW)?;
+    Ok(chart(option, sync_param(&params), Some(payload.sync_id)))
+}
+
+async fn history(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<Response, NoChart> {
+    let range = range_param(&params)?;
+    let list = match params.get("list").map(String::as_str) {
+        Some("artists") => RankList::Artists,
+        Some("tracks") => RankList::Tracks,
+        _ => {
+            return Err(NoChart(
+                StatusCode::BAD_REQUEST,
+                "list must be artists or tracks.",
+            ))
+        }
+    };
+    let user = signed_in(&state, &headers).await?;
+    let view = crate::server::sync::history::load_view(
+        &state.stores,
+        state.config.cache_ttl,
+        user.user_id,
+        &user.spotify_id,
+        range,
+        i64::from(crate::server::sync::history::DEFAULT_SNAPSHOTS),
+    )
+    .await
+    .map_err(|e| {
+        tracing::warn!(error = %e, "history chart unavailable");
+        HISTORY_DOWN
+    })?;
+    let series = match list {
+        RankList::Artists => &view.history.artists,
+        RankList::Tracks => &view.history.tracks,
+    };
+    let option = rank_chart(&view.history.synced_at, series).ok_or(NOTHING_TO_DRAW)?;
+    Ok(chart(option, sync_param(&params), view.sync_id))
+}
+
+async fn artist(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Result<Response, NoChart> {
+    if !is_plausible_id(&id) {
+        return Err(NOTHING_TO_DRAW);
+    }
+    let user = signed_in(&state, &headers).await?;
+    let syncs = crate::server::sync::history::recent_syncs(
+        &state.stores.main,
+        user.user_id,
+        crate::server::artist::HISTORY_SYNCS,
+    )
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "database unavailable");
+        NoChart(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Personalify cannot reach its database right now.",
+        )
+    })?;
+    let history = crate::server::artist::history(
+        &state.stores,
+        state.config.cache_ttl,
+        &syncs,
+        &user.spotify_id,
+        &id,
+    )
+    .await
+    .map_err(|e| {
+        tracing::warn!(error = %e, "artist chart unavailable");
+        HISTORY_DOWN
+    })?;
+    let option = rank_chart(&history.synced_at, &history.series()).ok_or(NOTHING_TO_DRAW)?;
+    Ok(chart(option, sync_param(&params), history.sync_id))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::chart::GENRE_SLICES;
     use serde_json::Value;
 
     fn shares(n: usize) -> Vec<GenreShare> {
@@ -173,8 +337,7 @@ mod tests {
 
     #[test]
     fn genre_chart_folds_the_tail_into_other() {
-        let spec = genre_chart(&shares(10)).unwrap();
-        let option: Value = serde_json::from_str(&spec.option).unwrap();
+        let option: Value = serde_json::from_str(&genre_chart(&shares(10)).unwrap()).unwrap();
         let data = option["series"][0]["data"].as_array().unwrap();
         assert_eq!(data.len(), GENRE_SLICES + 1);
         assert_eq!(data[0]["name"], "g0");
@@ -182,7 +345,6 @@ mod tests {
         assert_eq!(data[GENRE_SLICES]["name"], "other");
         assert_eq!(data[GENRE_SLICES]["value"], 20.0);
         assert_eq!(option["series"][0]["type"], "pie");
-        assert!(spec.summary.contains("g0 10%"), "{}", spec.summary);
         assert!(genre_chart(&[]).is_none());
     }
 
@@ -204,15 +366,13 @@ mod tests {
             "2026-11-20T10:00:00.000Z".to_string(),
             "2026-11-21T10:00:00.000Z".to_string(),
         ];
-        let spec = rank_chart("artist", &at, &series).unwrap();
-        let option: Value = serde_json::from_str(&spec.option).unwrap();
+        let option: Value = serde_json::from_str(&rank_chart(&at, &series).unwrap()).unwrap();
         assert_eq!(option["xAxis"]["data"][0], "11-20 10:00");
         assert_eq!(option["yAxis"]["inverse"], true);
         assert_eq!(option["yAxis"]["max"], 7);
         assert_eq!(option["series"][1]["data"], serde_json::json!([null, 7]));
         assert_eq!(option["series"][1]["name"], "</script><b>");
         assert_eq!(option["legend"]["selected"]["Alpha"], true);
-        assert!(spec.summary.contains("Alpha now #1"), "{}", spec.summary);
-        assert!(rank_chart("artist", &[], &series).is_none());
+        assert!(rank_chart(&[], &series).is_none());
     }
 }

@@ -43,6 +43,11 @@ pub struct Config {
     pub sync_check_every: Duration,
     /// Start a sync right after each sign-in (`SYNC_ON_LOGIN`, default true).
     pub sync_on_login: bool,
+    /// How long a looked-up session is reused without asking PostgreSQL again
+    /// (`SESSION_CACHE_SECS`, default 5; zero: ask every time).
+    pub session_cache_ttl: Duration,
+    /// Memory for rendered pages kept per sync (`PAGE_CACHE_MB`, default 32; zero: off).
+    pub page_cache_bytes: usize,
     /// How long start-up keeps retrying stores that are not answering yet.
     pub startup_timeout: Duration,
     pub log_format: LogFormat,
@@ -264,6 +269,25 @@ impl Config {
             "a whole number of seconds",
         )?);
         let sync_on_login = env.parsed("SYNC_ON_LOGIN", true, "true or false")?;
+        let session_cache_ttl = Duration::from_secs(env.parsed(
+            "SESSION_CACHE_SECS",
+            5u64,
+            "a whole number of seconds (0 turns the cache off)",
+        )?);
+        if session_cache_ttl > Duration::from_secs(60) {
+            return Err(problem(
+                "SESSION_CACHE_SECS",
+                "must be at most 60: a signed-out session may be honoured that long by another server process",
+            ));
+        }
+        let page_cache_mb: usize = env.parsed(
+            "PAGE_CACHE_MB",
+            32usize,
+            "a whole number of megabytes (0 turns the cache off)",
+        )?;
+        if page_cache_mb > 4096 {
+            return Err(problem("PAGE_CACHE_MB", "must be at most 4096"));
+        }
         for (name, value) in [
             ("CACHE_TTL_SECS", cache_ttl),
             ("SYNC_MAX_AGE_HOURS", sync_max_age),
@@ -315,6 +339,8 @@ impl Config {
             cache_ttl,
             sync_max_age,
             sync_check_every,
+            session_cache_ttl,
+            page_cache_bytes: page_cache_mb * 1024 * 1024,
             sync_on_login,
             startup_timeout,
             log_format,

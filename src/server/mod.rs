@@ -2,9 +2,11 @@
 
 pub mod artist;
 pub mod auth;
+pub mod bench;
 pub mod charts;
 pub mod config;
 pub mod health;
+pub mod page_cache;
 pub mod retry;
 pub mod sim;
 pub mod spotify;

@@ -1,15 +1,17 @@
 //! Builds the application (stores, router, listener) and serves it until SIGTERM / Ctrl-C.
 
+use super::auth::session::SessionCache;
 use super::auth::{self, crypto::TokenCipher, Auth};
 use super::config::{Config, SpotifyMode};
 use super::health;
 use super::sim::{SimConfig, Simulator};
 use super::spotify::{Endpoints, SpotifyClient};
-use super::state::AppState;
+use super::state::{AppState, Shared};
 use super::store::{StoreError, Stores};
 use crate::app::{shell, App};
 use axum::http::Request;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -52,14 +54,18 @@ impl Application {
         })?;
         let stores = Stores::connect(&config).await?;
         let (auth, sim) = spotify_side(&config, local_addr);
-        let state = AppState {
+        let sessions = SessionCache::new(config.session_cache_ttl);
+        let pages = super::page_cache::PageCache::new(config.page_cache_bytes);
+        let state = AppState::new(Shared {
             leptos_options: config.leptos_options(),
             config: Arc::new(config),
             stores,
             auth,
             sim,
             syncs: Default::default(),
-        };
+            sessions,
+            pages,
+        });
         Ok(Application {
             router: router(state.clone()),
             listener,
@@ -82,7 +88,14 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
-        let result = axum::serve(self.listener, self.router)
+        // Responses go out as soon as they are written: without TCP_NODELAY, a large page on a
+        // kept-alive connection waited ~15 ms (Nagle against delayed ACKs) per response.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        let result = axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await;
         self.state.stores.main.close().await;
@@ -170,6 +183,11 @@ fn spotify_side(config: &Config, local_addr: SocketAddr) -> (Auth, Option<Simula
     )
 }
 
+/// Compression of responses built per request: gzip level 1, measured with
+/// `make bench-pages` (README, "Page speed").
+pub const COMPRESSION_LEVEL: tower_http::CompressionLevel =
+    tower_http::CompressionLevel::Precise(1);
+
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let context_state = state.clone();
@@ -182,15 +200,32 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(auth::router())
+        .merge(super::charts::router())
         .leptos_routes_with_context(
             &state,
             routes,
-            move || provide_context(context_state.clone()),
+            move || {
+                provide_context(context_state.clone());
+                provide_context(crate::api::ctx::RequestSession::default());
+            },
             move || shell(shell_options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        // The WASM and pages shrink about 2.5x on the wire (gzip or brotli, as accepted).
-        .layer(tower_http::compression::CompressionLayer::new())
+        // Dashboard and history pages rendered once per sync (see server::page_cache).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::page_cache::serve,
+        ))
+        // Responses built per request shrink several times on the wire with gzip at a fast
+        // level (COMPRESSION_LEVEL). Not brotli: its per-response set-up made a 10 KB page
+        // cost ~20% more CPU than gzip for 5% fewer bytes. Static assets (cargo leptos
+        // --precompress) and kept pages (server::page_cache) arrive already brotli-encoded
+        // and pass through.
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .quality(COMPRESSION_LEVEL)
+                .no_br(),
+        )
         // Log method and path only: query strings will carry OAuth codes and state.
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path())

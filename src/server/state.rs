@@ -1,7 +1,9 @@
 //! What every handler and server function can reach.
 
+use super::auth::session::SessionCache;
 use super::auth::Auth;
 use super::config::Config;
+use super::page_cache::PageCache;
 use super::sim::Simulator;
 use super::store::Stores;
 use super::sync::Syncs;
@@ -9,8 +11,12 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use std::sync::Arc;
 
-#[derive(Clone, FromRef)]
-pub struct AppState {
+/// The application's state, shared: cloned for every request and server function, so a
+/// clone is one reference count, not a copy of every handle.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub leptos_options: LeptosOptions,
     pub config: Arc<Config>,
     pub stores: Stores,
@@ -19,4 +25,28 @@ pub struct AppState {
     pub sim: Option<Simulator>,
     /// Syncs running in this process.
     pub syncs: Syncs,
+    /// Sessions looked up in the last seconds (`SESSION_CACHE_SECS`).
+    pub sessions: SessionCache,
+    /// Rendered pages kept per sync (`PAGE_CACHE_MB`).
+    pub pages: PageCache,
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
 }

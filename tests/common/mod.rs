@@ -367,17 +367,29 @@ pub fn location(response: &reqwest::Response) -> String {
         .to_string()
 }
 
-/// The ECharts options of the chart boxes (`data-chart`) in server-rendered HTML, parsed,
-/// each with the box's `data-testid`.
-pub fn chart_options(html: &str) -> Vec<(String, serde_json::Value)> {
+/// The chart boxes of server-rendered HTML, each as its `data-testid` and the ECharts
+/// option its `data-chart-src` URL answers `browser` with (parsed). The page itself holds
+/// only the URL; the option is fetched, as `public/charts.js` does.
+pub async fn chart_options(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    html: &str,
+) -> Vec<(String, serde_json::Value)> {
     let mut charts = Vec::new();
     // A chart box has no children, so its attributes are all in its chunk.
     for tag in html.split("<div").skip(1) {
-        let Some(option) = attribute(tag, "data-chart") else {
+        let Some(src) = attribute(tag, "data-chart-src") else {
             continue;
         };
-        let option = serde_json::from_str(&option)
-            .unwrap_or_else(|e| panic!("data-chart is not JSON ({e}): {option:.200}"));
+        let response = browser
+            .get(app.url(&src))
+            .send()
+            .await
+            .expect("chart URL answers");
+        assert_eq!(response.status(), 200, "{src}");
+        let body = response.text().await.expect("a body");
+        let option = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{src} is not JSON ({e}): {body:.200}"));
         charts.push((attribute(tag, "data-testid").unwrap_or_default(), option));
     }
     charts

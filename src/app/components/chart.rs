@@ -1,14 +1,18 @@
-//! Where a chart goes: an empty box holding the server-built ECharts option. ECharts fills
-//! it in the browser (`public/charts.js` watches for these boxes, also after client-side
-//! navigation), before and independently of hydration. The box has a fixed height, so
-//! drawing never shifts the page, and its accessible name says what the chart shows.
+//! Where a chart goes: an empty box naming the URL of its ECharts option. `public/charts.js`
+//! fetches the option (built by charming on the server) and draws it when the box nears the
+//! viewport, before and independently of hydration, also after client-side navigation. The
+//! page itself carries neither the option nor a second copy of the data: only the URL and
+//! the chart's accessible name, said from data the page shows anyway. The box has a fixed
+//! height, so drawing never shifts the page.
 
-use crate::domain::ChartSpec;
 use leptos::prelude::*;
 
 #[component]
 pub fn Chart(
-    spec: ChartSpec,
+    /// Where the option comes from (`domain::chart::*_url`).
+    src: String,
+    /// What the chart shows, in words.
+    label: String,
     /// Extra class for the box, e.g. `chart--tall`.
     #[prop(optional)]
     class: &'static str,
@@ -17,10 +21,10 @@ pub fn Chart(
     view! {
         <div
             class=format!("chart {class}")
-            data-chart=spec.option
+            data-chart-src=src
             data-testid=testid
             role="img"
-            aria-label=spec.summary
+            aria-label=label
         ></div>
     }
 }

@@ -6,6 +6,7 @@ use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::sign_in_prompt::SignInPrompt;
 use crate::app::components::top_bar::TopBar;
 use crate::domain::artist::{ArtistHistory, ArtistPage, ArtistTrack, Listeners};
+use crate::domain::chart::{artist_chart_url, rank_summary};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
@@ -108,7 +109,7 @@ fn ArtistBody(page: ArtistPage) -> impl IntoView {
         <div class="panels panels--two">
             <section class="panel" aria-labelledby="artist-history-title">
                 <h2 id="artist-history-title">"Your rank over time"</h2>
-                <HistoryPanel history=page.history.clone()/>
+                <HistoryPanel artist_id=page.id.clone() history=page.history.clone()/>
             </section>
             <section class="panel" aria-labelledby="artist-tracks-title">
                 <h2 id="artist-tracks-title">{format!("Your top tracks by {name}")}</h2>
@@ -130,7 +131,7 @@ fn ArtistBody(page: ArtistPage) -> impl IntoView {
 }
 
 #[component]
-fn HistoryPanel(history: Option<ArtistHistory>) -> impl IntoView {
+fn HistoryPanel(artist_id: String, history: Option<ArtistHistory>) -> impl IntoView {
     let Some(history) = history else {
         return view! {
             <p class="notice" data-testid="artist-history-unavailable">
@@ -143,8 +144,22 @@ fn HistoryPanel(history: Option<ArtistHistory>) -> impl IntoView {
         return view! { <p class="muted">"No syncs recorded yet."</p> }.into_any();
     }
     let synced_at = history.synced_at.clone();
+    let series = history.series();
+    let chart = history
+        .sync_id
+        .filter(|_| !series.is_empty())
+        .map(|sync_id| {
+            view! {
+                <Chart
+                    src=artist_chart_url(&artist_id, sync_id)
+                    label=rank_summary("this artist's", synced_at.len(), &series)
+                    class="chart--short"
+                    testid="artist-rank-chart"
+                />
+            }
+        });
     view! {
-        {history.chart.clone().map(|spec| view! { <Chart spec class="chart--short" testid="artist-rank-chart"/> })}
+        {chart}
         <div class="table-scroll" tabindex="0" role="region" aria-label="Your rank over time, as a table">
             <table class="ranks" data-testid="artist-rank-table">
                 <caption>"As a table (UTC; – means not in that list)"</caption>

@@ -1,6 +1,6 @@
-use crate::api::history::get_history;
 use crate::api::top::{get_sync_status, get_top, start_sync, TopView};
 use crate::api::viewer::{get_viewer, Viewer};
+use crate::api::ApiError;
 use crate::app::components::chart::Chart;
 use crate::app::components::cover::Cover;
 use crate::app::components::error_notice::ErrorNotice;
@@ -8,18 +8,36 @@ use crate::app::components::keep_while_loading::KeepWhileLoading;
 use crate::app::components::range_switch::{range_from_url, RangeSwitch};
 use crate::app::components::sign_in_prompt::SignInPrompt;
 use crate::app::components::top_bar::TopBar;
-use crate::domain::history::{ListChanges, Movement};
-use crate::domain::{Genres, SyncProgress, SyncStatus, TopArtist, TopPayload, TopTrack};
+use crate::domain::chart::{genre_chart_url, genre_summary, percent};
+use crate::domain::dashboard::{ArtistRow, DashboardLists, TrackRow};
+use crate::domain::history::Movement;
+use crate::domain::{Genres, SyncProgress, SyncStatus, TimeRange};
 use leptos::prelude::*;
 use leptos_meta::Title;
-use std::collections::HashMap;
 
 /// The signed-in home: the top lists for the range in the URL (`?range=`), a range switch
 /// that is a plain link (works without JavaScript, keeps the back button honest), and
 /// "Sync now" with live progress once hydrated.
 #[component]
 pub fn Dashboard() -> impl IntoView {
+    let range = range_from_url();
+    // Bumped when a sync finishes, to reload the lists.
+    let reloads = RwSignal::new(0u32);
+    // The page's resources are created here, once per page. Created inside a `Suspend`
+    // body, they were created again whenever the server walked the tree again, and every
+    // copy was serialized into the page: the same lists two or three times.
     let viewer = Resource::new(|| (), |_| get_viewer());
+    let top = Resource::new(
+        move || (range.get(), reloads.get()),
+        move |(range, _)| async move {
+            // Nobody signed in, or a range that does not exist: nothing to ask for.
+            match (viewer.await, range) {
+                (Ok(Some(_)), Ok(range)) => get_top(range.as_str().to_string()).await.map(Some),
+                (Err(err), _) => Err(err),
+                _ => Ok(None),
+            }
+        },
+    );
     view! {
         <Title text="Your dashboard"/>
         <TopBar/>
@@ -27,7 +45,7 @@ pub fn Dashboard() -> impl IntoView {
             <Suspense fallback=|| view! { <p aria-busy="true">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match viewer.await {
-                        Ok(Some(viewer)) => view! { <SignedIn viewer/> }.into_any(),
+                        Ok(Some(viewer)) => view! { <SignedIn viewer range reloads top/> }.into_any(),
                         Ok(None) => view! {
                             <SignInPrompt why="Sign in to see your top artists, tracks and genres."/>
                         }.into_any(),
@@ -40,34 +58,12 @@ pub fn Dashboard() -> impl IntoView {
 }
 
 #[component]
-fn SignedIn(viewer: Viewer) -> impl IntoView {
-    let range = range_from_url();
-    // Bumped when a sync finishes, to reload the lists.
-    let reloads = RwSignal::new(0u32);
-    let top = Resource::new(
-        move || (range.get(), reloads.get()),
-        |(range, _)| async move {
-            match range {
-                Ok(range) => get_top(range.as_str().to_string()).await.map(Some),
-                Err(_) => Ok(None),
-            }
-        },
-    );
-    // Movement since the previous sync, from the history in MongoDB. An extra: when it is
-    // unavailable the lists show without arrows.
-    let changes = Resource::new(
-        move || (range.get(), reloads.get()),
-        |(range, _)| async move {
-            match range {
-                Ok(range) => get_history(range, Some(2))
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|h| h.changes),
-                Err(_) => None,
-            }
-        },
-    );
+fn SignedIn(
+    viewer: Viewer,
+    range: Memo<Result<TimeRange, String>>,
+    reloads: RwSignal<u32>,
+    top: Resource<Result<Option<TopView>, ApiError>>,
+) -> impl IntoView {
     let progress = RwSignal::new(None::<SyncProgress>);
     let sync_now = Action::new(|_: &()| start_sync());
     Effect::new(move |_| {
@@ -79,7 +75,7 @@ fn SignedIn(viewer: Viewer) -> impl IntoView {
     // (the first visit's, often finished by the time the page renders) needs no reload.
     let shown_sync = move || {
         top.with_untracked(|t| match t {
-            Some(Ok(Some(view))) => view.payload.as_ref().map(|p| p.sync_id),
+            Some(Ok(Some(view))) => view.lists.as_ref().map(|l| l.sync_id),
             _ => None,
         })
     };
@@ -136,7 +132,6 @@ fn SignedIn(viewer: Viewer) -> impl IntoView {
 
         <KeepWhileLoading loading="Loading your lists…">
             {move || Suspend::new(async move {
-                let moves = Moves::from(changes.await);
                 match top.await {
                     Ok(Some(view)) => {
                         if progress.get_untracked().is_none() {
@@ -144,7 +139,7 @@ fn SignedIn(viewer: Viewer) -> impl IntoView {
                                 progress.set(Some(sync));
                             }
                         }
-                        view! { <TopLists view moves/> }.into_any()
+                        view! { <TopLists view/> }.into_any()
                     }
                     Ok(None) => view! { <BadRange/> }.into_any(),
                     Err(err) => view! { <ErrorNotice message=err.to_string()/> }.into_any(),
@@ -235,33 +230,6 @@ fn short_time(rfc3339: &str) -> String {
     }
 }
 
-/// Movement per artist and track id since the previous sync (empty on the first sync).
-#[derive(Clone, Default)]
-struct Moves {
-    artists: HashMap<String, Movement>,
-    tracks: HashMap<String, Movement>,
-}
-
-impl From<Option<ListChanges>> for Moves {
-    fn from(changes: Option<ListChanges>) -> Self {
-        match changes {
-            Some(c) if !c.first_sync => Moves {
-                artists: c
-                    .artists
-                    .iter()
-                    .map(|x| (x.id.clone(), x.movement()))
-                    .collect(),
-                tracks: c
-                    .tracks
-                    .iter()
-                    .map(|x| (x.id.clone(), x.movement()))
-                    .collect(),
-            },
-            _ => Moves::default(),
-        }
-    }
-}
-
 /// "↑3" / "↓2" / "new", with words for screen readers; nothing when unchanged or unknown.
 #[component]
 fn MoveBadge(movement: Option<Movement>) -> impl IntoView {
@@ -292,8 +260,8 @@ fn MoveBadge(movement: Option<Movement>) -> impl IntoView {
 }
 
 #[component]
-fn TopLists(view: TopView, moves: Moves) -> impl IntoView {
-    let Some(payload) = view.payload else {
+fn TopLists(view: TopView) -> impl IntoView {
+    let Some(lists) = view.lists else {
         return view! {
             <section class="empty" data-testid="never-synced">
                 <h2>"Your first sync is on its way"</h2>
@@ -302,32 +270,50 @@ fn TopLists(view: TopView, moves: Moves) -> impl IntoView {
         }
         .into_any();
     };
+    let chart = lists
+        .genre_shares()
+        .filter(|shares| !shares.is_empty())
+        .map(|shares| {
+            view! {
+                <Chart
+                    src=genre_chart_url(lists.range, lists.sync_id)
+                    label=genre_summary(shares)
+                    testid="genre-chart"
+                />
+            }
+        });
+    let artists = lists
+        .artists
+        .iter()
+        .map(|a| {
+            let movement = lists.movement(a.rank, a.previous_rank);
+            view! { <ArtistItem artist=a.clone() movement/> }
+        })
+        .collect_view();
+    let tracks = lists
+        .tracks
+        .iter()
+        .map(|t| {
+            let movement = lists.movement(t.rank, t.previous_rank);
+            view! { <TrackItem track=t.clone() movement/> }
+        })
+        .collect_view();
     view! {
-        <Summary payload=payload.clone()/>
+        {summary(&lists)}
         <div class="panels">
             <section class="panel" aria-labelledby="artists-title">
                 <h2 id="artists-title">"Top artists"</h2>
-                <ol class="ranked" data-testid="top-artists">
-                    {payload.artists.iter().take(50).cloned().map(|a| {
-                        let movement = moves.artists.get(&a.id).copied();
-                        view! { <ArtistRow artist=a movement/> }
-                    }).collect_view()}
-                </ol>
+                <ol class="ranked" data-testid="top-artists">{artists}</ol>
             </section>
             <section class="panel" aria-labelledby="tracks-title">
                 <h2 id="tracks-title">"Top tracks"</h2>
-                <ol class="ranked" data-testid="top-tracks">
-                    {payload.tracks.iter().take(50).cloned().map(|t| {
-                        let movement = moves.tracks.get(&t.id).copied();
-                        view! { <TrackRow track=t movement/> }
-                    }).collect_view()}
-                </ol>
+                <ol class="ranked" data-testid="top-tracks">{tracks}</ol>
             </section>
             <section class="panel" aria-labelledby="genres-title">
                 <h2 id="genres-title">"Genres"</h2>
                 <div class="genre-body">
-                    {view.genre_chart.clone().map(|spec| view! { <Chart spec testid="genre-chart"/> })}
-                    <GenreList genres=payload.genres.clone()/>
+                    {chart}
+                    <GenreList genres=lists.genres/>
                 </div>
             </section>
         </div>
@@ -341,16 +327,16 @@ fn TopLists(view: TopView, moves: Moves) -> impl IntoView {
     .into_any()
 }
 
-#[component]
-fn Summary(payload: TopPayload) -> impl IntoView {
-    let top_genre = match &payload.genres {
+/// The summary cards.
+fn summary(lists: &DashboardLists) -> impl IntoView {
+    let top_genre = match &lists.genres {
         Genres::Available { shares } => shares
             .first()
             .map(|s| s.genre.clone())
             .unwrap_or_else(|| "none listed".into()),
         Genres::Unavailable => "not provided by Spotify".into(),
     };
-    let top_track = payload
+    let top_track = lists
         .tracks
         .first()
         .map(|t| t.name.clone())
@@ -358,28 +344,24 @@ fn Summary(payload: TopPayload) -> impl IntoView {
     view! {
         <dl class="cards" data-testid="summary">
             <div class="card"><dt>"Top genre"</dt><dd>{top_genre}</dd></div>
-            <div class="card"><dt>"Artists in your top list"</dt><dd>{payload.artists.len()}</dd></div>
+            <div class="card"><dt>"Artists in your top list"</dt><dd>{lists.artist_count}</dd></div>
             <div class="card"><dt>"Most played track"</dt><dd>{top_track}</dd></div>
             <div class="card"><dt>"Last sync"</dt>
-                <dd><time datetime=payload.synced_at.clone()>{short_time(&payload.synced_at)}</time></dd>
+                <dd><time datetime=lists.synced_at.clone()>{short_time(&lists.synced_at)}</time></dd>
             </div>
         </dl>
     }
 }
 
 #[component]
-fn ArtistRow(artist: TopArtist, movement: Option<Movement>) -> impl IntoView {
-    let genres = artist
-        .genres
-        .as_ref()
-        .map(|g| g.iter().take(3).cloned().collect::<Vec<_>>().join(", "));
+fn ArtistItem(artist: ArtistRow, movement: Option<Movement>) -> impl IntoView {
     view! {
         <li class="ranked__item">
             <span class="ranked__rank">{artist.rank}</span>
-            <Cover url=artist.image_url.clone()/>
+            <Cover url=artist.image_url/>
             <span class="ranked__text">
-                <a class="ranked__title" href=format!("/artist/{}", artist.id)>{artist.name.clone()}</a>
-                {genres.filter(|g| !g.is_empty()).map(|g| view! { <span class="ranked__meta">{g}</span> })}
+                <a class="ranked__title" href=format!("/artist/{}", artist.id)>{artist.name}</a>
+                {(!artist.genres.is_empty()).then(|| view! { <span class="ranked__meta">{artist.genres}</span> })}
             </span>
             <MoveBadge movement/>
         </li>
@@ -387,24 +369,14 @@ fn ArtistRow(artist: TopArtist, movement: Option<Movement>) -> impl IntoView {
 }
 
 #[component]
-fn TrackRow(track: TopTrack, movement: Option<Movement>) -> impl IntoView {
-    let artists = track
-        .artists
-        .iter()
-        .map(|a| a.name.clone())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let meta = match &track.album {
-        Some(album) => format!("{artists} · {album}"),
-        None => artists,
-    };
+fn TrackItem(track: TrackRow, movement: Option<Movement>) -> impl IntoView {
     view! {
         <li class="ranked__item">
             <span class="ranked__rank">{track.rank}</span>
-            <Cover url=track.image_url.clone()/>
+            <Cover url=track.image_url/>
             <span class="ranked__text">
-                <span class="ranked__title">{track.name.clone()}</span>
-                <span class="ranked__meta">{meta}</span>
+                <span class="ranked__title">{track.name}</span>
+                <span class="ranked__meta">{track.details}</span>
             </span>
             <MoveBadge movement/>
         </li>
@@ -422,8 +394,8 @@ fn GenreList(genres: Genres) -> impl IntoView {
         .into_any(),
         Genres::Available { shares } => view! {
             <ol class="genres" data-testid="genres">
-                {shares.into_iter().take(12).map(|s| {
-                    let pct = (s.share * 1000.0).round() / 10.0;
+                {shares.into_iter().map(|s| {
+                    let pct = percent(s.share);
                     view! {
                         <li class="genres__item">
                             <span class="genres__name">{s.genre}</span>

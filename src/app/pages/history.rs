@@ -1,4 +1,4 @@
-use crate::api::history::{get_history_page, HistoryPage};
+use crate::api::history::get_history;
 use crate::app::components::chart::Chart;
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::keep_while_loading::KeepWhileLoading;
@@ -6,8 +6,9 @@ use crate::app::components::range_switch::{range_from_url, RangeSwitch};
 use crate::app::components::sign_in_prompt::SignInPrompt;
 use crate::app::components::top_bar::TopBar;
 use crate::app::pages::dashboard::BadRange;
-use crate::domain::history::{time_label, Change, Movement, RankSeries};
-use crate::domain::ChartSpec;
+use crate::domain::chart::{rank_chart_url, rank_summary, RankList};
+use crate::domain::history::{time_label, Change, HistoryView, Movement, RankSeries};
+use crate::domain::TimeRange;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -21,7 +22,9 @@ pub fn History() -> impl IntoView {
         move || range.get(),
         |range| async move {
             match range {
-                Ok(range) => get_history_page(range).await.map(Some),
+                Ok(range) => get_history(range, Some(10))
+                    .await
+                    .map(|view| Some((range, view))),
                 Err(_) => Ok(None),
             }
         },
@@ -40,8 +43,8 @@ pub fn History() -> impl IntoView {
             <KeepWhileLoading loading="Loading the history…">
                 {move || Suspend::new(async move {
                     match history.await {
-                        Ok(Some(Some(page))) => view! { <HistoryBody page/> }.into_any(),
-                        Ok(Some(None)) => view! {
+                        Ok(Some((range, Some(view)))) => view! { <HistoryBody range view/> }.into_any(),
+                        Ok(Some((_, None))) => view! {
                             <SignInPrompt heading_level=2/>
                         }.into_any(),
                         Ok(None) => view! { <BadRange/> }.into_any(),
@@ -62,9 +65,19 @@ fn names(changes: &[Change], wanted: Movement) -> Vec<String> {
 }
 
 #[component]
-fn HistoryBody(page: HistoryPage) -> impl IntoView {
-    let changes = page.view.changes;
-    let history = page.view.history;
+fn HistoryBody(range: TimeRange, view: HistoryView) -> impl IntoView {
+    let changes = view.changes;
+    let history = view.history;
+    let chart = |list: RankList, what: &'static str, series: &[RankSeries]| {
+        view.sync_id
+            .filter(|_| !series.is_empty())
+            .map(|sync_id| ChartBox {
+                src: rank_chart_url(range, list, sync_id),
+                label: rank_summary(what, history.synced_at.len(), series),
+            })
+    };
+    let artists_chart = chart(RankList::Artists, "artist", &history.artists);
+    let tracks_chart = chart(RankList::Tracks, "track", &history.tracks);
     let since_last = if changes.first_sync {
         view! {
             <p class="muted" data-testid="first-sync">
@@ -103,15 +116,21 @@ fn HistoryBody(page: HistoryPage) -> impl IntoView {
             <h2 id="since-title">"Since the previous sync"</h2>
             {since_last}
         </section>
-        <RankTable title="Top artists: rank over time" chart=page.artists_chart testid="artists-rank-chart" synced_at=history.synced_at.clone() series=history.artists/>
-        <RankTable title="Top tracks: rank over time" chart=page.tracks_chart testid="tracks-rank-chart" synced_at=history.synced_at series=history.tracks/>
+        <RankTable title="Top artists: rank over time" chart=artists_chart testid="artists-rank-chart" synced_at=history.synced_at.clone() series=history.artists/>
+        <RankTable title="Top tracks: rank over time" chart=tracks_chart testid="tracks-rank-chart" synced_at=history.synced_at series=history.tracks/>
     }
+}
+
+/// A chart box's URL and accessible name.
+struct ChartBox {
+    src: String,
+    label: String,
 }
 
 #[component]
 fn RankTable(
     title: &'static str,
-    chart: Option<ChartSpec>,
+    chart: Option<ChartBox>,
     testid: &'static str,
     synced_at: Vec<String>,
     series: Vec<RankSeries>,
@@ -119,9 +138,9 @@ fn RankTable(
     view! {
         <section class="panel history-panel">
             <h2 class="history-panel__title">{title}</h2>
-            {chart.map(|spec| view! {
+            {chart.map(|chart| view! {
                 <p class="muted">"Rank 1 is at the top. Pick artists or tracks in the legend to compare them."</p>
-                <Chart spec class="chart--tall" testid/>
+                <Chart src=chart.src label=chart.label class="chart--tall" testid/>
             })}
             <div class="table-scroll" tabindex="0" role="region" aria-label=title>
                 <table class="ranks" data-testid="rank-table">

@@ -237,7 +237,7 @@ async fn callback(
         tokens::store(&mut tx, &auth.cipher, user_id, &tokens, None).await?;
         tx.commit().await?;
         // A new session id at every sign-in; the one the browser had (if any) ends.
-        session::end(pool, &headers).await?;
+        session::end(pool, &state.sessions, &headers).await?;
         Ok((session::create(pool, user_id).await?, user_id))
     }
     .await;
@@ -297,7 +297,7 @@ fn spotify_problem(err: &SpotifyError) -> Response {
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(err) = session::end(&state.stores.main, &headers).await {
+    if let Err(err) = session::end(&state.stores.main, &state.sessions, &headers).await {
         tracing::error!(error = %err, "cannot end the session");
     }
     redirect(

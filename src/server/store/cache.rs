@@ -77,6 +77,11 @@ impl Cache {
 }
 
 impl Cache {
+    /// A key in this installation's namespace (`REDIS_KEY_PREFIX` + `name`).
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
     /// The seed design's cache key for a dashboard payload, `top:{spotify_id}:{time_range}`.
     pub fn top_key(&self, spotify_id: &str, range: crate::domain::TimeRange) -> String {
         format!("{}top:{spotify_id}:{}", self.prefix, range.as_str())
@@ -89,13 +94,22 @@ impl Cache {
         spotify_id: &str,
         range: crate::domain::TimeRange,
     ) -> Result<Option<crate::domain::TopPayload>, String> {
-        let raw: Option<String> = self
-            .client
-            .with_options(&fail_fast())
-            .get(self.top_key(spotify_id, range))
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(raw.and_then(|json| serde_json::from_str(&json).ok()))
+        self.get_json(&self.top_key(spotify_id, range)).await
+    }
+
+    /// The sync a cached payload comes from, read without building its lists; `Ok(None)`
+    /// on a miss.
+    pub async fn top_sync_id(
+        &self,
+        spotify_id: &str,
+        range: crate::domain::TimeRange,
+    ) -> Result<Option<i64>, String> {
+        #[derive(serde::Deserialize)]
+        struct SyncOnly {
+            sync_id: i64,
+        }
+        let only: Option<SyncOnly> = self.get_json(&self.top_key(spotify_id, range)).await?;
+        Ok(only.map(|s| s.sync_id))
     }
 
     pub async fn set_top(
@@ -104,10 +118,28 @@ impl Cache {
         ttl: Duration,
     ) -> Result<(), String> {
         let json = serde_json::to_string(payload).map_err(|e| e.to_string())?;
+        self.set_top_json(&payload.spotify_id, payload.time_range, &json, ttl)
+            .await
+    }
+
+    /// Cache a payload that is already JSON (as PostgreSQL stores it).
+    pub async fn set_top_json(
+        &self,
+        spotify_id: &str,
+        range: crate::domain::TimeRange,
+        json: &str,
+        ttl: Duration,
+    ) -> Result<(), String> {
+        self.set_json(&self.top_key(spotify_id, range), json, ttl)
+            .await
+    }
+
+    /// `SET key json EX ttl`, failing fast.
+    pub async fn set_json(&self, key: &str, json: &str, ttl: Duration) -> Result<(), String> {
         self.client
             .with_options(&fail_fast())
             .set::<(), _, _>(
-                self.top_key(&payload.spotify_id, payload.time_range),
+                key,
                 json,
                 Some(fred::types::Expiration::EX(ttl.as_secs().max(1) as i64)),
                 None,
@@ -115,6 +147,21 @@ impl Cache {
             )
             .await
             .map_err(|e| e.to_string())
+    }
+
+    /// A cached JSON value parsed as `T`; `Ok(None)` on a miss or an entry that no longer
+    /// parses (the caller rebuilds and overwrites it).
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, String> {
+        let raw: Option<String> = self
+            .client
+            .with_options(&fail_fast())
+            .get(key)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(raw.and_then(|json| serde_json::from_str(&json).ok()))
     }
 }
 

@@ -13,9 +13,12 @@ use crate::server::retry::with_backoff;
 use chrono::{DateTime, SecondsFormat, Utc};
 use mongodb::bson::{self, doc, Bson, Document};
 use mongodb::error::{Error, ErrorKind, WriteFailure};
+use mongodb::event::command::CommandEvent;
+use mongodb::event::EventHandler;
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Collection, IndexModel};
 use secrecy::SecretString;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -36,6 +39,9 @@ pub struct Mongo {
     /// `user_syncs` (without it, an out-of-order snapshot would insert a second "latest"
     /// document), so it makes sure of them itself whether or not start-up could.
     indexes: Arc<OnceCell<()>>,
+    /// Commands sent to the server since start (not the driver's own monitoring): which
+    /// paths reach MongoDB, observed rather than assumed (the dashboard must not).
+    commands: Arc<AtomicU64>,
 }
 
 impl Mongo {
@@ -54,18 +60,31 @@ impl Mongo {
         // Fail an operation within seconds when the server is gone, instead of the 30 s default.
         options.server_selection_timeout = Some(Duration::from_secs(2));
         options.connect_timeout = Some(Duration::from_secs(2));
+        let commands = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&commands);
+        options.command_event_handler = Some(EventHandler::callback(move |event| {
+            if let CommandEvent::Started(_) = event {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
         let client = mongodb::Client::with_options(options)
             .map_err(|e| StoreError::MongoClient(e.kind.to_string()))?;
         let mongo = Mongo {
             db: client.database(database),
             client,
             indexes: Arc::new(OnceCell::new()),
+            commands,
         };
         match with_backoff("mongodb", budget, || mongo.ping()).await {
             Ok(()) => tracing::info!(database, "mongodb ready"),
             Err(err) => tracing::warn!(error = %err, "mongodb not reachable; starting without it"),
         }
         Ok(mongo)
+    }
+
+    /// Commands this process has sent MongoDB so far (pings included).
+    pub fn commands_sent(&self) -> u64 {
+        self.commands.load(Ordering::Relaxed)
     }
 
     pub async fn ping(&self) -> Result<(), String> {
@@ -173,35 +192,30 @@ impl Mongo {
         }
     }
 
-    /// The latest `limit` snapshots of a user's range, newest first, as (snapshot id,
-    /// payload). `synced_at` comes back in UTC with milliseconds (`...T10:00:00.000Z`, what
-    /// BSON dates hold and what the sync writes).
-    pub async fn history(
+    /// Exactly the snapshots `ids` (history `_id`s), in no particular order, with only the
+    /// fields in `projection` (plus `_id`, and `synced_at` turned back into RFC 3339), each
+    /// decoded as `T`. An `_id` lookup: its cost follows the number of ids, never the length
+    /// of the history (a sort over a user's snapshots would, on servers that sort in memory).
+    pub async fn snapshots_by_id<T: serde::de::DeserializeOwned>(
         &self,
-        spotify_id: &str,
-        range: TimeRange,
-        limit: i64,
-    ) -> Result<Vec<(String, TopPayload)>, Error> {
+        ids: &[String],
+        projection: Document,
+    ) -> Result<Vec<T>, Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut cursor = self
             .snapshots()
-            .find(doc! { "spotify_id": spotify_id, "time_range": range.as_str() })
-            .sort(doc! { "synced_at": -1, "sync_id": -1 })
-            .limit(limit)
+            .find(doc! { "_id": { "$in": ids } })
+            .projection(projection)
             .await?;
-        let mut snapshots = Vec::new();
+        let mut found = Vec::with_capacity(ids.len());
         while cursor.advance().await? {
-            let document: Document = cursor.deserialize_current()?;
-            let snapshot_id = match document.get("_id") {
-                Some(Bson::String(id)) => id.clone(),
-                other => {
-                    return Err(Error::custom(format!(
-                        "history _id is not a string: {other:?}"
-                    )))
-                }
-            };
-            snapshots.push((snapshot_id, from_stored(document)?));
+            let mut document: Document = cursor.deserialize_current()?;
+            restore_synced_at(&mut document)?;
+            found.push(bson::from_document(document)?);
         }
-        Ok(snapshots)
+        Ok(found)
     }
 
     /// The latest snapshot of a user's range, from `user_syncs`.
@@ -235,6 +249,13 @@ fn parse_synced_at(text: &str) -> Result<bson::DateTime, Error> {
 
 /// A stored document back into the payload it was written from.
 fn from_stored(mut document: Document) -> Result<TopPayload, Error> {
+    restore_synced_at(&mut document)?;
+    // `_id` and `snapshot_id` are not payload fields; serde ignores them.
+    Ok(bson::from_document(document)?)
+}
+
+/// `synced_at` is stored as a BSON date; payloads carry it as RFC 3339 with milliseconds.
+fn restore_synced_at(document: &mut Document) -> Result<(), Error> {
     let synced_at = match document.get("synced_at") {
         Some(Bson::DateTime(at)) => {
             DateTime::<Utc>::from_timestamp_millis(at.timestamp_millis())
@@ -246,6 +267,5 @@ fn from_stored(mut document: Document) -> Result<TopPayload, Error> {
         "synced_at",
         synced_at.to_rfc3339_opts(SecondsFormat::Millis, true),
     );
-    // `_id` and `snapshot_id` are not payload fields; serde ignores them.
-    Ok(bson::from_document(document)?)
+    Ok(())
 }

@@ -1,15 +1,20 @@
-//! Movement between syncs and rank over time, computed from the MongoDB snapshot history.
-//! Pure functions over payloads, plus [`load_view`], which reads the snapshots.
+//! Movement between syncs and rank over time, from the MongoDB snapshot history, for the
+//! history page and its API. Pure functions over the ranks of snapshots, plus
+//! [`load_view`], which reads exactly the snapshots it shows (the latest syncs PostgreSQL
+//! knows, by `_id`, projected to ids, names and ranks) and caches the result per sync in
+//! Redis: a view costs MongoDB once per new sync, whatever the history's length.
 
 pub use crate::domain::history::{
     Change, HistoryView, ListChanges, Movement, RankHistory, RankSeries,
 };
 use crate::domain::{TimeRange, TopPayload};
-use crate::server::store::mongo::Mongo;
+use crate::server::store::Stores;
+use mongodb::bson::doc;
+use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 
 /// Snapshots read when the caller does not say, and the bounds of what it may ask: two to
-/// compare, fifty at most (each is a full payload of up to ~200 items).
+/// compare, fifty at most.
 pub const DEFAULT_SNAPSHOTS: u32 = 10;
 pub const MIN_SNAPSHOTS: u32 = 2;
 pub const MAX_SNAPSHOTS: u32 = 50;
@@ -25,42 +30,85 @@ pub fn snapshot_limit(requested: Option<u32>) -> i64 {
     )
 }
 
-/// One list entry, whatever its kind.
-struct Ranked<'a> {
-    id: &'a str,
-    name: &'a str,
-    rank: u16,
+/// One list entry of a snapshot: all the history needs of it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RankedItem {
+    pub id: String,
+    pub name: String,
+    pub rank: u16,
 }
 
-fn artists(payload: &TopPayload) -> Vec<Ranked<'_>> {
-    by_rank(payload.artists.iter().map(|a| Ranked {
-        id: &a.id,
-        name: &a.name,
-        rank: a.rank,
-    }))
+/// A snapshot's ranks: the projection of a history document that the history reads.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RankedSnapshot {
+    pub sync_id: i64,
+    /// RFC 3339 with milliseconds.
+    pub synced_at: String,
+    #[serde(default)]
+    pub artists: Vec<RankedItem>,
+    #[serde(default)]
+    pub tracks: Vec<RankedItem>,
 }
 
-fn tracks(payload: &TopPayload) -> Vec<Ranked<'_>> {
-    by_rank(payload.tracks.iter().map(|t| Ranked {
-        id: &t.id,
-        name: &t.name,
-        rank: t.rank,
-    }))
+impl RankedSnapshot {
+    /// The MongoDB projection that reads a snapshot as this type.
+    pub fn projection() -> mongodb::bson::Document {
+        doc! {
+            "sync_id": 1, "synced_at": 1,
+            "artists.id": 1, "artists.name": 1, "artists.rank": 1,
+            "tracks.id": 1, "tracks.name": 1, "tracks.rank": 1,
+        }
+    }
+}
+
+impl From<&TopPayload> for RankedSnapshot {
+    fn from(payload: &TopPayload) -> Self {
+        RankedSnapshot {
+            sync_id: payload.sync_id,
+            synced_at: payload.synced_at.clone(),
+            artists: payload
+                .artists
+                .iter()
+                .map(|a| RankedItem {
+                    id: a.id.clone(),
+                    name: a.name.clone(),
+                    rank: a.rank,
+                })
+                .collect(),
+            tracks: payload
+                .tracks
+                .iter()
+                .map(|t| RankedItem {
+                    id: t.id.clone(),
+                    name: t.name.clone(),
+                    rank: t.rank,
+                })
+                .collect(),
+        }
+    }
+}
+
+fn artists(snapshot: &RankedSnapshot) -> Vec<&RankedItem> {
+    by_rank(&snapshot.artists)
+}
+
+fn tracks(snapshot: &RankedSnapshot) -> Vec<&RankedItem> {
+    by_rank(&snapshot.tracks)
 }
 
 /// In rank order, each id once (its best rank): lists are ranked 1..N by the sync, but
 /// nothing here should misbehave on a snapshot that is not.
-fn by_rank<'a>(items: impl Iterator<Item = Ranked<'a>>) -> Vec<Ranked<'a>> {
-    let mut items: Vec<Ranked<'a>> = items.collect();
+fn by_rank(items: &[RankedItem]) -> Vec<&RankedItem> {
+    let mut items: Vec<&RankedItem> = items.iter().collect();
     items.sort_by_key(|item| item.rank);
     let mut seen = HashSet::new();
-    items.retain(|item| seen.insert(item.id));
+    items.retain(|item| seen.insert(item.id.as_str()));
     items
 }
 
 /// The latest lists against the previous sync's. With no previous sync, `first_sync` is set
 /// and every `previous_rank` is `None`.
-pub fn changes(previous: Option<&TopPayload>, current: &TopPayload) -> ListChanges {
+pub fn changes(previous: Option<&RankedSnapshot>, current: &RankedSnapshot) -> ListChanges {
     ListChanges {
         first_sync: previous.is_none(),
         artists: diff(previous.map(artists).as_deref(), &artists(current)),
@@ -68,23 +116,25 @@ pub fn changes(previous: Option<&TopPayload>, current: &TopPayload) -> ListChang
     }
 }
 
-fn diff(previous: Option<&[Ranked<'_>]>, current: &[Ranked<'_>]) -> Vec<Change> {
+fn diff(previous: Option<&[&RankedItem]>, current: &[&RankedItem]) -> Vec<Change> {
     let previous = previous.unwrap_or_default();
-    let previous_rank: HashMap<&str, u16> =
-        previous.iter().map(|item| (item.id, item.rank)).collect();
-    let current_ids: HashSet<&str> = current.iter().map(|item| item.id).collect();
+    let previous_rank: HashMap<&str, u16> = previous
+        .iter()
+        .map(|item| (item.id.as_str(), item.rank))
+        .collect();
+    let current_ids: HashSet<&str> = current.iter().map(|item| item.id.as_str()).collect();
     let stayed_or_new = current.iter().map(|item| Change {
-        id: item.id.to_string(),
-        name: item.name.to_string(),
+        id: item.id.clone(),
+        name: item.name.clone(),
         rank: Some(item.rank),
-        previous_rank: previous_rank.get(item.id).copied(),
+        previous_rank: previous_rank.get(item.id.as_str()).copied(),
     });
     let left = previous
         .iter()
-        .filter(|item| !current_ids.contains(item.id))
+        .filter(|item| !current_ids.contains(item.id.as_str()))
         .map(|item| Change {
-            id: item.id.to_string(),
-            name: item.name.to_string(),
+            id: item.id.clone(),
+            name: item.name.clone(),
             rank: None,
             previous_rank: Some(item.rank),
         });
@@ -93,7 +143,7 @@ fn diff(previous: Option<&[Ranked<'_>]>, current: &[Ranked<'_>]) -> Vec<Change> 
 
 /// Rank over time of the newest snapshot's `top_n` artists and tracks, one point per
 /// snapshot (`None` where the item was not in that snapshot's list).
-pub fn rank_history(snapshots_oldest_first: &[TopPayload], top_n: usize) -> RankHistory {
+pub fn rank_history(snapshots_oldest_first: &[RankedSnapshot], top_n: usize) -> RankHistory {
     let Some(newest) = snapshots_oldest_first.last() else {
         return RankHistory::default();
     };
@@ -108,17 +158,17 @@ pub fn rank_history(snapshots_oldest_first: &[TopPayload], top_n: usize) -> Rank
 }
 
 fn series(
-    snapshots: &[TopPayload],
-    newest: &TopPayload,
+    snapshots: &[RankedSnapshot],
+    newest: &RankedSnapshot,
     top_n: usize,
-    list: for<'p> fn(&'p TopPayload) -> Vec<Ranked<'p>>,
+    list: for<'p> fn(&'p RankedSnapshot) -> Vec<&'p RankedItem>,
 ) -> Vec<RankSeries> {
     let ranks: Vec<HashMap<&str, u16>> = snapshots
         .iter()
         .map(|s| {
             list(s)
                 .into_iter()
-                .map(|item| (item.id, item.rank))
+                .map(|item| (item.id.as_str(), item.rank))
                 .collect()
         })
         .collect();
@@ -126,84 +176,135 @@ fn series(
         .into_iter()
         .take(top_n)
         .map(|item| RankSeries {
-            id: item.id.to_string(),
-            name: item.name.to_string(),
-            points: ranks.iter().map(|r| r.get(item.id).copied()).collect(),
+            id: item.id.clone(),
+            name: item.name.clone(),
+            points: ranks
+                .iter()
+                .map(|r| r.get(item.id.as_str()).copied())
+                .collect(),
         })
         .collect()
 }
 
-/// The history panel for one user and range: the latest `limit` snapshots, the latest
-/// against the one before, and rank over time of the top [`HISTORY_TOP_N`].
-pub async fn load_view(
-    mongo: &Mongo,
-    spotify_id: &str,
-    range: TimeRange,
-    limit: i64,
-) -> Result<HistoryView, mongodb::error::Error> {
-    let mut snapshots: Vec<TopPayload> = mongo
-        .history(spotify_id, range, limit)
-        .await?
-        .into_iter()
-        .map(|(_, payload)| payload)
-        .collect();
-    snapshots.reverse(); // oldest first
+/// The view of some snapshots of one range (any order).
+pub fn view(mut snapshots: Vec<RankedSnapshot>) -> HistoryView {
+    snapshots.sort_by(|a, b| (&a.synced_at, a.sync_id).cmp(&(&b.synced_at, b.sync_id)));
     let Some((current, earlier)) = snapshots.split_last() else {
-        return Ok(HistoryView {
+        return HistoryView {
+            sync_id: None,
             changes: ListChanges {
                 first_sync: true,
                 ..ListChanges::default()
             },
             history: RankHistory::default(),
-        });
+        };
     };
-    Ok(HistoryView {
+    HistoryView {
+        sync_id: Some(current.sync_id),
         changes: changes(earlier.last(), current),
         history: rank_history(&snapshots, HISTORY_TOP_N),
-    })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("the database is unavailable: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("the sync history (MongoDB) is unavailable: {0}")]
+    History(#[from] mongodb::error::Error),
+}
+
+/// The ids of a user's latest `limit` successful syncs, newest first: the record of which
+/// snapshots the history holds.
+pub async fn recent_syncs(
+    pool: &sqlx::PgPool,
+    user_id: i64,
+    limit: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM sync_runs WHERE user_id = $1 AND status = 'succeeded'
+          ORDER BY finished_at DESC, id DESC LIMIT $2",
+    )
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// The history page's view for one user and range: the latest `limit` syncs, the latest
+/// against the one before, and rank over time of the top [`HISTORY_TOP_N`]. Cached per
+/// (newest sync, limit) once MongoDB holds that newest snapshot; until it does (the outbox
+/// delivers it moments after the sync), the view shows what MongoDB has and is not cached.
+pub async fn load_view(
+    stores: &Stores,
+    cache_ttl: std::time::Duration,
+    user_id: i64,
+    spotify_id: &str,
+    range: TimeRange,
+    limit: i64,
+) -> Result<HistoryView, HistoryError> {
+    let syncs = recent_syncs(&stores.main, user_id, limit).await?;
+    let Some(&newest) = syncs.first() else {
+        return Ok(view(Vec::new()));
+    };
+    let key = stores.cache.key(&format!(
+        "history:{spotify_id}:{}:{newest}:{limit}",
+        range.as_str()
+    ));
+    match stores.cache.get_json::<HistoryView>(&key).await {
+        Ok(Some(cached)) => return Ok(cached),
+        Ok(None) => {}
+        Err(e) => tracing::debug!(error = %e, "history cache unavailable"),
+    }
+    let ids: Vec<String> = syncs
+        .iter()
+        .map(|&run| super::run::snapshot_id(run, range))
+        .collect();
+    let snapshots: Vec<RankedSnapshot> = stores
+        .mongo
+        .snapshots_by_id(&ids, RankedSnapshot::projection())
+        .await?;
+    let view = view(snapshots);
+    if view.sync_id == Some(newest) {
+        match serde_json::to_string(&view) {
+            Ok(json) => {
+                if let Err(e) = stores.cache.set_json(&key, &json, cache_ttl).await {
+                    tracing::debug!(error = %e, "history not cached");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "history view cannot be cached"),
+        }
+    }
+    Ok(view)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ArtistRef, Genres, TopArtist, TopTrack};
 
-    /// A payload whose artists are `ids` in rank order (and tracks `t` + the same ids).
-    fn payload(synced_at: &str, ids: &[&str]) -> TopPayload {
-        TopPayload {
-            spotify_id: "listener".into(),
-            time_range: TimeRange::ShortTerm,
+    /// A snapshot whose artists are `ids` in rank order (and tracks `t` + the same ids).
+    fn payload(synced_at: &str, ids: &[&str]) -> RankedSnapshot {
+        RankedSnapshot {
             sync_id: 1,
             synced_at: synced_at.into(),
             artists: ids
                 .iter()
                 .enumerate()
-                .map(|(i, id)| TopArtist {
+                .map(|(i, id)| RankedItem {
                     rank: i as u16 + 1,
                     id: id.to_string(),
                     name: id.to_uppercase(),
-                    genres: None,
-                    image_url: None,
-                    popularity: None,
                 })
                 .collect(),
             tracks: ids
                 .iter()
                 .enumerate()
-                .map(|(i, id)| TopTrack {
+                .map(|(i, id)| RankedItem {
                     rank: i as u16 + 1,
                     id: format!("t{id}"),
                     name: format!("Track {id}"),
-                    artists: vec![ArtistRef {
-                        id: id.to_string(),
-                        name: id.to_uppercase(),
-                    }],
-                    album: None,
-                    image_url: None,
-                    duration_ms: None,
                 })
                 .collect(),
-            genres: Genres::Unavailable,
         }
     }
 

@@ -2,7 +2,6 @@
 //! PostgreSQL (the record, one transaction), MongoDB (history, through an outbox) and
 //! Redis (the dashboard cache), and the read path that serves them.
 
-pub mod bench;
 pub mod history;
 pub mod outbox;
 pub mod read;
@@ -10,4 +9,4 @@ pub mod records;
 pub mod run;
 pub mod schedule;
 
-pub use run::{Started, SyncError, SyncReport, SyncUser, Syncs, Trigger};
+pub use run::{snapshot_id, Started, SyncError, SyncReport, SyncUser, Syncs, Trigger};

@@ -1,5 +1,7 @@
-//! The dashboard's read path: Redis first; on a miss (or with Redis down) the record in
-//! PostgreSQL, which then refills the cache. It never calls Spotify.
+//! The dashboard's read path: Redis first; on a miss (or with Redis down) the payload the
+//! last sync stored in PostgreSQL, which then refills the cache. One read either way: the
+//! payload holds everything the dashboard shows, movement included, so the page needs no
+//! other store (MongoDB's history is for the history page). It never calls Spotify.
 
 use super::records;
 use crate::domain::{TimeRange, TopPayload};
@@ -27,11 +29,36 @@ pub async fn top_payload(
         }
     };
     let mut conn = state.stores.main.acquire().await?;
-    let Some(payload) = records::read_payload(&mut conn, spotify_id, range).await? else {
-        return Ok(None);
+    let payload = match records::stored_payload(&mut conn, spotify_id, range).await? {
+        Some(json) => match serde_json::from_str::<TopPayload>(&json) {
+            Ok(payload) => Some((payload, json)),
+            Err(e) => {
+                // Only a change of the payload's shape gets here; the next sync rewrites it.
+                tracing::error!(error = %e, "stored dashboard payload cannot be read; rebuilding it");
+                None
+            }
+        },
+        None => None,
     };
+    let (payload, json) = match payload {
+        Some(found) => found,
+        // Lists synced before payloads were stored (or one that no longer parses): rebuilt
+        // from the record, without movement, until the next sync stores a payload.
+        None => match records::read_payload(&mut conn, spotify_id, range).await? {
+            Some(payload) => {
+                let json = serde_json::to_string(&payload)
+                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                (payload, json)
+            }
+            None => return Ok(None),
+        },
+    };
+    drop(conn);
     if cache_up {
-        if let Err(e) = cache.set_top(&payload, state.config.cache_ttl).await {
+        if let Err(e) = cache
+            .set_top_json(spotify_id, range, &json, state.config.cache_ttl)
+            .await
+        {
             tracing::warn!(error = %e, "cannot refill the dashboard cache");
         }
     }

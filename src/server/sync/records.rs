@@ -44,6 +44,7 @@ pub fn payload(spotify_id: &str, sync_id: i64, synced_at: &str, fetched: &Fetche
             }),
             image_url: pick_image(&a.images),
             popularity: a.popularity,
+            previous_rank: None,
         })
         .collect();
     let tracks = fetched
@@ -65,6 +66,7 @@ pub fn payload(spotify_id: &str, sync_id: i64, synced_at: &str, fetched: &Fetche
             album: t.album.as_ref().map(|a| a.name.clone()),
             image_url: t.album.as_ref().and_then(|a| pick_image(&a.images)),
             duration_ms: t.duration_ms,
+            previous_rank: None,
         })
         .collect();
     TopPayload {
@@ -72,20 +74,22 @@ pub fn payload(spotify_id: &str, sync_id: i64, synced_at: &str, fetched: &Fetche
         time_range: fetched.range,
         sync_id,
         synced_at: synced_at.to_string(),
+        previous_sync_id: None,
         genres: genre_shares(&artists),
         artists,
         tracks,
     }
 }
 
-/// Write one sync's catalogue rows and the user's lists. Runs inside the caller's
-/// transaction; `round_trips` counts the statements sent (for the benchmark).
+/// Write one sync's catalogue rows, the user's lists and the finished payloads, and stamp
+/// the payloads with each item's movement since the previous sync. Runs inside the
+/// caller's transaction; `round_trips` counts the statements sent (for the benchmark).
 pub async fn write_lists(
     conn: &mut PgConnection,
     spotify_id: &str,
     run_id: i64,
     synced_at: DateTime<Utc>,
-    payloads: &[TopPayload],
+    payloads: &mut [TopPayload],
     fetched: &[Fetched],
     round_trips: &mut u32,
 ) -> Result<(), sqlx::Error> {
@@ -214,14 +218,43 @@ pub async fn write_lists(
     .await?;
     *round_trips += 2;
 
-    // The user's lists: replaced whole, all three ranges in one statement per table.
+    // The user's lists: replaced whole, all three ranges in one statement per table. The
+    // rows replaced are the previous sync's lists: their ranks are each item's movement.
+    let mut previous: HashMap<TimeRange, Previous> = HashMap::new();
+    for (table, column) in [("user_artists", "artist_id"), ("user_tracks", "track_id")] {
+        let replaced: Vec<(String, i16, String, i64)> = sqlx::query_as(&format!(
+            "DELETE FROM {table} WHERE spotify_id = $1 RETURNING time_range, rank, {column}, sync_run_id"
+        ))
+        .bind(spotify_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        *round_trips += 1;
+        for (range, rank, id, sync_run_id) in replaced {
+            let (Ok(range), Ok(rank)) = (range.parse::<TimeRange>(), u16::try_from(rank)) else {
+                continue;
+            };
+            let entry = previous.entry(range).or_default();
+            entry.sync_id = Some(sync_run_id);
+            let ranks = if table == "user_artists" {
+                &mut entry.artists
+            } else {
+                &mut entry.tracks
+            };
+            ranks.insert(id, rank);
+        }
+    }
+    for p in payloads.iter_mut() {
+        let before = previous.remove(&p.time_range).unwrap_or_default();
+        p.compare_with(before.sync_id, &before.artists, &before.tracks);
+    }
+
     let mut ranges_a = Vec::new();
     let mut ranks_a = Vec::new();
     let mut ids_a = Vec::new();
     let mut ranges_t = Vec::new();
     let mut ranks_t = Vec::new();
     let mut ids_t = Vec::new();
-    for p in payloads {
+    for p in payloads.iter() {
         for a in &p.artists {
             ranges_a.push(p.time_range.as_str().to_string());
             ranks_a.push(a.rank as i16);
@@ -237,10 +270,6 @@ pub async fn write_lists(
         ("user_artists", "artist_id", &ranges_a, &ranks_a, &ids_a),
         ("user_tracks", "track_id", &ranges_t, &ranks_t, &ids_t),
     ] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE spotify_id = $1"))
-            .bind(spotify_id)
-            .execute(&mut *conn)
-            .await?;
         sqlx::query(&format!(
             "INSERT INTO {table} (spotify_id, time_range, rank, {column}, sync_run_id, synced_at)
              SELECT $1, r, k, i, $2, $3 FROM UNNEST($4::text[], $5::int2[], $6::text[]) AS u(r, k, i)"
@@ -253,9 +282,57 @@ pub async fn write_lists(
         .bind(ids)
         .execute(&mut *conn)
         .await?;
-        *round_trips += 2;
+        *round_trips += 1;
     }
+
+    // The finished payloads, movement included: what the dashboard reads on a cache miss.
+    let mut json = Vec::with_capacity(payloads.len());
+    for p in payloads.iter() {
+        json.push(serde_json::to_string(p).map_err(|e| sqlx::Error::Encode(Box::new(e)))?);
+    }
+    sqlx::query(
+        "INSERT INTO top_payloads (spotify_id, time_range, sync_run_id, payload)
+         SELECT $1, r, $2, p::jsonb FROM UNNEST($3::text[], $4::text[]) AS u(r, p)
+         ON CONFLICT (spotify_id, time_range) DO UPDATE
+           SET sync_run_id = EXCLUDED.sync_run_id, payload = EXCLUDED.payload",
+    )
+    .bind(spotify_id)
+    .bind(run_id)
+    .bind(
+        payloads
+            .iter()
+            .map(|p| p.time_range.as_str().to_string())
+            .collect::<Vec<_>>(),
+    )
+    .bind(json)
+    .execute(&mut *conn)
+    .await?;
+    *round_trips += 1;
     Ok(())
+}
+
+/// One range's lists as the sync about to replace them left them.
+#[derive(Default)]
+struct Previous {
+    sync_id: Option<i64>,
+    artists: HashMap<String, u16>,
+    tracks: HashMap<String, u16>,
+}
+
+/// The stored payload of a range, as JSON text (the exact bytes the cache holds); `None`
+/// if the user never synced it since payloads were stored.
+pub async fn stored_payload(
+    conn: &mut PgConnection,
+    spotify_id: &str,
+    range: TimeRange,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT payload::text FROM top_payloads WHERE spotify_id = $1 AND time_range = $2",
+    )
+    .bind(spotify_id)
+    .bind(range.as_str())
+    .fetch_optional(conn)
+    .await
 }
 
 type ArtistRow = (
@@ -280,7 +357,9 @@ type TrackRow = (
     Vec<String>,
 );
 
-/// Rebuild a range's payload from the record; `None` if the user never synced it.
+/// Rebuild a range's payload from the lists in the record (without movement, which only
+/// the sync knows); `None` if the user never synced it. The read path falls back to it for
+/// lists synced before payloads were stored.
 pub async fn read_payload(
     conn: &mut PgConnection,
     spotify_id: &str,
@@ -315,6 +394,7 @@ pub async fn read_payload(
                 genres: genres_known.then_some(genres),
                 image_url,
                 popularity: popularity.map(|p| p as u32),
+                previous_rank: None,
             },
         )
         .collect();
@@ -348,6 +428,7 @@ pub async fn read_payload(
                 album,
                 image_url,
                 duration_ms: duration_ms.map(|d| d as u64),
+                previous_rank: None,
             },
         )
         .collect();
@@ -356,6 +437,8 @@ pub async fn read_payload(
         time_range: range,
         sync_id,
         synced_at: format_time(synced_at),
+        // The rebuild cannot know what the lists replaced: movement unknown.
+        previous_sync_id: None,
         genres: genre_shares(&artists),
         artists,
         tracks,

@@ -245,6 +245,10 @@ async fn finish(
             });
         }
         Err(err) => {
+            if matches!(err, SyncError::NeedsRelogin) {
+                // Their pages must say "sign in again" now, not when a cached session expires.
+                state.sessions.forget_user(user.user_id);
+            }
             let reason = err.to_string();
             tracing::warn!(spotify_id = %user.spotify_id, run_id, error = %reason, "sync failed");
             let recorded = sqlx::query(
@@ -326,7 +330,7 @@ async fn execute(
         .duration_trunc(chrono::Duration::milliseconds(1))
         .unwrap_or_else(|_| Utc::now());
     let at = format_time(synced_at);
-    let payloads: Vec<_> = fetched
+    let mut payloads: Vec<_> = fetched
         .iter()
         .map(|f| records::payload(&user.spotify_id, run_id, &at, f))
         .collect();
@@ -339,7 +343,7 @@ async fn execute(
         &user.spotify_id,
         run_id,
         synced_at,
-        &payloads,
+        &mut payloads,
         &fetched,
         &mut round_trips,
     )

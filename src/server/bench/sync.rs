@@ -2,10 +2,12 @@
 //! per-sync wall time, PostgreSQL round trips and the floor set by Spotify's latency.
 //! A measurement, not a test: it prints numbers and asserts nothing.
 
-use super::run::{run_inline, SyncReport, SyncUser, Trigger};
+use super::load::percentile;
+use super::{ms, sign_in};
 use crate::server::config::{Config, SpotifyMode};
 use crate::server::sim::Simulator;
 use crate::server::startup::Application;
+use crate::server::sync::run::{run_inline, SyncReport, SyncUser, Trigger};
 use std::time::{Duration, Instant};
 
 pub struct BenchOptions {
@@ -13,55 +15,6 @@ pub struct BenchOptions {
     pub latency: Duration,
     /// Users synced at once (each user's syncs run one after another).
     pub concurrency: usize,
-}
-
-fn location(res: &reqwest::Response) -> Result<String, String> {
-    res.headers()
-        .get(reqwest::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .ok_or_else(|| format!("expected a redirect, got {}", res.status()))
-}
-
-/// Sign a demo listener in through the real OAuth flow; returns their user.
-async fn sign_in(base: &str, http: &reqwest::Client, demo_user: &str) -> Result<(), String> {
-    let start = http
-        .get(format!("{base}/auth/demo?user={demo_user}"))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let state_cookie = start
-        .headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("pfy_oauth="))
-        .and_then(|c| c.split(';').next())
-        .ok_or("no sign-in state cookie")?
-        .to_string();
-    let consent = http
-        .get(location(&start)?)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let done = http
-        .get(location(&consent)?)
-        .header(reqwest::header::COOKIE, state_cookie)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if location(&done)? != "/dashboard" {
-        return Err(format!("sign-in of {demo_user} failed ({})", done.status()));
-    }
-    Ok(())
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
 }
 
 pub async fn run(mut config: Config, options: BenchOptions) -> Result<String, String> {
@@ -145,9 +98,8 @@ pub async fn run(mut config: Config, options: BenchOptions) -> Result<String, St
     let trips: Vec<u32> = reports.iter().map(|r| r.pg_round_trips).collect();
     let calls_per_sync = calls as f64 / reports.len() as f64;
     // Per sync: 6 lists fetched concurrently, each ~99 items = 2 pages one after another.
-    let sequential_pages = super::run::MAX_ITEMS.div_ceil(50) as u32;
+    let sequential_pages = crate::server::sync::run::MAX_ITEMS.div_ceil(50) as u32;
     let floor = options.latency * sequential_pages;
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let p50 = percentile(&walls, 0.5);
     Ok(format!(
         "Personalify sync benchmark\n\

@@ -1,0 +1,54 @@
+//! Benchmarks, run from the release binary: `personalify bench-sync` (`make bench`) and
+//! `personalify bench-pages` (`make bench-pages`). Measurements, not tests: they print
+//! numbers against the real stores and assert nothing.
+
+pub mod load;
+pub mod pages;
+pub mod sync;
+
+use std::time::Duration;
+
+fn location(res: &reqwest::Response) -> Result<String, String> {
+    res.headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .ok_or_else(|| format!("expected a redirect, got {}", res.status()))
+}
+
+/// Sign a demo listener in through the real OAuth flow of the server at `base`.
+async fn sign_in(base: &str, http: &reqwest::Client, demo_user: &str) -> Result<(), String> {
+    let start = http
+        .get(format!("{base}/auth/demo?user={demo_user}"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let state_cookie = start
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("pfy_oauth="))
+        .and_then(|c| c.split(';').next())
+        .ok_or("no sign-in state cookie")?
+        .to_string();
+    let consent = http
+        .get(location(&start)?)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let done = http
+        .get(location(&consent)?)
+        .header(reqwest::header::COOKIE, state_cookie)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if location(&done)? != "/dashboard" {
+        return Err(format!("sign-in of {demo_user} failed ({})", done.status()));
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
