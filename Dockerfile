@@ -33,7 +33,7 @@ RUN npm ci --no-audit --no-fund
 COPY . .
 # public/echarts.js: the ECharts parts the charts use, bundled from the npm package.
 RUN npm run --silent build:echarts \
- && cargo leptos build --release --precompress
+ && cargo leptos build --release --precompress --split
 
 # ---- run ----------------------------------------------------------------------------
 FROM debian:bookworm-slim

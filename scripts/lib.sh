@@ -21,6 +21,11 @@ PG_ANALYTICS_PORT=${PERSONALIFY_PG_ANALYTICS_PORT:-55433}
 REDIS_PORT=${PERSONALIFY_REDIS_PORT:-56379}
 MONGO_PORT=${PERSONALIFY_MONGO_PORT:-57017}
 
+# The release build that run, test and bench-pages serve: the server binary, and the WASM
+# split at its lazy routes (--split: /history and /artist load their own chunks), static
+# assets precompressed (--precompress). The Dockerfile runs the same command.
+RELEASE_BUILD=(cargo leptos build --release --precompress --split)
+
 # Versions the toolchain is pinned to (see /work/shared/TOOLCHAIN.md).
 CARGO_LEPTOS_VERSION=0.3.11
 SECANTUSDB_VERSION=0.7.0b3

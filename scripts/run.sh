@@ -9,7 +9,7 @@ cd "$ROOT"
 bash scripts/setup.sh
 bash scripts/services.sh up
 source scripts/env.sh
-step "build the release (cargo leptos build --release --precompress)" cargo leptos build --release --precompress
+step "release build (${RELEASE_BUILD[*]})" "${RELEASE_BUILD[@]}"
 
 export LEPTOS_OUTPUT_NAME=personalify LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg
 : "${LEPTOS_SITE_ADDR:=127.0.0.1:3000}"

@@ -23,7 +23,7 @@ step "Rust tests: build" cargo test --features ssr --no-run
 step "Rust tests (unit + integration, real stores)" \
   timeout --kill-after=30s "${RUST_TEST_TIMEOUT:-20m}" cargo test --features ssr
 step "docker-compose config" docker-compose config -q
-step "release build (cargo leptos build --release --precompress)" cargo leptos build --release --precompress
+step "release build (${RELEASE_BUILD[*]})" "${RELEASE_BUILD[@]}"
 
 # Serve the release build on its own port and run Playwright against it.
 port=${E2E_PORT:-3100}

@@ -11,10 +11,11 @@ pub mod domain;
 #[cfg(feature = "ssr")]
 pub mod server;
 
-/// Entry point of the WASM bundle: attach to the server-rendered DOM.
+/// Entry point of the WASM bundle: attach to the server-rendered DOM. `hydrate_lazy`: the
+/// history and artist pages are lazy routes, whose code is loaded before they hydrate.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(app::App);
+    leptos::mount::hydrate_lazy(app::App);
 }

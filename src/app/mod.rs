@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    ParamSegment, SsrMode, StaticSegment,
+    Lazy, ParamSegment, SsrMode, StaticSegment,
 };
 
 /// The document around every page. Rendered on the server only.
@@ -47,8 +47,9 @@ pub fn App() -> impl IntoView {
             <Routes fallback=pages::not_found::NotFound>
                 <Route path=StaticSegment("") view=pages::landing::Landing ssr=SsrMode::Async/>
                 <Route path=StaticSegment("dashboard") view=pages::dashboard::Dashboard ssr=SsrMode::Async/>
-                <Route path=StaticSegment("history") view=pages::history::History ssr=SsrMode::Async/>
-                <Route path=(StaticSegment("artist"), ParamSegment("id")) view=pages::artist::Artist ssr=SsrMode::Async/>
+                // History and artist pages load their code when first visited.
+                <Route path=StaticSegment("history") view={Lazy::<pages::history::HistoryRoute>::new()} ssr=SsrMode::Async/>
+                <Route path=(StaticSegment("artist"), ParamSegment("id")) view={Lazy::<pages::artist::ArtistRoute>::new()} ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

@@ -10,6 +10,22 @@ use crate::domain::chart::{artist_chart_url, rank_summary};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
+use leptos_router::{lazy_route, LazyRoute};
+
+/// `/artist/{id}`, loaded in its own WASM chunk (`cargo leptos --split`).
+pub struct ArtistRoute;
+
+#[lazy_route]
+impl LazyRoute for ArtistRoute {
+    fn data() -> Self {
+        ArtistRoute
+    }
+
+    fn view(this: Self) -> AnyView {
+        let ArtistRoute = this;
+        view! { <Artist/> }.into_any()
+    }
+}
 
 /// One artist as the signed-in person knows them (`/artist/{id}`): where they rank in
 /// each range, how that moved over the recent syncs, the person's top tracks by them,

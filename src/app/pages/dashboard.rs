@@ -73,8 +73,9 @@ fn SignedIn(
     });
     // The sync whose lists are on screen: a sync that ends having written exactly those
     // (the first visit's, often finished by the time the page renders) needs no reload.
+    // `None` once the page is gone.
     let shown_sync = move || {
-        top.with_untracked(|t| match t {
+        top.try_with_untracked(|t| match t {
             Some(Ok(Some(view))) => view.lists.as_ref().map(|l| l.sync_id),
             _ => None,
         })
@@ -154,32 +155,43 @@ fn running(p: Option<&SyncProgress>) -> bool {
 }
 
 /// While a sync runs, ask for its progress every 700 ms; when it ends, reload the lists
-/// unless they already are that sync's.
+/// unless they already are that sync's. The page may be left before the timer fires or the
+/// answer arrives: the timer is cleared then, and an answer that finds the page's signals
+/// gone updates nothing (reading a disposed resource panicked, and took the WASM down).
 fn watch_progress(
     progress: RwSignal<Option<SyncProgress>>,
     reloads: RwSignal<u32>,
-    shown_sync: impl Fn() -> Option<i64> + Copy + 'static,
+    shown_sync: impl Fn() -> Option<Option<i64>> + Copy + 'static,
 ) {
     Effect::new(move |_| {
         if !running(progress.get().as_ref()) {
             return;
         }
-        set_timeout(
+        let timer = set_timeout_with_handle(
             move || {
                 leptos::task::spawn_local(async move {
-                    if let Ok(Some(latest)) = get_sync_status().await {
-                        let ended = latest.status != SyncStatus::Running;
-                        let already_shown = latest.status == SyncStatus::Succeeded
-                            && shown_sync() == Some(latest.run_id);
-                        progress.set(Some(latest));
-                        if ended && !already_shown {
-                            reloads.update(|n| *n += 1);
-                        }
+                    let Ok(Some(latest)) = get_sync_status().await else {
+                        return;
+                    };
+                    let Some(shown) = shown_sync() else {
+                        return; // the page is gone
+                    };
+                    let ended = latest.status != SyncStatus::Running;
+                    let already_shown =
+                        latest.status == SyncStatus::Succeeded && shown == Some(latest.run_id);
+                    if progress.try_set(Some(latest)).is_some() {
+                        return; // the page is gone
+                    }
+                    if ended && !already_shown {
+                        reloads.try_update(|n| *n += 1);
                     }
                 });
             },
             std::time::Duration::from_millis(700),
         );
+        if let Ok(timer) = timer {
+            on_cleanup(move || timer.clear());
+        }
     });
 }
 

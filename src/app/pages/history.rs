@@ -11,6 +11,23 @@ use crate::domain::history::{time_label, Change, HistoryView, Movement, RankSeri
 use crate::domain::TimeRange;
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::{lazy_route, LazyRoute};
+
+/// `/history`, loaded in its own WASM chunk (`cargo leptos --split`): most visits never
+/// open it, so the dashboard does not pay for its code.
+pub struct HistoryRoute;
+
+#[lazy_route]
+impl LazyRoute for HistoryRoute {
+    fn data() -> Self {
+        HistoryRoute
+    }
+
+    fn view(this: Self) -> AnyView {
+        let HistoryRoute = this;
+        view! { <History/> }.into_any()
+    }
+}
 
 /// How the top lists moved: what entered and left since the previous sync, and the rank of
 /// today's top 10 across the recent syncs (a table: readable without JavaScript and by
