@@ -24,3 +24,9 @@ export REDIS_URL
 export ANALYTICS_FDW_HOST
 : "${ANALYTICS_FDW_PORT:=$PG_ANALYTICS_PORT}"
 export ANALYTICS_FDW_PORT
+# The WASM's file name. cargo-leptos sets it for its own builds; leptos also reads it when
+# the server is *compiled* (without it the page asks for personalify_bg.wasm), so a plain
+# `cargo build`/`cargo test` of the server must see the same value, or its pages do not
+# hydrate and cargo rebuilds leptos each time the variable comes and goes.
+: "${LEPTOS_OUTPUT_NAME:=personalify}"
+export LEPTOS_OUTPUT_NAME

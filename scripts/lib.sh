@@ -25,6 +25,9 @@ MONGO_PORT=${PERSONALIFY_MONGO_PORT:-57017}
 # split at its lazy routes (--split: /history and /artist load their own chunks), static
 # assets precompressed (--precompress). The Dockerfile runs the same command.
 RELEASE_BUILD=(cargo leptos build --release --precompress --split)
+# What the Playwright suite loads: the same release WASM, CSS and assets, without the
+# release server (the suite serves the debug server that `cargo test` already built).
+FRONTEND_BUILD=(cargo leptos build --release --precompress --split --frontend-only)
 
 # Versions the toolchain is pinned to (see /work/shared/TOOLCHAIN.md).
 CARGO_LEPTOS_VERSION=0.3.11
