@@ -32,6 +32,36 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The document title for a page's own title (empty: the landing page). Page titles hold
+/// names from Spotify, and leptos_meta writes the server's `<title>` text unescaped, so the
+/// server escapes it here; in the browser the text goes to `document.title` as it is.
+pub fn page_title(page: String) -> String {
+    let title = if page.is_empty() {
+        "Personalify".to_string()
+    } else {
+        format!("{page} · Personalify")
+    };
+    if cfg!(feature = "ssr") {
+        escape_text(&title)
+    } else {
+        title
+    }
+}
+
+/// `&`, `<` and `>` as character references: safe as element text (also `<title>`).
+pub fn escape_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -40,7 +70,7 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="leptos" href="/pkg/personalify.css"/>
         <Link rel="icon" type_="image/svg+xml" href="/favicon.svg"/>
         <Meta name="description" content="Personalify: your top artists, tracks and genres over time, on your own server."/>
-        <Title formatter=|page: String| if page.is_empty() { "Personalify".to_string() } else { format!("{page} · Personalify") }/>
+        <Title formatter=page_title/>
         <Router>
             // Pages wait for their data on the server (SsrMode::Async) so the HTML is complete
             // for readers without JavaScript; hydration then makes it interactive.

@@ -27,6 +27,9 @@ pub struct Config {
     /// Prefix for every Redis key (`REDIS_KEY_PREFIX`, default empty).
     pub redis_key_prefix: String,
     pub spotify: SpotifyMode,
+    /// Demo mode: the simulator names everything with hostile and unusual strings
+    /// (`DEMO_HOSTILE_NAMES`, default false), to see that every page escapes them.
+    pub demo_hostile_names: bool,
     /// The address people use to reach this server (`PUBLIC_URL`); https makes cookies
     /// Secure. Unset: the listener's own address (see [`Config::public_url_for`]).
     pub public_url: Option<url::Url>,
@@ -50,6 +53,12 @@ pub struct Config {
     pub page_cache_bytes: usize,
     /// How long start-up keeps retrying stores that are not answering yet.
     pub startup_timeout: Duration,
+    /// After SIGTERM / Ctrl-C, how long open requests may finish before their connections
+    /// are dropped (`SHUTDOWN_TIMEOUT_SECS`, default 10).
+    pub shutdown_timeout: Duration,
+    /// Time a client has to send a request's line and headers, and the longest a kept-alive
+    /// connection may sit idle (`HEADER_TIMEOUT_SECS`, default 15).
+    pub header_timeout: Duration,
     pub log_format: LogFormat,
 }
 
@@ -269,6 +278,7 @@ impl Config {
             "a whole number of seconds",
         )?);
         let sync_on_login = env.parsed("SYNC_ON_LOGIN", true, "true or false")?;
+        let demo_hostile_names = env.parsed("DEMO_HOSTILE_NAMES", false, "true or false")?;
         let session_cache_ttl = Duration::from_secs(env.parsed(
             "SESSION_CACHE_SECS",
             5u64,
@@ -285,6 +295,25 @@ impl Config {
             32usize,
             "a whole number of megabytes (0 turns the cache off)",
         )?;
+        let shutdown_timeout = Duration::from_secs(env.parsed(
+            "SHUTDOWN_TIMEOUT_SECS",
+            10u64,
+            "a whole number of seconds",
+        )?);
+        if shutdown_timeout > Duration::from_secs(3600) {
+            return Err(problem("SHUTDOWN_TIMEOUT_SECS", "must be at most 3600"));
+        }
+        let header_timeout = Duration::from_secs(env.parsed(
+            "HEADER_TIMEOUT_SECS",
+            15u64,
+            "a whole number of seconds",
+        )?);
+        if header_timeout.is_zero() || header_timeout > Duration::from_secs(300) {
+            return Err(problem(
+                "HEADER_TIMEOUT_SECS",
+                "must be between 1 and 300 seconds",
+            ));
+        }
         if page_cache_mb > 4096 {
             return Err(problem("PAGE_CACHE_MB", "must be at most 4096"));
         }
@@ -332,6 +361,7 @@ impl Config {
             redis_url: redis_url.into(),
             redis_key_prefix,
             spotify,
+            demo_hostile_names,
             public_url,
             token_keys,
             spotify_timeout,
@@ -341,6 +371,8 @@ impl Config {
             sync_check_every,
             session_cache_ttl,
             page_cache_bytes: page_cache_mb * 1024 * 1024,
+            shutdown_timeout,
+            header_timeout,
             sync_on_login,
             startup_timeout,
             log_format,

@@ -11,7 +11,6 @@ use super::store::{StoreError, Stores};
 use crate::app::{shell, App};
 use axum::http::Request;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::Router;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -29,8 +28,6 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("server error: {0}")]
-    Serve(std::io::Error),
 }
 
 pub struct Application {
@@ -83,24 +80,35 @@ impl Application {
         &self.state
     }
 
-    /// Serve until `shutdown` resolves; in-flight requests finish first.
+    /// Serve until `shutdown` resolves; requests in flight get `SHUTDOWN_TIMEOUT_SECS` to
+    /// finish, then their connections are dropped (see [`super::listener`]).
     pub async fn serve(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
-        // Responses go out as soon as they are written: without TCP_NODELAY, a large page on a
-        // kept-alive connection waited ~15 ms (Nagle against delayed ACKs) per response.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        let result = axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
-        self.state.stores.main.close().await;
-        self.state.stores.analytics.pool.close().await;
-        result.map_err(StartupError::Serve)
+        let deadline = self.state.config.shutdown_timeout;
+        let header_timeout = self.state.config.header_timeout;
+        super::listener::serve(
+            self.listener,
+            self.router,
+            shutdown,
+            header_timeout,
+            deadline,
+        )
+        .await;
+        // Closing a pool waits for its connections to come back; a request dropped at the
+        // deadline gives its connection back as it is dropped.
+        let close = async {
+            self.state.stores.main.close().await;
+            self.state.stores.analytics.pool.close().await;
+        };
+        if tokio::time::timeout(std::time::Duration::from_secs(5), close)
+            .await
+            .is_err()
+        {
+            tracing::warn!("PostgreSQL pools did not close within 5 s");
+        }
+        Ok(())
     }
 }
 
@@ -150,6 +158,7 @@ fn spotify_side(config: &Config, local_addr: SocketAddr) -> (Auth, Option<Simula
                 public_sim.as_str().trim_end_matches('/'),
             );
             sim_config.client_secret = Some(client_secret.clone());
+            sim_config.hostile_names = config.demo_hostile_names;
             (
                 Endpoints {
                     accounts_public: public_sim,
@@ -211,6 +220,7 @@ pub fn router(state: AppState) -> Router {
             move || shell(shell_options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn(super::security::api_body_limit))
         // Dashboard and history pages rendered once per sync (see server::page_cache).
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

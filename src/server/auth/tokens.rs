@@ -23,8 +23,10 @@ pub enum TokenError {
     Spotify(#[from] SpotifyError),
     #[error("token store: {0}")]
     Store(#[from] sqlx::Error),
-    #[error("stored token: {0}")]
-    Crypto(#[from] CryptoError),
+    /// The stored token cannot be decrypted with any configured key (the key changed, or
+    /// demo mode's start-up key is gone); the connection is marked as needing a new sign-in.
+    #[error("the stored Spotify token cannot be read with the configured keys")]
+    Unreadable,
 }
 
 /// Save a user's tokens (after sign-in or refresh), sealed under the current key.
@@ -98,15 +100,16 @@ pub async fn access_token(
             return Err(TokenError::NeedsRelogin);
         }
         if fresh {
-            return Ok(cipher
-                .open(
-                    &Sealed {
-                        key_id,
-                        bytes: access,
-                    },
-                    &owner,
-                )?
-                .into());
+            return match cipher.open(
+                &Sealed {
+                    key_id,
+                    bytes: access,
+                },
+                &owner,
+            ) {
+                Ok(token) => Ok(token.into()),
+                Err(err) => Err(unreadable(pool, user_id, err).await),
+            };
         }
     }
 
@@ -122,28 +125,38 @@ pub async fn access_token(
     if needs_relogin {
         return Err(TokenError::NeedsRelogin);
     }
-    let access_token: SecretString = cipher
-        .open(
-            &Sealed {
-                key_id: key_id.clone(),
-                bytes: access,
-            },
-            &owner,
-        )?
-        .into();
+    let opened = cipher.open(
+        &Sealed {
+            key_id: key_id.clone(),
+            bytes: access,
+        },
+        &owner,
+    );
+    let access_token: SecretString = match opened {
+        Ok(token) => token.into(),
+        Err(err) => {
+            let _ = tx.rollback().await;
+            return Err(unreadable(pool, user_id, err).await);
+        }
+    };
     let was_rejected = rejected.is_some_and(|r| r.expose_secret() == access_token.expose_secret());
     if fresh && !was_rejected {
         return Ok(access_token);
     }
-    let refresh_token: SecretString = cipher
-        .open(
-            &Sealed {
-                key_id,
-                bytes: refresh,
-            },
-            &owner,
-        )?
-        .into();
+    let opened = cipher.open(
+        &Sealed {
+            key_id,
+            bytes: refresh,
+        },
+        &owner,
+    );
+    let refresh_token: SecretString = match opened {
+        Ok(token) => token.into(),
+        Err(err) => {
+            let _ = tx.rollback().await;
+            return Err(unreadable(pool, user_id, err).await);
+        }
+    };
     match spotify.refresh(&refresh_token).await {
         Ok(tokens) => {
             store(&mut tx, cipher, user_id, &tokens, Some(&refresh_token)).await?;
@@ -166,6 +179,26 @@ pub async fn access_token(
         }
         Err(other) => Err(other.into()),
     }
+}
+
+/// A stored token no configured key opens: mark the connection as needing a new sign-in
+/// (so every page says so), log why without the token, and report it.
+async fn unreadable(pool: &PgPool, user_id: i64, err: CryptoError) -> TokenError {
+    tracing::warn!(
+        user_id,
+        error = %err,
+        "stored Spotify token cannot be decrypted (TOKEN_ENCRYPTION_KEYS changed?); the user must sign in again"
+    );
+    if let Err(e) = sqlx::query(
+        "UPDATE spotify_tokens SET needs_relogin = true, updated_at = now() WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .execute(pool)
+    .await
+    {
+        tracing::warn!(user_id, error = %e, "cannot mark the token as needing a new sign-in");
+    }
+    TokenError::Unreadable
 }
 
 /// Call Spotify as `user_id`. If Spotify says the token is no longer valid although our

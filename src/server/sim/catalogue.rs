@@ -326,11 +326,68 @@ impl Catalogue {
     pub(crate) fn track_by_id(&self, id: &str) -> Option<&Track> {
         self.track_by_id.get(id).map(|&i| &self.tracks[i])
     }
+
+    /// Rename artists, albums and tracks with what a hostile or merely unusual name from
+    /// Spotify can hold (`DEMO_HOSTILE_NAMES`): markup that closes `<title>` or an attribute,
+    /// script, right-to-left text, emoji, ampersands and 300-character names. Ids stay the
+    /// same; names stay distinct (each keeps its ordinary name inside).
+    pub(crate) fn make_hostile(&mut self) {
+        for (i, artist) in self.artists.iter_mut().enumerate() {
+            artist.name = hostile_name(i, &artist.name);
+        }
+        for (i, album) in self.albums.iter_mut().enumerate() {
+            album.name = hostile_name(i + 3, &album.name);
+        }
+        for (i, track) in self.tracks.iter_mut().enumerate() {
+            track.name = hostile_name(i + 5, &track.name);
+        }
+    }
+}
+
+/// Payloads [`Catalogue::make_hostile`] cycles through; `{}` is the ordinary name.
+pub const HOSTILE_NAMES: [&str; 8] = [
+    "</title><script>alert('title')</script>{}",
+    "{}\"><img src=x onerror=alert('attr')>",
+    "{}' onmouseover='alert(1)' data-x='",
+    "\u{202e}{} مرحبا بالعالم",
+    "🎧🔥 {} 👩🏽‍🎤",
+    "{} & <b>Friends</b> &amp; </script><script>alert('json')</script>",
+    "{}\u{2028}{{\"a\":1}}`${alert(1)}`",
+    "{} ",
+];
+
+fn hostile_name(index: usize, ordinary: &str) -> String {
+    let template = HOSTILE_NAMES[index % HOSTILE_NAMES.len()];
+    let name = template.replace("{}", ordinary);
+    if index % HOSTILE_NAMES.len() == HOSTILE_NAMES.len() - 1 {
+        // A 300-character name: the ordinary one repeated.
+        let mut long = name.clone();
+        while long.chars().count() < 300 {
+            long.push_str(ordinary);
+            long.push(' ');
+        }
+        long.chars().take(300).collect()
+    } else {
+        name
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostile_names_keep_ids_and_stay_distinct() {
+        let plain = Catalogue::build(2026);
+        let mut hostile = Catalogue::build(2026);
+        hostile.make_hostile();
+        assert_eq!(plain.artists[0].id, hostile.artists[0].id);
+        let names: HashSet<&str> = hostile.artists.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names.len(), ARTIST_COUNT);
+        assert!(hostile.artists[0].name.starts_with("</title><script>"));
+        assert_eq!(hostile.artists[7].name.chars().count(), 300);
+        assert!(hostile.tracks.iter().any(|t| t.name.contains("onerror=")));
+    }
 
     #[test]
     fn catalogue_has_the_promised_shape() {

@@ -48,6 +48,9 @@ pub struct SimConfig {
     /// follows the real clock (UTC). Pinned, "now" is 20:00 UTC of that day.
     pub pinned_day: Option<i64>,
     pub access_token_ttl: Duration,
+    /// Serve hostile and unusual names (markup, script, RTL, emoji, 300 characters) for
+    /// every artist, album and track (`DEMO_HOSTILE_NAMES`; see `Catalogue::make_hostile`).
+    pub hostile_names: bool,
 }
 
 impl SimConfig {
@@ -65,6 +68,7 @@ impl SimConfig {
             seed: 2026,
             pinned_day: None,
             access_token_ttl: Duration::from_secs(3600),
+            hostile_names: false,
         }
     }
 }
@@ -82,6 +86,7 @@ impl fmt::Debug for SimConfig {
             .field("seed", &self.seed)
             .field("pinned_day", &self.pinned_day)
             .field("access_token_ttl", &self.access_token_ttl)
+            .field("hostile_names", &self.hostile_names)
             .finish()
     }
 }
@@ -206,7 +211,10 @@ impl Simulator {
         while config.base_url.ends_with('/') {
             config.base_url.pop();
         }
-        let catalogue = Catalogue::build(config.seed);
+        let mut catalogue = Catalogue::build(config.seed);
+        if config.hostile_names {
+            catalogue.make_hostile();
+        }
         let tokens = TokenStore::new(config.access_token_ttl);
         Simulator {
             shared: Arc::new(Shared {
@@ -296,6 +304,31 @@ impl Simulator {
     /// Every access token issued so far answers 401 "The access token expired".
     pub fn expire_access_tokens(&self) {
         self.shared.tokens.expire_all();
+    }
+
+    /// Tokens for a demo listener who signed in before this process started (the simulator
+    /// keeps what it issued in memory only): `None` if the simulator issued them tokens since
+    /// start-up (working or revoked: those stand) or the id is no demo listener. Returns
+    /// `(access token, refresh token, scope, lifetime)`.
+    pub fn reissue_after_restart(
+        &self,
+        spotify_user_id: &str,
+        scope: &str,
+    ) -> Option<(String, String, String, Duration)> {
+        let user = tastes::user_index(spotify_user_id)?;
+        if self.shared.tokens.knows_user(user) {
+            return None;
+        }
+        let issued = self
+            .shared
+            .tokens
+            .issue_direct(user, &self.shared.config.client_id, scope);
+        Some((
+            issued.access_token,
+            issued.refresh_token,
+            issued.scope,
+            self.shared.config.access_token_ttl,
+        ))
     }
 
     /// The user's refresh tokens issued so far answer `invalid_grant` "Refresh token

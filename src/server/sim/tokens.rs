@@ -262,6 +262,25 @@ impl TokenStore {
         }
     }
 
+    /// Whether any refresh token (valid or revoked) was issued to `user` since start-up.
+    pub(crate) fn knows_user(&self, user: usize) -> bool {
+        self.lock()
+            .refresh
+            .values()
+            .any(|r| r.principal.user == user)
+    }
+
+    /// Tokens for `user` as if they had just consented (demo mode re-signs its listeners
+    /// after a restart, when the simulator has forgotten what it issued).
+    pub(crate) fn issue_direct(&self, user: usize, client_id: &str, scope: &str) -> Issued {
+        let mut tokens = self.lock();
+        let principal = Principal {
+            user,
+            scope: scope.to_string(),
+        };
+        self.issue(&mut tokens, principal, client_id)
+    }
+
     /// Revoke the user's refresh tokens issued so far; a later login gets working ones.
     pub(crate) fn revoke_user(&self, user: usize) {
         for refresh in self.lock().refresh.values_mut() {

@@ -3,4 +3,4 @@
 mod client;
 pub mod models;
 
-pub use client::{AuthorizeRequest, Endpoints, SpotifyClient, SpotifyError, TokenSet};
+pub use client::{AuthorizeRequest, Endpoints, SpotifyClient, SpotifyError, TokenSet, SCOPES};

@@ -28,6 +28,29 @@ pub const USER_SYNCS: &str = "user_syncs";
 /// Every snapshot, append-only, `_id` = the snapshot id.
 pub const HISTORY: &str = "user_sync_history";
 
+/// The longest wait for one MongoDB operation. The driver fails fast when the server is
+/// gone (server selection, connect: 2 s), but a server that accepts connections and stops
+/// answering (paused, overloaded, a half-open network) would hold a read forever: every
+/// operation here is cut off at this deadline instead, and its caller degrades.
+pub const OP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Run one MongoDB operation within [`OP_TIMEOUT`].
+async fn bounded<T>(
+    what: &str,
+    operation: impl std::future::IntoFuture<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(OP_TIMEOUT, operation).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "MongoDB did not answer {what} within {} s",
+                OP_TIMEOUT.as_secs()
+            ),
+        ))),
+    }
+}
+
 /// MongoDB's duplicate key error code.
 const DUPLICATE_KEY: i32 = 11000;
 
@@ -88,8 +111,7 @@ impl Mongo {
     }
 
     pub async fn ping(&self) -> Result<(), String> {
-        self.db
-            .run_command(doc! { "ping": 1 })
+        bounded("a ping", self.db.run_command(doc! { "ping": 1 }))
             .await
             .map(|_| ())
             .map_err(|e| e.kind.to_string())
@@ -142,6 +164,18 @@ impl Mongo {
     /// the history insert is keyed by the id, and `user_syncs` is replaced only by a newer
     /// snapshot (later `synced_at`, or the same millisecond and a later `sync_id`).
     pub async fn write_snapshot(
+        &self,
+        snapshot_id: &str,
+        payload: &TopPayload,
+    ) -> Result<(), Error> {
+        bounded(
+            "a snapshot write",
+            self.write_snapshot_unbounded(snapshot_id, payload),
+        )
+        .await
+    }
+
+    async fn write_snapshot_unbounded(
         &self,
         snapshot_id: &str,
         payload: &TopPayload,
@@ -204,6 +238,18 @@ impl Mongo {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        bounded(
+            "a history read",
+            self.snapshots_by_id_unbounded(ids, projection),
+        )
+        .await
+    }
+
+    async fn snapshots_by_id_unbounded<T: serde::de::DeserializeOwned>(
+        &self,
+        ids: &[String],
+        projection: Document,
+    ) -> Result<Vec<T>, Error> {
         let mut cursor = self
             .snapshots()
             .find(doc! { "_id": { "$in": ids } })
@@ -224,11 +270,14 @@ impl Mongo {
         spotify_id: &str,
         range: TimeRange,
     ) -> Result<Option<TopPayload>, Error> {
-        self.user_syncs()
-            .find_one(doc! { "spotify_id": spotify_id, "time_range": range.as_str() })
-            .await?
-            .map(from_stored)
-            .transpose()
+        bounded(
+            "a latest-snapshot read",
+            self.user_syncs()
+                .find_one(doc! { "spotify_id": spotify_id, "time_range": range.as_str() }),
+        )
+        .await?
+        .map(from_stored)
+        .transpose()
     }
 }
 

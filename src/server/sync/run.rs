@@ -62,12 +62,11 @@ pub enum SyncError {
 impl From<TokenError> for SyncError {
     fn from(err: TokenError) -> Self {
         match err {
-            TokenError::NeedsRelogin | TokenError::NotConnected => SyncError::NeedsRelogin,
+            TokenError::NeedsRelogin | TokenError::NotConnected | TokenError::Unreadable => {
+                SyncError::NeedsRelogin
+            }
             TokenError::Spotify(e) => SyncError::Spotify(spotify_reason(&e)),
             TokenError::Store(e) => SyncError::Store(e),
-            TokenError::Crypto(e) => {
-                SyncError::Spotify(format!("stored Spotify token unreadable: {e}"))
-            }
         }
     }
 }
@@ -271,6 +270,35 @@ async fn finish(
     }
 }
 
+/// Demo mode: a listener who signed in before this process started holds tokens the
+/// simulator no longer knows (it keeps them in memory) and, without `TOKEN_ENCRYPTION_KEYS`,
+/// sealed under a key that is gone. Sign them in again silently, as their consent stands;
+/// a listener whose tokens the simulator revoked since start-up is left to sign in again.
+async fn resign_demo_listener(
+    state: &AppState,
+    sim: &crate::server::sim::Simulator,
+    user: &SyncUser,
+) -> Result<(), SyncError> {
+    let scope = crate::server::spotify::SCOPES.join(" ");
+    let Some((access, refresh, scope, lifetime)) =
+        sim.reissue_after_restart(&user.spotify_id, &scope)
+    else {
+        return Ok(());
+    };
+    let tokens = crate::server::spotify::TokenSet {
+        access_token: access.into(),
+        refresh_token: Some(refresh.into()),
+        expires_in: lifetime,
+        scope,
+    };
+    let mut conn = state.stores.main.acquire().await?;
+    tokens::store(&mut conn, &state.auth.cipher, user.user_id, &tokens, None)
+        .await
+        .map_err(SyncError::from)?;
+    tracing::info!(spotify_id = %user.spotify_id, "demo listener signed in again after a restart");
+    Ok(())
+}
+
 /// The pipeline. Nothing is written until every list has been fetched, so a Spotify
 /// failure part-way leaves no partial sync behind.
 async fn execute(
@@ -283,6 +311,9 @@ async fn execute(
     let calls_before = spotify_calls(state);
     let pool = &state.stores.main;
     let (cipher, spotify) = (&state.auth.cipher, &state.auth.spotify);
+    if let Some(sim) = &state.sim {
+        resign_demo_listener(state, sim, user).await?;
+    }
 
     // 1. Fetch: the three ranges concurrently, artists and tracks of each concurrently.
     let step = |label: String| {

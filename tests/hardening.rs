@@ -1,0 +1,380 @@
+//! What a long-running instance meets outside the happy path (issue #11, part 0): names
+//! from Spotify that carry markup, malformed and oversized server-function input, request
+//! lines and headers beyond limits, clients that never finish a request, a stored token no
+//! key can open, a restart in demo mode, and a MongoDB that accepts and stops answering.
+
+mod common;
+
+use common::{raw_exchange, url_addr, PausableProxy, TestEnv};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+/// Pieces of the simulator's hostile names that must never reach a page as markup.
+const INJECTIONS: [&str; 4] = [
+    "<script>alert(",
+    "<img src=x onerror",
+    "</title><script>",
+    "<b>Friends</b>",
+];
+
+fn assert_escaped(what: &str, html: &str) {
+    for raw in INJECTIONS {
+        if let Some(at) = html.find(raw) {
+            let context: String = html[at..].chars().take(80).collect();
+            panic!("{what} carries {raw:?} unescaped: {context}");
+        }
+    }
+}
+
+/// The artist ids a page links to, in order of appearance, without repeats.
+fn artist_links(html: &str) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    html.split("href=\"/artist/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|id| seen.insert(id.to_string()))
+        .map(str::to_string)
+        .collect()
+}
+
+fn title(html: &str) -> &str {
+    let start = html.find("<title>").expect("a <title>") + "<title>".len();
+    let end = start + html[start..].find("</title>").expect("</title>");
+    &html[start..end]
+}
+
+#[tokio::test]
+async fn hostile_names_from_spotify_are_escaped_on_every_page() {
+    let app = TestEnv::new()
+        .await
+        .set("DEMO_HOSTILE_NAMES", "true")
+        .spawn()
+        .await;
+    let (browser, user) = app.signed_in(None).await;
+    let first = app.sync(&user).await;
+    assert_eq!(first.status, personalify::domain::SyncStatus::Succeeded);
+    // A second sync gives the history and the movement badges something to show.
+    app.sync(&user).await;
+
+    let dashboard = app.page(&browser, "/dashboard").await;
+    assert!(
+        dashboard.contains("data-testid=\"top-artists\""),
+        "the dashboard renders its lists"
+    );
+    assert!(
+        dashboard.contains("&lt;/title&gt;&lt;script&gt;")
+            || dashboard.contains("\\u003c/title>")
+            || dashboard.contains("&lt;/title>"),
+        "the hostile names are on the page, escaped"
+    );
+    assert_escaped("/dashboard", &dashboard);
+    for range in ["short_term", "medium_term", "long_term"] {
+        let page = app
+            .page(&browser, &format!("/dashboard?range={range}"))
+            .await;
+        assert_escaped(&format!("/dashboard?range={range}"), &page);
+        let history = app.page(&browser, &format!("/history?range={range}")).await;
+        assert_escaped(&format!("/history?range={range}"), &history);
+        for (chart, option) in common::chart_options(&app, &browser, &history).await {
+            // JSON, decoded by the browser's code: the names arrive as data, whole.
+            assert!(
+                option.to_string().contains("alert("),
+                "{chart}: the chart carries the names as data"
+            );
+        }
+    }
+
+    let artists = artist_links(&dashboard);
+    assert!(artists.len() >= 10, "the dashboard links its artists");
+    let mut titles_with_markup = 0;
+    for id in &artists {
+        let page = app.page(&browser, &format!("/artist/{id}")).await;
+        assert_escaped(&format!("/artist/{id}"), &page);
+        let title = title(&page);
+        assert!(title.ends_with(" · Personalify"), "{id}: title {title:?}");
+        assert!(!title.contains('<'), "{id}: title {title:?} holds markup");
+        if title.contains("&lt;/title&gt;&lt;script&gt;") {
+            titles_with_markup += 1;
+        }
+        for (chart, option) in common::chart_options(&app, &browser, &page).await {
+            assert!(option.is_object(), "{id}: chart {chart} is JSON");
+        }
+    }
+    assert!(
+        titles_with_markup > 0,
+        "an artist whose name closes <title> was rendered with the name escaped in its title"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_server_function_input_is_a_400_and_oversize_a_413() {
+    let app = TestEnv::new().await.spawn().await;
+    let http = reqwest::Client::new();
+    let post = |body: reqwest::Body| {
+        http.post(app.url("/api/top"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+
+    for (what, body) in [
+        ("no body", ""),
+        ("malformed", "%%%=&&=="),
+        ("wrong field", "nothing=here"),
+    ] {
+        let response = post(body.into()).await.expect("answer");
+        assert_eq!(response.status(), 400, "{what}");
+        let text = response.text().await.expect("body");
+        assert!(
+            text.contains("missing or malformed"),
+            "{what}: a plain message, not the parser's: {text}"
+        );
+        assert!(!text.contains("missing field"), "{what}: {text}");
+    }
+
+    let big = vec![b'a'; 3 * 1024 * 1024];
+    let response = post(big.clone().into()).await.expect("answer");
+    assert_eq!(response.status(), 413, "3 MB with a length");
+    let text = response.text().await.expect("body");
+    assert!(text.contains("too large"), "{text}");
+
+    // The same without a Content-Length (chunked): read up to the limit, then refused.
+    let mut chunked = b"POST /api/top HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..48 {
+        chunked.extend_from_slice(format!("{:x}\r\n", 64 * 1024).as_bytes());
+        chunked.extend_from_slice(&[b'a'; 64 * 1024]);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let (answer, _) = raw_exchange(&app.base, &chunked, Duration::from_secs(10)).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 413"),
+        "3 MB chunked: {answer:.80}"
+    );
+
+    // A well-formed call still works (not signed in: 401 with its own message).
+    let response = post("range=short_term".into()).await.expect("answer");
+    assert_eq!(response.status(), 401);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn long_request_lines_and_large_headers_answer_at_once() {
+    let app = TestEnv::new().await.spawn().await;
+    let within = Duration::from_secs(5);
+
+    let long_query = format!(
+        "GET /dashboard?q={} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "a".repeat(10 * 1024)
+    );
+    let (answer, _) = raw_exchange(&app.base, long_query.as_bytes(), within).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 414"),
+        "10 KB query: {answer:.80}"
+    );
+    assert!(answer.contains("too long"), "{answer}");
+
+    let cookie = format!(
+        "GET /dashboard HTTP/1.1\r\nHost: x\r\nCookie: a={}\r\n\r\n",
+        "b".repeat(40 * 1024)
+    );
+    let (answer, _) = raw_exchange(&app.base, cookie.as_bytes(), within).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 431"),
+        "40 KB cookie: {answer:.80}"
+    );
+
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Filler: {}\r\n\r\n",
+        "c".repeat(200 * 1024)
+    );
+    let (answer, _) = raw_exchange(&app.base, huge.as_bytes(), within).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 431"),
+        "200 KB header: {answer:.80}"
+    );
+
+    // Under the limits, a long query still gets the page.
+    let fine = format!(
+        "GET /?q={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "d".repeat(6 * 1024)
+    );
+    let (answer, _) = raw_exchange(&app.base, fine.as_bytes(), within).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "6 KB query: {answer:.80}"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let app = TestEnv::new()
+        .await
+        .set("HEADER_TIMEOUT_SECS", "1")
+        .spawn()
+        .await;
+    let started = Instant::now();
+    let (answer, closed) = raw_exchange(
+        &app.base,
+        b"GET /dashboard HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(closed, "the server closed the connection");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "closed at the header deadline, not left open ({:?})",
+        started.elapsed()
+    );
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer:.80}"
+    );
+    // The server goes on serving.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_drops_requests_still_open_at_its_deadline() {
+    let app = TestEnv::new()
+        .await
+        .set("SHUTDOWN_TIMEOUT_SECS", "1")
+        .set("HEADER_TIMEOUT_SECS", "120")
+        .spawn()
+        .await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    // A request whose headers never end holds its connection open.
+    let mut held = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    tokio::io::AsyncWriteExt::write_all(&mut held, b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("send");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    app.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the server stopped at its 1 s deadline ({:?})",
+        started.elapsed()
+    );
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut held, &mut buf),
+    )
+    .await
+    .expect("the held connection was closed");
+    assert!(matches!(read, Ok(0) | Err(_)), "closed: {read:?}");
+}
+
+#[tokio::test]
+async fn an_unreadable_stored_token_asks_to_sign_in_again() {
+    let app = TestEnv::new().await.spawn().await;
+    let (browser, user) = app.signed_in(None).await;
+    sqlx::query("UPDATE spotify_tokens SET access_token = '\\x00112233'::bytea, refresh_token = '\\x44556677'::bytea WHERE user_id = $1")
+        .bind(user.user_id)
+        .execute(&app.state.stores.main)
+        .await
+        .expect("corrupt the stored token");
+    let outcome = app.sync(&user).await;
+    assert_eq!(outcome.status, personalify::domain::SyncStatus::Failed);
+    let error = outcome.error.unwrap_or_default();
+    assert!(error.contains("sign in again"), "{error}");
+    assert!(
+        !error.contains("unreadable") && !error.contains("decrypt"),
+        "{error}"
+    );
+    let needs_relogin: bool =
+        sqlx::query_scalar("SELECT needs_relogin FROM spotify_tokens WHERE user_id = $1")
+            .bind(user.user_id)
+            .fetch_one(&app.state.stores.main)
+            .await
+            .expect("token row");
+    assert!(needs_relogin, "the connection is marked for a new sign-in");
+    let page = app.page(&browser, "/dashboard").await;
+    assert!(page.contains("sign in again"), "the dashboard says so");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn demo_listeners_sync_after_a_restart() {
+    let app = TestEnv::new().await.spawn().await;
+    let (_browser, user) = app.signed_in(None).await;
+    assert_eq!(
+        app.sync(&user).await.status,
+        personalify::domain::SyncStatus::Succeeded
+    );
+    // A new process: a new simulator (it forgot its tokens) and, without
+    // TOKEN_ENCRYPTION_KEYS, a new start-up key (the stored tokens cannot be opened).
+    let env = app.stop().await;
+    let app = env.spawn().await;
+    let outcome = app.sync(&user).await;
+    assert_eq!(
+        outcome.status,
+        personalify::domain::SyncStatus::Succeeded,
+        "{:?}",
+        outcome.error
+    );
+    let runs: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sync_runs WHERE user_id = $1 AND status = 'succeeded'",
+    )
+    .bind(user.user_id)
+    .fetch_one(&app.state.stores.main)
+    .await
+    .expect("count");
+    assert_eq!(runs, 2);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_mongodb_that_stops_answering_does_not_hang_pages() {
+    let env = TestEnv::new().await;
+    let proxy = PausableProxy::start(url_addr(&env.vars["MONGODB_URL"])).await;
+    let app = env
+        .set(
+            "MONGODB_URL",
+            format!("mongodb://127.0.0.1:{}/?directConnection=true", proxy.port),
+        )
+        .spawn()
+        .await;
+    let (browser, user) = app.signed_in(None).await;
+    app.sync(&user).await;
+    assert!(app.page(&browser, "/history").await.contains("history"));
+
+    proxy.pause();
+    // A sync while MongoDB is silent: the record is PostgreSQL; the history waits.
+    let started = Instant::now();
+    let outcome = app.sync(&user).await;
+    assert_eq!(outcome.status, personalify::domain::SyncStatus::Succeeded);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the sync did not wait on MongoDB past its deadline ({:?})",
+        started.elapsed()
+    );
+    // The driver notices a silent server itself only at its next heartbeat (~10 s), which
+    // is how long pages used to wait.
+    for path in ["/dashboard", "/history", "/artist/unknown0000000000000"] {
+        let started = Instant::now();
+        let response = browser.get(app.url(path)).send().await.expect("answer");
+        let elapsed = started.elapsed();
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        assert!(
+            elapsed < Duration::from_secs(6),
+            "{path} answered within MongoDB's 3 s deadline plus a margin ({elapsed:?})"
+        );
+        assert!(status == 200 || status == 404, "{path}: {status}");
+        if path == "/history" {
+            assert!(
+                text.contains("history is unavailable right now"),
+                "/history says the history is unavailable"
+            );
+        }
+    }
+    proxy.resume();
+    app.shutdown().await;
+}
