@@ -378,3 +378,56 @@ async fn a_mongodb_that_stops_answering_does_not_hang_pages() {
     proxy.resume();
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn cross_site_posts_are_refused_and_responses_carry_security_headers() {
+    let app = TestEnv::new().await.spawn().await;
+    let (browser, _user) = app.signed_in(None).await;
+    let post = |site: &'static str, origin: &'static str| {
+        let mut request = browser.post(app.url("/api/sync")).body("");
+        if !site.is_empty() {
+            request = request.header("sec-fetch-site", site);
+        }
+        if !origin.is_empty() {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    for (site, origin) in [
+        ("cross-site", ""),
+        ("same-site", ""),
+        ("", "http://evil.test"),
+    ] {
+        let response = post(site, origin).await.expect("answer");
+        assert_eq!(response.status(), 403, "{site} {origin}");
+        let text = response.text().await.expect("body");
+        assert!(text.contains("another site"), "{text}");
+    }
+    let running: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_runs")
+        .fetch_one(&app.state.stores.main)
+        .await
+        .expect("count");
+    assert_eq!(running, 0, "no refused request started a sync");
+    let same = post("same-origin", "").await.expect("answer");
+    assert_eq!(same.status(), 200, "the page's own request starts a sync");
+
+    let page = browser
+        .get(app.url("/dashboard"))
+        .send()
+        .await
+        .expect("page");
+    let headers = page.headers();
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    let csp = headers["content-security-policy"].to_str().expect("text");
+    assert!(
+        csp.contains("'sha256-") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("script-src 'self' 'unsafe-inline'"), "{csp}");
+    assert!(
+        headers.get("strict-transport-security").is_none(),
+        "no HSTS over http"
+    );
+    app.shutdown().await;
+}

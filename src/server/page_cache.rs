@@ -12,10 +12,11 @@
 //! person's user id and the session-derived fields the page shows, and a lookup needs a
 //! valid session for that user, so a page is never served to anyone else. Nothing
 //! per-request may appear in these pages (no CSRF token) without being part of the key;
-//! `tests/pages.rs` checks that a kept page is the page a fresh render gives. The one
-//! exception is the random nonce leptos_axum writes into every page's scripts for a
-//! Content-Security-Policy: Personalify sends no CSP that names it, so a kept page's nonce
-//! is inert. A CSP with nonces would need kept pages re-nonced (or not kept).
+//! `tests/pages.rs` checks that a kept page is the page a fresh render gives. The response
+//! headers are kept with the page, among them the Content-Security-Policy that
+//! `server::security::guard` made from the hashes of the page's own inline scripts (hashes,
+//! not nonces, so a kept page's policy stays right however often it is served); the random
+//! nonce leptos_axum writes into the scripts is inert, as no policy names it.
 
 use crate::domain::TimeRange;
 use crate::server::auth::session::{self, SessionUser};

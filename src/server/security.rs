@@ -3,12 +3,23 @@
 //! - [`api_body_limit`]: server functions (`/api/…`) take a few small arguments; a body
 //!   larger than [`API_BODY_LIMIT`] is refused with 413 before any of it is parsed, so a
 //!   large upload can neither fill memory nor reach a parser.
+//! - [`guard`]: one security layer for every response. State-changing requests (anything
+//!   but GET, HEAD, OPTIONS) from another site are refused with 403 (`Sec-Fetch-Site`, else
+//!   `Origin`, checked against this server); every response gets `nosniff`, a
+//!   `Referrer-Policy`, `frame-ancestors 'none'` and, over https, HSTS; HTML gets a
+//!   Content-Security-Policy whose only inline scripts are the page's own, by SHA-256 hash
+//!   (hashes rather than nonces: kept pages, `server::page_cache`, are served many times);
+//!   HTML and JSON answers without a caching rule of their own get `no-store`.
 
 use crate::api::ApiError;
+use crate::server::state::AppState;
 use axum::body::Body;
-use axum::http::{header, HeaderValue, Request, Response, StatusCode};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use axum::middleware::Next;
+use base64::Engine;
 use http_body_util::BodyExt;
+use sha2::{Digest, Sha256};
 
 /// Largest request body a server function accepts.
 pub const API_BODY_LIMIT: usize = 64 * 1024;
@@ -71,4 +82,255 @@ pub fn api_error(status: StatusCode, error: ApiError) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// Largest HTML body the guard reads to hash its inline scripts (pages are far smaller).
+const MAX_HTML_BYTES: usize = 16 * 1024 * 1024;
+
+/// Where images may come from besides this server: Spotify's image hosts.
+const IMAGE_HOSTS: &str = "https://i.scdn.co https://*.scdn.co https://*.spotifycdn.com";
+
+pub async fn guard(
+    State(state): State<AppState>,
+    request: Request<Body>,
+    next: Next,
+) -> Response<Body> {
+    if !is_safe_method(request.method()) {
+        if let Err(why) = same_site(request.headers(), state.config.public_url.as_ref()) {
+            tracing::warn!(
+                method = %request.method(),
+                path = %request.uri().path(),
+                why,
+                "cross-site request refused"
+            );
+            return refused();
+        }
+    }
+    let https = state.auth.secure_cookies;
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    set_default(headers, "x-content-type-options", "nosniff");
+    set_default(headers, "referrer-policy", "same-origin");
+    set_default(headers, "x-frame-options", "DENY");
+    set_default(headers, "cross-origin-opener-policy", "same-origin");
+    if https {
+        set_default(
+            headers,
+            "strict-transport-security",
+            "max-age=31536000; includeSubDomains",
+        );
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let html = content_type.starts_with("text/html");
+    if html || content_type.starts_with("application/json") {
+        set_default(headers, "cache-control", "no-store");
+    }
+    if !html {
+        set_default(
+            headers,
+            "content-security-policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        );
+        return response;
+    }
+    if headers.contains_key(header::CONTENT_ENCODING) {
+        // Only static files arrive encoded, and none of them is HTML; never guess.
+        set_default(headers, "content-security-policy", &policy(&[]));
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = match http_body_util::Limited::new(body, MAX_HTML_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) => {
+            tracing::error!(error = %err, "page body could not be read for its CSP");
+            return Response::builder()
+                .status(StatusCode::INTERNAL_SERVER_ERROR)
+                .body(Body::from("The page could not be produced."))
+                .unwrap_or_default();
+        }
+    };
+    let hashes = inline_script_hashes(&bytes);
+    if let Ok(value) = HeaderValue::from_str(&policy(&hashes)) {
+        parts.headers.insert("content-security-policy", value);
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+fn is_safe_method(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Whether a state-changing request comes from this site. Browsers say where a request
+/// comes from (`Sec-Fetch-Site`, or at least `Origin` on every POST); a request with
+/// neither is not from a browser, so it cannot carry a visitor's cookies against their will.
+fn same_site(headers: &HeaderMap, public_url: Option<&url::Url>) -> Result<(), &'static str> {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return match site.as_bytes() {
+            b"same-origin" | b"none" => Ok(()),
+            _ => Err("Sec-Fetch-Site is not same-origin"),
+        };
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().map_err(|_| "Origin is not text")?;
+    if origin == "null" {
+        return Err("Origin is null");
+    }
+    let origin = url::Url::parse(origin).map_err(|_| "Origin is not a URL")?;
+    let origin_host = match (origin.host_str(), origin.port_or_known_default()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        _ => return Err("Origin has no host"),
+    };
+    if let Some(public) = public_url {
+        if public.origin() == origin.origin() {
+            return Ok(());
+        }
+    }
+    // Without PUBLIC_URL (or behind a proxy that keeps Host): the host the browser asked.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .ok_or("no Host header")?;
+    let host = if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:{}", origin.port_or_known_default().unwrap_or(80))
+    };
+    if host.eq_ignore_ascii_case(&origin_host) {
+        Ok(())
+    } else {
+        Err("Origin is another site")
+    }
+}
+
+fn refused() -> Response<Body> {
+    let mut response = Response::new(Body::from(
+        "This request came from another site and was refused. Open Personalify itself and try again.",
+    ));
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn set_default(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if !headers.contains_key(name) {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// The page's policy: scripts from this server plus the page's own inline scripts by hash,
+/// WebAssembly compiled from this server's files; nothing framed, no plugins, no `<base>`.
+fn policy(hashes: &[String]) -> String {
+    let mut script_src = String::from("'self' 'wasm-unsafe-eval'");
+    for hash in hashes {
+        script_src.push_str(" 'sha256-");
+        script_src.push_str(hash);
+        script_src.push('\'');
+    }
+    format!(
+        "default-src 'self'; script-src {script_src}; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data: {IMAGE_HOSTS}; connect-src 'self'; font-src 'self'; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// Base64 SHA-256 of the text of every inline `<script>` in `html` (those without `src`),
+/// each once.
+fn inline_script_hashes(html: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(html);
+    let mut hashes: Vec<String> = Vec::new();
+    let mut rest: &str = &text;
+    while let Some(start) = rest.find("<script") {
+        rest = &rest[start + "<script".len()..];
+        let Some(tag_end) = rest.find('>') else { break };
+        let attributes = &rest[..tag_end];
+        rest = &rest[tag_end + 1..];
+        let Some(close) = rest.find("</script>") else {
+            break;
+        };
+        let body = &rest[..close];
+        rest = &rest[close + "</script>".len()..];
+        if attributes.contains(" src=") || body.is_empty() {
+            continue;
+        }
+        let hash =
+            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body.as_bytes()));
+        if !hashes.contains(&hash) {
+            hashes.push(hash);
+        }
+    }
+    hashes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_scripts_are_hashed_and_external_ones_skipped() {
+        let html = br#"<head><script src="/charts.js" defer></script><script type="module">import('/pkg/a.js')</script></head><body><script>window.x=1</script><script>window.x=1</script></body>"#;
+        let hashes = inline_script_hashes(html);
+        assert_eq!(hashes.len(), 2);
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(b"window.x=1"));
+        assert!(hashes.contains(&expected));
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn cross_site_requests_are_told_apart() {
+        let public = url::Url::parse("https://music.example.org").unwrap();
+        let ok = |h: &[(&'static str, &str)], p: Option<&url::Url>| same_site(&headers(h), p);
+        assert!(ok(&[("sec-fetch-site", "same-origin")], None).is_ok());
+        assert!(ok(&[("sec-fetch-site", "cross-site")], None).is_err());
+        assert!(ok(&[("sec-fetch-site", "same-site")], None).is_err());
+        assert!(ok(&[], None).is_ok(), "not a browser");
+        assert!(ok(
+            &[
+                ("origin", "http://127.0.0.1:3000"),
+                ("host", "127.0.0.1:3000")
+            ],
+            None
+        )
+        .is_ok());
+        assert!(ok(
+            &[("origin", "http://evil.test"), ("host", "127.0.0.1:3000")],
+            None
+        )
+        .is_err());
+        assert!(ok(&[("origin", "null"), ("host", "127.0.0.1:3000")], None).is_err());
+        assert!(ok(
+            &[
+                ("origin", "https://music.example.org"),
+                ("host", "app:3000")
+            ],
+            Some(&public)
+        )
+        .is_ok());
+        assert!(ok(
+            &[("origin", "https://evil.example.org"), ("host", "app:3000")],
+            Some(&public)
+        )
+        .is_err());
+    }
 }

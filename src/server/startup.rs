@@ -221,6 +221,12 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn(super::security::api_body_limit))
+        // Cross-site POSTs refused; security headers; CSP by the hashes of each page's inline
+        // scripts. Inside the page cache, so kept pages keep their policy.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::security::guard,
+        ))
         // Dashboard and history pages rendered once per sync (see server::page_cache).
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
