@@ -491,8 +491,24 @@ where
         let raw = env.or_default(name, default)?;
         let url = url::Url::parse(raw.trim_end_matches('/'))
             .map_err(|_| problem(name, "is not a valid URL"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(problem(name, "must be an http:// or https:// URL"));
+        // Tokens and the client secret travel to these URLs: plain http only to a simulator
+        // on this machine.
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => false,
+        };
+        match url.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            "http" => {
+                return Err(problem(
+                    name,
+                    "must be https: tokens and the client secret travel to it (http only for a simulator on 127.0.0.1)",
+                ))
+            }
+            _ => return Err(problem(name, "must be an https:// URL")),
         }
         Ok(url)
     };
@@ -635,6 +651,41 @@ mod tests {
                 "secret leaked: {err}"
             );
         }
+    }
+
+    #[test]
+    fn spotify_urls_must_be_https_unless_on_this_machine() {
+        let with = |name: &str, value: &str| {
+            let mut vars = vec![
+                ("DATABASE_URL", "postgres://u:p@127.0.0.1:5432/db"),
+                ("ANALYTICS_DATABASE_URL", "postgres://u:p@127.0.0.1:5433/db"),
+                ("MONGODB_URL", "mongodb://127.0.0.1:27017"),
+                ("REDIS_URL", "redis://127.0.0.1:6379"),
+                ("SPOTIFY_CLIENT_ID", "id"),
+                ("SPOTIFY_CLIENT_SECRET", "secret"),
+                (
+                    "SPOTIFY_REDIRECT_URI",
+                    "http://127.0.0.1:3000/auth/callback",
+                ),
+                (
+                    "TOKEN_ENCRYPTION_KEYS",
+                    "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                ),
+            ];
+            vars.push((name, value));
+            let map: std::collections::HashMap<String, String> = vars
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Config::from_lookup(|n| Ok(map.get(n).cloned()))
+        };
+        let err = with("SPOTIFY_API_URL", "http://api.example.org").unwrap_err();
+        assert_eq!(err.variable, "SPOTIFY_API_URL");
+        assert!(err.problem.contains("https"), "{}", err.problem);
+        let err = with("SPOTIFY_ACCOUNTS_URL", "http://10.0.0.5:9000").unwrap_err();
+        assert_eq!(err.variable, "SPOTIFY_ACCOUNTS_URL");
+        assert!(with("SPOTIFY_API_URL", "http://127.0.0.1:9000/sim").is_ok());
+        assert!(with("SPOTIFY_API_URL", "https://api.example.org").is_ok());
     }
 
     #[test]
