@@ -34,15 +34,14 @@ impl leptos::server_fn::error::FromServerFnError for ApiError {
     type Encoder = leptos::server_fn::codec::JsonEncoding;
 
     fn from_server_fn_error(value: leptos::server_fn::error::ServerFnErrorErr) -> Self {
-        use leptos::server_fn::error::ServerFnErrorErr;
         // On the server, these mean the caller sent input we cannot read: a 400 with a plain
         // message (the parser's own words go to the log, not to the caller).
         #[cfg(feature = "ssr")]
         if matches!(
             value,
-            ServerFnErrorErr::Args(_)
-                | ServerFnErrorErr::MissingArg(_)
-                | ServerFnErrorErr::Request(_)
+            leptos::server_fn::error::ServerFnErrorErr::Args(_)
+                | leptos::server_fn::error::ServerFnErrorErr::MissingArg(_)
+                | leptos::server_fn::error::ServerFnErrorErr::Request(_)
         ) {
             tracing::debug!(error = %value, "server function input rejected");
             ctx::set_status(axum::http::StatusCode::BAD_REQUEST);
@@ -51,8 +50,6 @@ impl leptos::server_fn::error::FromServerFnError for ApiError {
                     .into(),
             );
         }
-        #[cfg(not(feature = "ssr"))]
-        let _ = std::any::type_name::<ServerFnErrorErr>();
         ApiError::Transport(value.to_string())
     }
 }

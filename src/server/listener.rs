@@ -35,15 +35,14 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 pub const MAX_BUF_BYTES: usize = 64 * 1024;
 
 /// Serve `router` on `listener` until `shutdown` resolves, then give open connections up to
-/// `deadline` to finish. `header_timeout`: see the module. Returns how many connections were
-/// dropped at the deadline.
+/// `deadline` to finish. `header_timeout`: see the module.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     header_timeout: Duration,
     deadline: Duration,
-) -> usize {
+) {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -114,7 +113,7 @@ pub async fn serve(
         .await
         .is_ok()
     {
-        return 0;
+        return;
     }
     while connections.try_join_next().is_some() {}
     let dropped = connections.len();
@@ -124,7 +123,6 @@ pub async fn serve(
         "shutdown deadline passed: dropping the connections still open"
     );
     connections.shutdown().await;
-    dropped
 }
 
 /// 414 or 431 for a request whose target or headers are larger than we serve.
@@ -158,15 +156,11 @@ fn over_limits<B>(request: &Request<B>) -> Option<Response<Body>> {
     None
 }
 
+/// The refusal in plain text; the connection closes after it (the rest of an oversized
+/// request is not worth reading).
 fn plain(status: StatusCode, message: String) -> Response<Body> {
-    let mut response = Response::new(Body::from(message));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(
+    let mut response = super::security::plain_text(status, message);
+    response.headers_mut().insert(
         axum::http::header::CONNECTION,
         axum::http::HeaderValue::from_static("close"),
     );

@@ -150,10 +150,10 @@ pub async fn guard(
         Ok(collected) => collected.to_bytes(),
         Err(err) => {
             tracing::error!(error = %err, "page body could not be read for its CSP");
-            return Response::builder()
-                .status(StatusCode::INTERNAL_SERVER_ERROR)
-                .body(Body::from("The page could not be produced."))
-                .unwrap_or_default();
+            return plain_text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The page could not be produced.",
+            );
         }
     };
     let hashes = inline_script_hashes(&bytes);
@@ -212,10 +212,16 @@ fn same_site(headers: &HeaderMap, public_url: Option<&url::Url>) -> Result<(), &
 }
 
 fn refused() -> Response<Body> {
-    let mut response = Response::new(Body::from(
+    plain_text(
+        StatusCode::FORBIDDEN,
         "This request came from another site and was refused. Open Personalify itself and try again.",
-    ));
-    *response.status_mut() = StatusCode::FORBIDDEN;
+    )
+}
+
+/// A short answer in plain text, for a person reading it.
+pub fn plain_text(status: StatusCode, message: impl Into<String>) -> Response<Body> {
+    let mut response = Response::new(Body::from(message.into()));
+    *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),

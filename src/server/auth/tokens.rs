@@ -100,15 +100,9 @@ pub async fn access_token(
             return Err(TokenError::NeedsRelogin);
         }
         if fresh {
-            return match cipher.open(
-                &Sealed {
-                    key_id,
-                    bytes: access,
-                },
-                &owner,
-            ) {
-                Ok(token) => Ok(token.into()),
-                Err(err) => Err(unreadable(pool, user_id, err).await),
+            return match open(cipher, &key_id, access, &owner) {
+                Ok(token) => Ok(token),
+                Err(err) => Err(mark_unreadable(pool, user_id, err).await),
             };
         }
     }
@@ -125,38 +119,24 @@ pub async fn access_token(
     if needs_relogin {
         return Err(TokenError::NeedsRelogin);
     }
-    let opened = cipher.open(
-        &Sealed {
-            key_id: key_id.clone(),
-            bytes: access,
-        },
-        &owner,
-    );
-    let access_token: SecretString = match opened {
-        Ok(token) => token.into(),
+    // Both tokens are opened here (microseconds): an unreadable one is marked in this
+    // transaction, on the row it holds locked.
+    let opened = open(cipher, &key_id, access, &owner)
+        .and_then(|access| Ok((access, open(cipher, &key_id, refresh, &owner)?)));
+    let (access_token, refresh_token) = match opened {
+        Ok(tokens) => tokens,
         Err(err) => {
-            let _ = tx.rollback().await;
-            return Err(unreadable(pool, user_id, err).await);
+            let err = mark_unreadable(&mut *tx, user_id, err).await;
+            if let Err(e) = tx.commit().await {
+                tracing::warn!(user_id, error = %e, "cannot mark the token as needing a new sign-in");
+            }
+            return Err(err);
         }
     };
     let was_rejected = rejected.is_some_and(|r| r.expose_secret() == access_token.expose_secret());
     if fresh && !was_rejected {
         return Ok(access_token);
     }
-    let opened = cipher.open(
-        &Sealed {
-            key_id,
-            bytes: refresh,
-        },
-        &owner,
-    );
-    let refresh_token: SecretString = match opened {
-        Ok(token) => token.into(),
-        Err(err) => {
-            let _ = tx.rollback().await;
-            return Err(unreadable(pool, user_id, err).await);
-        }
-    };
     match spotify.refresh(&refresh_token).await {
         Ok(tokens) => {
             store(&mut tx, cipher, user_id, &tokens, Some(&refresh_token)).await?;
@@ -181,9 +161,26 @@ pub async fn access_token(
     }
 }
 
+fn open(
+    cipher: &TokenCipher,
+    key_id: &str,
+    bytes: Vec<u8>,
+    owner: &str,
+) -> Result<SecretString, CryptoError> {
+    let sealed = Sealed {
+        key_id: key_id.to_string(),
+        bytes,
+    };
+    cipher.open(&sealed, owner).map(SecretString::from)
+}
+
 /// A stored token no configured key opens: mark the connection as needing a new sign-in
 /// (so every page says so), log why without the token, and report it.
-async fn unreadable(pool: &PgPool, user_id: i64, err: CryptoError) -> TokenError {
+async fn mark_unreadable<'c>(
+    conn: impl sqlx::PgExecutor<'c>,
+    user_id: i64,
+    err: CryptoError,
+) -> TokenError {
     tracing::warn!(
         user_id,
         error = %err,
@@ -193,7 +190,7 @@ async fn unreadable(pool: &PgPool, user_id: i64, err: CryptoError) -> TokenError
         "UPDATE spotify_tokens SET needs_relogin = true, updated_at = now() WHERE user_id = $1",
     )
     .bind(user_id)
-    .execute(pool)
+    .execute(conn)
     .await
     {
         tracing::warn!(user_id, error = %e, "cannot mark the token as needing a new sign-in");
