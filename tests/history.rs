@@ -311,9 +311,10 @@ async fn history_returns_times_in_utc_with_milliseconds() {
     finish(app).await;
 }
 
+/// Rows left in the outbox: snapshot id, attempts, last error, parked.
 async fn outbox_rows(app: &TestApp) -> Vec<(String, i32, Option<String>, bool)> {
     sqlx::query_as(
-        "SELECT snapshot_id, attempts, last_error, delivered_at IS NOT NULL
+        "SELECT snapshot_id, attempts, last_error, parked_at IS NOT NULL
            FROM mongo_outbox ORDER BY id",
     )
     .fetch_all(&app.state.stores.main)
@@ -370,12 +371,16 @@ async fn the_outbox_keeps_snapshots_while_mongodb_is_down_and_delivers_each_once
         Delivery {
             delivered: 0,
             failed: 1,
+            parked: 0,
             pending: 3
         }
     );
     let rows = outbox_rows(&app).await;
     assert_eq!(rows.len(), 3);
-    assert!(rows.iter().all(|r| !r.3), "nothing delivered: {rows:?}");
+    assert!(
+        rows.iter().all(|r| !r.3),
+        "MongoDB down parks nothing: {rows:?}"
+    );
     // The first row failed and stopped the batch: the others were not tried.
     assert_eq!(rows[0].1, 1);
     let error = rows[0].2.as_deref().unwrap_or_default();
@@ -391,10 +396,14 @@ async fn the_outbox_keeps_snapshots_while_mongodb_is_down_and_delivers_each_once
         Delivery {
             delivered: 3,
             failed: 0,
+            parked: 0,
             pending: 0
         }
     );
-    assert!(outbox_rows(&app).await.iter().all(|r| r.3));
+    assert!(
+        outbox_rows(&app).await.is_empty(),
+        "delivered rows are removed"
+    );
     for (id, p) in &snapshots {
         assert_eq!(count(mongo, HISTORY, doc! { "_id": id }).await, 1, "{id}");
         assert_eq!(
@@ -409,6 +418,7 @@ async fn the_outbox_keeps_snapshots_while_mongodb_is_down_and_delivers_each_once
         Delivery {
             delivered: 0,
             failed: 0,
+            parked: 0,
             pending: 0
         }
     );
@@ -429,6 +439,113 @@ async fn the_outbox_refuses_a_payload_it_could_never_deliver() {
     assert!(err.to_string().contains("not RFC 3339"), "{err}");
     assert!(outbox_rows(&app).await.is_empty());
     finish(app).await;
+}
+
+#[tokio::test]
+async fn a_poison_row_is_parked_and_does_not_block_the_rows_behind_it() {
+    let app = TestEnv::new().await.spawn().await;
+    let pool = &app.state.stores.main;
+    let mongo = &app.state.stores.mongo;
+    // The oldest row's payload no longer decodes (as after a change of its shape); good
+    // rows wait behind it.
+    sqlx::query("INSERT INTO mongo_outbox (snapshot_id, payload) VALUES ('1-short_term', '{\"shape\": \"old\"}')")
+        .execute(pool)
+        .await
+        .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    for sync_id in 2..=4 {
+        let at = format!("2026-11-2{sync_id}T10:00:00.000Z");
+        let p = payload("ana", TimeRange::ShortTerm, sync_id, &at, &["a"]);
+        outbox::enqueue(&mut tx, &format!("{sync_id}-short_term"), &p)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let report = outbox::deliver_pending(pool, mongo).await.unwrap();
+    assert_eq!(
+        report,
+        Delivery {
+            delivered: 3,
+            failed: 1,
+            parked: 1,
+            pending: 0
+        }
+    );
+    assert_eq!(count(mongo, HISTORY, doc! {}).await, 3);
+    let rows = outbox_rows(&app).await;
+    assert_eq!(rows.len(), 1, "only the poison row is left: {rows:?}");
+    let (id, attempts, error, parked) = &rows[0];
+    assert_eq!((id.as_str(), *attempts, *parked), ("1-short_term", 1, true));
+    assert!(
+        error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("cannot be decoded"),
+        "{error:?}"
+    );
+    // Parked: never tried again, and counted where an operator looks.
+    let again = outbox::deliver_pending(pool, mongo).await.unwrap();
+    assert_eq!((again.delivered, again.failed), (0, 0));
+    assert_eq!(outbox_rows(&app).await[0].1, 1);
+    let depth = outbox::depth(pool).await.unwrap();
+    assert_eq!((depth.pending, depth.parked), (0, 1));
+    let ready: serde_json::Value = app.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["outbox"]["parked"], 1, "{ready}");
+    assert_eq!(ready["outbox"]["pending"], 0, "{ready}");
+    finish(app).await;
+}
+
+#[tokio::test]
+async fn a_sync_wakes_the_outbox_worker_and_does_not_deliver_itself() {
+    let app = TestEnv::new().await.spawn().await;
+    let (_browser, user) = app.signed_in(None).await;
+    // A worker whose tick never comes again after its first: only a wake-up moves it.
+    let worker = outbox::spawn_worker(
+        app.state.stores.main.clone(),
+        app.state.stores.mongo.clone(),
+        Duration::from_secs(3600),
+        app.state.outbox.clone(),
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let progress = app
+        .state
+        .syncs
+        .start(
+            &app.state,
+            user.clone(),
+            personalify::server::sync::Trigger::Manual,
+        )
+        .await
+        .unwrap();
+    let done = progress.finished().await;
+    assert_eq!(done.status, personalify::domain::SyncStatus::Succeeded);
+    // Delivered (three documents) and removed from the outbox, within five seconds.
+    let mut seen = (0, -1);
+    for _ in 0..50 {
+        let history = count(
+            mongo_of(&app),
+            HISTORY,
+            doc! { "spotify_id": &user.spotify_id },
+        )
+        .await;
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM mongo_outbox")
+            .fetch_one(&app.state.stores.main)
+            .await
+            .unwrap();
+        seen = (history, left);
+        if seen == (3, 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, (3, 0), "(history documents, outbox rows left)");
+    worker.abort();
+    finish(app).await;
+}
+
+fn mongo_of(app: &TestApp) -> &Mongo {
+    &app.state.stores.mongo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -461,14 +578,11 @@ async fn concurrent_deliveries_deliver_each_row_once() {
         "{first:?} {second:?}"
     );
     assert_eq!(first.failed + second.failed, 0);
-    let (delivered, attempts): (i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE delivered_at IS NOT NULL), coalesce(sum(attempts), 0)
-           FROM mongo_outbox",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    assert_eq!((delivered, attempts), (ROWS, 0));
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM mongo_outbox")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "every row delivered once and removed");
     assert_eq!(count(mongo, HISTORY, doc! {}).await, ROWS as u64);
     // Whatever order they arrived in, the newest is the latest.
     assert_eq!(count(mongo, USER_SYNCS, doc! {}).await, 1);

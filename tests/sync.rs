@@ -96,7 +96,7 @@ async fn a_sync_writes_rows_documents_and_keys_for_all_three_ranges() {
         3
     );
     let pending: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM mongo_outbox WHERE delivered_at IS NULL")
+        sqlx::query_scalar("SELECT count(*) FROM mongo_outbox WHERE parked_at IS NULL")
             .fetch_one(&app.state.stores.main)
             .await
             .unwrap();
@@ -307,7 +307,7 @@ async fn with_mongodb_down_the_sync_commits_and_the_outbox_delivers_once_later()
         .await
         .is_empty());
     let pending: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM mongo_outbox WHERE delivered_at IS NULL")
+        sqlx::query_scalar("SELECT count(*) FROM mongo_outbox WHERE parked_at IS NULL")
             .fetch_one(&app.state.stores.main)
             .await
             .unwrap();

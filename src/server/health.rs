@@ -1,9 +1,10 @@
-//! `GET /healthz`: the process is alive. `GET /readyz`: every store answers, with latencies;
-//! 503 naming what is down. Probes run concurrently, each bounded by a timeout, so a dead
+//! `GET /healthz`: the process is alive. `GET /readyz`: every store answers, with latencies,
+//! and the MongoDB outbox's depth; 503 naming what is down. Probes run concurrently, each bounded by a timeout, so a dead
 //! store cannot hang the check.
 
 use super::state::AppState;
 use super::store::pg;
+use super::sync::outbox;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -24,6 +25,9 @@ pub struct Readiness {
     /// Names of the stores that are down, for humans and scripts.
     pub down: Vec<&'static str>,
     pub stores: Stores,
+    /// Sync history waiting for MongoDB, and rows parked (absent when `main` is down).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbox: Option<outbox::Depth>,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,11 +77,18 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             Err("reachable, migrations not applied yet".to_string())
         }
     };
-    let (main, analytics, mongo, redis) = tokio::join!(
+    let depth = async {
+        match tokio::time::timeout(PROBE_TIMEOUT, outbox::depth(&stores.main)).await {
+            Ok(Ok(depth)) => Some(depth),
+            _ => None,
+        }
+    };
+    let (main, analytics, mongo, redis, outbox) = tokio::join!(
         probe(pg::ping(&stores.main)),
         probe(analytics),
         probe(stores.mongo.ping()),
         probe(stores.cache.ping()),
+        depth,
     );
     let stores = Stores {
         main,
@@ -109,6 +120,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             status,
             down,
             stores,
+            outbox,
         }),
     )
 }

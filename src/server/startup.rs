@@ -62,6 +62,7 @@ impl Application {
             syncs: Default::default(),
             sessions,
             pages,
+            outbox: Default::default(),
         });
         Ok(Application {
             router: router(state.clone()),
@@ -258,6 +259,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
         state.stores.main.clone(),
         state.stores.mongo.clone(),
         std::time::Duration::from_secs(10),
+        state.outbox.clone(),
     );
     super::sync::schedule::spawn_scheduler(state);
     tracing::info!(addr = %app.local_addr(), "personalify listening on http://{}", app.local_addr());

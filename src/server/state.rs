@@ -6,6 +6,7 @@ use super::config::Config;
 use super::page_cache::PageCache;
 use super::sim::Simulator;
 use super::store::Stores;
+use super::sync::outbox;
 use super::sync::Syncs;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
@@ -29,6 +30,8 @@ pub struct Shared {
     pub sessions: SessionCache,
     /// Rendered pages kept per sync (`PAGE_CACHE_MB`).
     pub pages: PageCache,
+    /// Wakes the outbox worker after a sync enqueued its history.
+    pub outbox: outbox::Wake,
 }
 
 impl AppState {

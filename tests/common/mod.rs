@@ -295,12 +295,14 @@ impl TestApp {
         )
     }
 
-    /// Run a manual sync for `user` and wait for its outcome.
+    /// Run a manual sync for `user`, wait for its outcome, then deliver the outbox to
+    /// MongoDB as the server's worker would (tests run no background tasks).
     pub async fn sync(
         &self,
         user: &personalify::server::sync::SyncUser,
     ) -> personalify::domain::SyncProgress {
-        self.state
+        let done = self
+            .state
             .syncs
             .start(
                 &self.state,
@@ -310,7 +312,20 @@ impl TestApp {
             .await
             .expect("sync starts")
             .finished()
-            .await
+            .await;
+        self.deliver_outbox().await;
+        done
+    }
+
+    /// Deliver what the outbox holds to this server's MongoDB (a MongoDB that is down
+    /// leaves it there).
+    pub async fn deliver_outbox(&self) -> personalify::server::sync::outbox::Delivery {
+        personalify::server::sync::outbox::deliver_pending(
+            &self.state.stores.main,
+            &self.state.stores.mongo,
+        )
+        .await
+        .expect("the outbox is readable")
     }
 
     /// Stop the server gracefully and wait for it; the databases stay (to start again on them).

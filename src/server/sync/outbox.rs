@@ -1,20 +1,39 @@
 //! The transactional outbox between PostgreSQL (the record) and MongoDB (the history).
 //!
 //! A sync enqueues its snapshots in its own transaction, so they exist exactly when the sync
-//! does. Delivery happens afterwards, right after the sync and from a background worker, as
-//! often as it takes: MongoDB may be down for hours. Rows are locked with `FOR UPDATE SKIP
-//! LOCKED`, so two deliverers (two servers, or the worker and a sync) never take the same
-//! row at once, and `Mongo::write_snapshot` is idempotent, so a row delivered to MongoDB
-//! whose commit then fails is harmless when delivered again.
+//! does, and wakes the worker. Only the worker delivers, as often as it takes (MongoDB may
+//! be down for hours), and never with a transaction open across a MongoDB write:
+//!
+//! 1. **lease**: one short `UPDATE … FOR UPDATE SKIP LOCKED` marks up to [`BATCH`] due rows
+//!    `leased_until` now + [`LEASE`], so two deliverers (two servers) never take the same
+//!    row, and a deliverer that dies frees its rows when the lease ends;
+//! 2. **write** each row to MongoDB (idempotent: the row's snapshot id is the document's
+//!    `_id`, so a row written whose delete then fails is harmless when written again);
+//! 3. **delete** the delivered rows; a failed row gets `attempts + 1`, its reason and a
+//!    later `next_attempt_at`.
+//!
+//! MongoDB unreachable (no server, a timeout, a broken connection) ends the round: the rows
+//! are fine, MongoDB is not, and nothing is parked for it. Any other failure belongs to the
+//! row (a payload that no longer decodes, a write MongoDB refuses): the rows behind it go
+//! on, and after [`PARK_AFTER`] such failures (a payload that cannot decode: at once) the row
+//! is parked — kept for a person to look at, counted in `/readyz`, never retried.
 
 use crate::domain::TopPayload;
 use crate::server::store::mongo::Mongo;
 use mongodb::error::{ErrorKind, WriteFailure};
 use sqlx::{PgConnection, PgPool};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 
-/// Rows per transaction: bounds how long one transaction holds its row locks.
-const BATCH: i64 = 100;
+/// Rows per lease: bounds what one round holds (each write is bounded by MongoDB's 3 s).
+const BATCH: i64 = 50;
+/// How long a leased row is left to its deliverer: well above a round's worst case.
+const LEASE: Duration = Duration::from_secs(300);
+/// Failures of a row's own making after which it is parked.
+pub const PARK_AFTER: i32 = 5;
+/// Retry delay after the n-th failure: 2^n seconds, at most this.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
 /// `last_error` is for a person reading the table; keep it to a line.
 const MAX_ERROR_CHARS: usize = 200;
 
@@ -23,8 +42,19 @@ const MAX_ERROR_CHARS: usize = 200;
 pub struct Delivery {
     pub delivered: usize,
     pub failed: usize,
-    /// Rows still undelivered afterwards (by anyone).
+    /// Rows parked by this call.
+    pub parked: usize,
+    /// Rows still to deliver afterwards (by anyone), parked ones not included.
     pub pending: i64,
+}
+
+/// The outbox as `/readyz` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Depth {
+    pub pending: i64,
+    pub parked: i64,
+    /// Age of the oldest row waiting, in seconds (0 when none waits).
+    pub oldest_pending_secs: i64,
 }
 
 /// A payload the outbox refuses to hold: it could never be delivered.
@@ -35,13 +65,24 @@ pub struct UndeliverablePayload {
     pub synced_at: String,
 }
 
+/// Wakes the worker when a sync has enqueued something, so history follows a sync within
+/// moments rather than at the next tick. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Wake(Arc<Notify>);
+
+impl Wake {
+    pub fn notify(&self) {
+        self.0.notify_one();
+    }
+}
+
 /// Queue a snapshot for MongoDB. The caller runs it inside the sync's transaction.
 pub async fn enqueue(
     conn: &mut PgConnection,
     snapshot_id: &str,
     payload: &TopPayload,
 ) -> Result<(), sqlx::Error> {
-    // Refuse here what MongoDB would refuse later: a bad row would be retried forever.
+    // Refuse here what MongoDB would refuse later: a bad row would only ever be parked.
     if chrono::DateTime::parse_from_rfc3339(&payload.synced_at).is_err() {
         return Err(sqlx::Error::Encode(Box::new(UndeliverablePayload {
             snapshot_id: snapshot_id.to_string(),
@@ -58,31 +99,85 @@ pub async fn enqueue(
     Ok(())
 }
 
-/// Deliver every pending snapshot, a batch per transaction, oldest first. Stops at the
-/// first MongoDB error (MongoDB is most likely down; the next run retries). PostgreSQL
-/// errors are returned; MongoDB errors are recorded on the row and counted in `failed`.
+/// Deliver every row that is due, a leased batch at a time, oldest first. Stops when
+/// MongoDB is unreachable (the next run retries). PostgreSQL errors are returned (rows
+/// leased by this call are then freed when their lease ends); MongoDB errors are recorded
+/// on the row and counted in `failed`.
 pub async fn deliver_pending(pool: &PgPool, mongo: &Mongo) -> Result<Delivery, sqlx::Error> {
     let mut delivery = Delivery::default();
-    // Each batch starts after the previous one, so a row that failed to decode is not
-    // picked again by this call.
-    let mut after = 0_i64;
     loop {
-        let batch = deliver_batch(pool, mongo, after).await?;
-        delivery.delivered += batch.delivered;
-        delivery.failed += batch.failed;
-        match batch.last_id {
-            Some(last) if !batch.mongo_failed => after = last,
-            _ => break,
+        let rows = lease(pool).await?;
+        let leased = rows.len();
+        if leased == 0 {
+            break;
+        }
+        let (mut delivered, mut untried) = (Vec::new(), Vec::new());
+        let mut mongo_down = false;
+        for Leased {
+            id,
+            snapshot_id,
+            payload,
+            attempts,
+        } in rows
+        {
+            if mongo_down {
+                untried.push(id);
+                continue;
+            }
+            let payload: TopPayload = match serde_json::from_str(&payload) {
+                Ok(payload) => payload,
+                Err(err) => {
+                    // Only a change of the payload's shape gets here, and no retry mends it.
+                    tracing::error!(outbox_id = id, snapshot_id, error = %err, "outbox payload cannot be decoded; parked");
+                    let reason = format!("payload cannot be decoded: {err}");
+                    record_failure(pool, id, &reason, Duration::ZERO, true).await?;
+                    delivery.failed += 1;
+                    delivery.parked += 1;
+                    continue;
+                }
+            };
+            match mongo.write_snapshot(&snapshot_id, &payload).await {
+                Ok(()) => delivered.push(id),
+                Err(err) => {
+                    let reason = describe(&err);
+                    delivery.failed += 1;
+                    if is_unreachable(&err) {
+                        // MongoDB's failure, not the row's: keep it due, end the round.
+                        tracing::warn!(outbox_id = id, snapshot_id, error = %reason, "MongoDB unreachable; history waits in the outbox");
+                        record_failure(pool, id, &reason, Duration::ZERO, false).await?;
+                        mongo_down = true;
+                    } else {
+                        let park = attempts + 1 >= PARK_AFTER;
+                        tracing::warn!(outbox_id = id, snapshot_id, error = %reason, attempts = attempts + 1, parked = park, "MongoDB refused a snapshot");
+                        record_failure(pool, id, &reason, retry_delay(attempts + 1), park).await?;
+                        delivery.parked += usize::from(park);
+                    }
+                }
+            }
+        }
+        if !delivered.is_empty() {
+            sqlx::query("DELETE FROM mongo_outbox WHERE id = ANY($1)")
+                .bind(&delivered)
+                .execute(pool)
+                .await?;
+            delivery.delivered += delivered.len();
+        }
+        if !untried.is_empty() {
+            sqlx::query("UPDATE mongo_outbox SET leased_until = NULL WHERE id = ANY($1)")
+                .bind(&untried)
+                .execute(pool)
+                .await?;
+        }
+        if mongo_down || (leased as i64) < BATCH {
+            break;
         }
     }
-    delivery.pending =
-        sqlx::query_scalar("SELECT count(*) FROM mongo_outbox WHERE delivered_at IS NULL")
-            .fetch_one(pool)
-            .await?;
+    delivery.pending = depth(pool).await?.pending;
     if delivery.failed > 0 {
         tracing::warn!(
             delivered = delivery.delivered,
             failed = delivery.failed,
+            parked = delivery.parked,
             pending = delivery.pending,
             "sync history delivery to MongoDB incomplete"
         );
@@ -96,74 +191,99 @@ pub async fn deliver_pending(pool: &PgPool, mongo: &Mongo) -> Result<Delivery, s
     Ok(delivery)
 }
 
-struct Batch {
-    delivered: usize,
-    failed: usize,
-    last_id: Option<i64>,
-    mongo_failed: bool,
+struct Leased {
+    id: i64,
+    snapshot_id: String,
+    payload: String,
+    attempts: i32,
 }
 
-async fn deliver_batch(pool: &PgPool, mongo: &Mongo, after: i64) -> Result<Batch, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let rows: Vec<(i64, String, String)> = sqlx::query_as(
-        "SELECT id, snapshot_id, payload::text FROM mongo_outbox
-          WHERE delivered_at IS NULL AND id > $1
-          ORDER BY id
-          LIMIT $2
-          FOR UPDATE SKIP LOCKED",
+/// Take up to [`BATCH`] due rows nobody holds, for [`LEASE`], in one statement (no
+/// transaction stays open).
+async fn lease(pool: &PgPool) -> Result<Vec<Leased>, sqlx::Error> {
+    let mut rows: Vec<(i64, String, String, i32)> = sqlx::query_as(
+        "UPDATE mongo_outbox o SET leased_until = now() + make_interval(secs => $2)
+          WHERE o.id IN (SELECT id FROM mongo_outbox
+                          WHERE parked_at IS NULL AND next_attempt_at <= now()
+                            AND (leased_until IS NULL OR leased_until < now())
+                          ORDER BY id
+                          LIMIT $1
+                          FOR UPDATE SKIP LOCKED)
+         RETURNING o.id, o.snapshot_id, o.payload::text, o.attempts",
     )
-    .bind(after)
     .bind(BATCH)
-    .fetch_all(&mut *tx)
+    .bind(LEASE.as_secs_f64())
+    .fetch_all(pool)
     .await?;
-    let mut batch = Batch {
-        delivered: 0,
-        failed: 0,
-        last_id: rows.last().map(|row| row.0),
-        mongo_failed: false,
-    };
-    for (id, snapshot_id, json) in rows {
-        let payload: TopPayload = match serde_json::from_str(&json) {
-            Ok(payload) => payload,
-            Err(err) => {
-                // Only a change of the payload's shape gets here. Record it and go on:
-                // the rows behind it are fine.
-                tracing::error!(outbox_id = id, snapshot_id, error = %err, "outbox payload cannot be decoded");
-                record_failure(&mut tx, id, &format!("payload cannot be decoded: {err}")).await?;
-                batch.failed += 1;
-                continue;
-            }
-        };
-        match mongo.write_snapshot(&snapshot_id, &payload).await {
-            Ok(()) => {
-                sqlx::query("UPDATE mongo_outbox SET delivered_at = now() WHERE id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                batch.delivered += 1;
-            }
-            Err(err) => {
-                let reason = describe(&err);
-                tracing::warn!(outbox_id = id, snapshot_id, error = %reason, "cannot write the snapshot to MongoDB");
-                record_failure(&mut tx, id, &reason).await?;
-                batch.failed += 1;
-                batch.mongo_failed = true;
-                break;
-            }
-        }
-    }
-    tx.commit().await?;
-    Ok(batch)
+    rows.sort_unstable_by_key(|row| row.0);
+    Ok(rows
+        .into_iter()
+        .map(|(id, snapshot_id, payload, attempts)| Leased {
+            id,
+            snapshot_id,
+            payload,
+            attempts,
+        })
+        .collect())
 }
 
-async fn record_failure(conn: &mut PgConnection, id: i64, reason: &str) -> Result<(), sqlx::Error> {
+/// Count a failure on the row, free its lease, and make it due again after `retry`, or
+/// park it.
+async fn record_failure(
+    pool: &PgPool,
+    id: i64,
+    reason: &str,
+    retry: Duration,
+    park: bool,
+) -> Result<(), sqlx::Error> {
     let reason: String = reason.chars().take(MAX_ERROR_CHARS).collect();
-    sqlx::query("UPDATE mongo_outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1")
-        .bind(id)
-        .bind(reason)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE mongo_outbox
+            SET attempts = attempts + 1, last_error = $2, leased_until = NULL,
+                next_attempt_at = now() + make_interval(secs => $3),
+                parked_at = CASE WHEN $4 THEN now() END
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(reason)
+    .bind(retry.as_secs_f64())
+    .bind(park)
+    .execute(pool)
+    .await?;
     Ok(())
+}
+
+/// 2^attempts seconds, at most [`MAX_RETRY_DELAY`].
+fn retry_delay(attempts: i32) -> Duration {
+    let secs = 1_u64 << attempts.clamp(0, 16);
+    Duration::from_secs(secs).min(MAX_RETRY_DELAY)
+}
+
+/// Rows waiting and parked, and how long the oldest has waited.
+pub async fn depth(pool: &PgPool) -> Result<Depth, sqlx::Error> {
+    let (pending, parked, oldest_pending_secs): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE parked_at IS NULL),
+                count(*) FILTER (WHERE parked_at IS NOT NULL),
+                COALESCE(EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE parked_at IS NULL)), 0)::bigint
+           FROM mongo_outbox",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(Depth {
+        pending,
+        parked,
+        oldest_pending_secs,
+    })
+}
+
+/// MongoDB itself is not answering (rather than refusing this row).
+fn is_unreachable(err: &mongodb::error::Error) -> bool {
+    matches!(
+        err.kind.as_ref(),
+        ErrorKind::ServerSelection { .. }
+            | ErrorKind::Io(_)
+            | ErrorKind::ConnectionPoolCleared { .. }
+    )
 }
 
 /// A short description of a MongoDB error for `last_error`. Server-selection errors carry
@@ -187,16 +307,24 @@ fn describe(err: &mongodb::error::Error) -> String {
     }
 }
 
-/// Deliver the outbox every `every`, forever: catches up after MongoDB comes back and
-/// after a sync whose own delivery failed. Errors are logged; the loop goes on. Ends when
-/// the pool is closed (server shutdown).
-pub fn spawn_worker(pool: PgPool, mongo: Mongo, every: Duration) -> tokio::task::JoinHandle<()> {
+/// Deliver the outbox when a sync wakes it and every `every` besides (to catch up after
+/// MongoDB comes back), forever. Errors are logged; the loop goes on. Ends when the pool is
+/// closed (server shutdown).
+pub fn spawn_worker(
+    pool: PgPool,
+    mongo: Mongo,
+    every: Duration,
+    wake: Wake,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         // `interval` panics on a zero period.
         let mut ticker = tokio::time::interval(every.max(Duration::from_millis(10)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticker.tick().await;
+            tokio::select! {
+                _ = ticker.tick() => {}
+                () = wake.0.notified() => {}
+            }
             match deliver_pending(&pool, &mongo).await {
                 Ok(_) => {}
                 Err(sqlx::Error::PoolClosed) => {

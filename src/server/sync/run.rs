@@ -1,7 +1,7 @@
 //! Running syncs: one at a time per user (a second request joins the running one; another
 //! server process is refused by the database's one-running-sync index), progress the UI
 //! can read, and the pipeline itself: fetch everything first, then write PostgreSQL in one
-//! transaction, then MongoDB (via the outbox) and Redis.
+//! transaction (with the history for MongoDB in its outbox), then Redis.
 
 use super::outbox;
 use super::records::{self, format_time, Fetched};
@@ -400,16 +400,10 @@ async fn execute(
     round_trips += 1;
     progress.send_modify(|p| p.done_steps = TOTAL_STEPS);
 
-    // 4. After the commit, best effort: history to MongoDB (the outbox retries what fails)
-    //    and the dashboard cache (rebuilt from PostgreSQL on a miss).
-    match outbox::deliver_pending(pool, &state.stores.mongo).await {
-        Ok(d) if d.failed > 0 => tracing::warn!(
-            pending = d.pending,
-            "sync history kept in the outbox until MongoDB answers"
-        ),
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "outbox delivery failed; the worker retries"),
-    }
+    // 4. After the commit: the outbox worker takes the history to MongoDB (never this
+    //    sync: a slow MongoDB must not hold it), and the dashboard cache is filled, best
+    //    effort (rebuilt from PostgreSQL on a miss).
+    state.outbox.notify();
     for p in &payloads {
         if let Err(e) = state.stores.cache.set_top(p, state.config.cache_ttl).await {
             tracing::warn!(error = %e, "cannot cache the dashboard payload; it is rebuilt on the next read");
