@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{raw_exchange, url_addr, PausableProxy, TestEnv};
+use common::{raw_exchange, silent_listener, url_addr, PausableProxy, TestApp, TestEnv};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -377,6 +377,199 @@ async fn a_mongodb_that_stops_answering_does_not_hang_pages() {
         }
     }
     proxy.resume();
+    app.shutdown().await;
+}
+
+/// GET `path` and say how long it took, its status and its text.
+async fn timed(app: &TestApp, browser: &reqwest::Client, path: &str) -> (Duration, u16, String) {
+    let started = Instant::now();
+    let response = browser.get(app.url(path)).send().await.expect("answer");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (started.elapsed(), status, text)
+}
+
+#[tokio::test]
+async fn a_redis_that_stops_answering_does_not_hang_pages_or_syncs() {
+    let env = TestEnv::new().await;
+    let proxy = PausableProxy::start(url_addr(&env.vars["REDIS_URL"])).await;
+    let app = env
+        .set("REDIS_URL", format!("redis://127.0.0.1:{}", proxy.port))
+        .set("SESSION_CACHE_SECS", "0")
+        .spawn()
+        .await;
+    let (browser, user) = app.signed_in(None).await;
+    app.sync(&user).await;
+    let dashboard = app.page(&browser, "/dashboard").await;
+    let artist = artist_links(&dashboard)
+        .into_iter()
+        .next()
+        .expect("the dashboard links an artist");
+
+    proxy.pause();
+    let started = Instant::now();
+    let outcome = app.sync(&user).await;
+    assert_eq!(outcome.status, personalify::domain::SyncStatus::Succeeded);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the sync did not wait on Redis past its deadline ({:?})",
+        started.elapsed()
+    );
+    let artist_path = format!("/artist/{artist}");
+    for path in ["/dashboard", "/history", artist_path.as_str()] {
+        let (elapsed, status, text) = timed(&app, &browser, path).await;
+        assert!(
+            elapsed < Duration::from_secs(4),
+            "{path} answered within Redis's 1 s deadline plus a margin ({elapsed:?})"
+        );
+        assert_eq!(status, 200, "{path}");
+        assert!(!text.contains("Sign in"), "{path} still knows the session");
+    }
+    let (elapsed, status, _) = timed(&app, &browser, "/readyz").await;
+    assert!(elapsed < Duration::from_secs(4), "/readyz took {elapsed:?}");
+    assert_eq!(status, 503, "/readyz reports Redis down");
+    // A new visitor can still sign in.
+    let started = Instant::now();
+    let fresh = app.browser();
+    let signed = app.demo_sign_in(&fresh, None).await;
+    assert_eq!(signed.response.status(), 303);
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "sign-in took {:?}",
+        started.elapsed()
+    );
+    proxy.resume();
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn stores_that_accept_and_never_answer_do_not_hang_start_up_or_pages() {
+    let (mongo, redis) = (silent_listener().await, silent_listener().await);
+    let started = Instant::now();
+    let app = TestEnv::new()
+        .await
+        .set(
+            "MONGODB_URL",
+            format!("mongodb://127.0.0.1:{mongo}/?directConnection=true"),
+        )
+        .set("REDIS_URL", format!("redis://127.0.0.1:{redis}"))
+        .set("STARTUP_TIMEOUT_SECS", "1")
+        .spawn()
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "start-up took {:?}",
+        started.elapsed()
+    );
+    let (browser, user) = app.signed_in(None).await;
+    let started = Instant::now();
+    let outcome = app.sync(&user).await;
+    assert_eq!(outcome.status, personalify::domain::SyncStatus::Succeeded);
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "sync and outbox round took {:?}",
+        started.elapsed()
+    );
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM mongo_outbox")
+        .fetch_one(&app.state.stores.main)
+        .await
+        .expect("count");
+    assert_eq!(pending, 3, "the history waits in the outbox");
+    let (elapsed, status, text) = timed(&app, &browser, "/dashboard").await;
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "/dashboard took {elapsed:?}"
+    );
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("href=\"/artist/"),
+        "the dashboard shows the lists"
+    );
+    let (elapsed, status, text) = timed(&app, &browser, "/history").await;
+    assert!(
+        elapsed < Duration::from_secs(6),
+        "/history took {elapsed:?}"
+    );
+    assert_eq!(status, 200);
+    assert!(text.contains("history is unavailable right now"));
+    let (elapsed, status, text) = timed(&app, &browser, "/readyz").await;
+    assert!(elapsed < Duration::from_secs(4), "/readyz took {elapsed:?}");
+    assert_eq!(status, 503);
+    assert!(
+        text.contains("\"mongo\"") && text.contains("\"redis\""),
+        "{text}"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_token_endpoint_does_not_drain_the_pool() {
+    let app = TestEnv::new()
+        .await
+        .set("SPOTIFY_TIMEOUT_SECS", "30")
+        // Every page asks PostgreSQL for the session: a drained pool would show.
+        .set("SESSION_CACHE_SECS", "0")
+        .spawn()
+        .await;
+    let mut listeners = Vec::new();
+    for demo in personalify::server::sim::Simulator::demo_users() {
+        let (browser, user) = app.signed_in(Some(demo.id)).await;
+        assert_eq!(
+            app.sync(&user).await.status,
+            personalify::domain::SyncStatus::Succeeded
+        );
+        listeners.push((browser, user));
+    }
+    assert_eq!(listeners.len(), 4);
+    // Spotify's token endpoint takes 20 s, and every access token needs refreshing: each
+    // sync's six requests want a refresh at once, 24 in all, against a pool of 10.
+    app.sim().set_token_latency(Duration::from_secs(20));
+    app.sim().expire_access_tokens();
+    let refreshes_before = app.sim().request_count("/api/token");
+    let mut syncs = Vec::new();
+    for (_, user) in &listeners {
+        let started = app
+            .state
+            .syncs
+            .start(
+                &app.state,
+                user.clone(),
+                personalify::server::sync::Trigger::Manual,
+            )
+            .await
+            .expect("sync starts");
+        syncs.push(started);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let browser = &listeners[0].0;
+    for _ in 0..8 {
+        let (elapsed, status, text) = timed(&app, browser, "/dashboard").await;
+        assert!(
+            elapsed < Duration::from_secs(1),
+            "/dashboard took {elapsed:?} while tokens refresh"
+        );
+        assert_eq!(status, 200);
+        assert!(
+            text.contains("href=\"/artist/"),
+            "the dashboard shows the lists"
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    for started in syncs {
+        let done = tokio::time::timeout(Duration::from_secs(60), started.finished())
+            .await
+            .expect("the sync ends");
+        assert_eq!(
+            done.status,
+            personalify::domain::SyncStatus::Succeeded,
+            "{done:?}"
+        );
+    }
+    assert_eq!(
+        app.sim().request_count("/api/token") - refreshes_before,
+        4,
+        "one refresh per user, however many requests wanted one"
+    );
     app.shutdown().await;
 }
 

@@ -424,6 +424,25 @@ fn attribute(tag: &str, name: &str) -> Option<String> {
     )
 }
 
+/// A loopback port where something accepts connections, reads what it is sent and never
+/// answers: a store that is hung from the start. Lives as long as the test's runtime.
+pub async fn silent_listener() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind silent listener");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0_u8; 4096];
+                use tokio::io::AsyncReadExt;
+                while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    port
+}
+
 /// A TCP proxy in front of a store that can stop answering without closing anything: while
 /// paused it keeps every connection open and accepts new ones, but moves no bytes (a store
 /// that is paused, overloaded or behind a half-open network).

@@ -1,17 +1,26 @@
 //! Spotify tokens per user: stored encrypted, refreshed shortly before they expire, one
-//! refresh at a time per user (the row is locked `FOR UPDATE` while refreshing, which holds
-//! across requests, tasks and server processes). `invalid_grant` marks the connection as
-//! needing a new sign-in and touches nobody else.
+//! refresh at a time per user across requests, tasks and server processes. The refresher
+//! takes a lease on the row (`refreshing_until`, one short UPDATE), calls Spotify holding
+//! no connection and no lock, then stores the new tokens and frees the lease; the others
+//! wait by looking at the row now and then. A refresher that dies frees the row when its
+//! lease ends. `invalid_grant` marks the connection as needing a new sign-in and touches
+//! nobody else.
 
 use super::crypto::{CryptoError, Sealed, TokenCipher};
 use crate::server::spotify::{SpotifyClient, SpotifyError, TokenSet};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Refresh this long before the stated expiry, so a token never dies mid-sync.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(120);
+/// A call to Spotify's token endpoint (its own retries included) is cut off here...
+pub const REFRESH_DEADLINE: Duration = Duration::from_secs(45);
+/// ...well within the lease it runs under, so two refreshes of one user never overlap.
+const REFRESH_LEASE: Duration = Duration::from_secs(60);
+/// How often a request waiting for another's refresh looks at the row again.
+const REFRESH_POLL: Duration = Duration::from_millis(200);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -52,7 +61,8 @@ pub async fn store(
          ON CONFLICT (user_id) DO UPDATE SET
            key_id = EXCLUDED.key_id, access_token = EXCLUDED.access_token,
            refresh_token = EXCLUDED.refresh_token, scope = EXCLUDED.scope,
-           expires_at = EXCLUDED.expires_at, needs_relogin = false, updated_at = now()",
+           expires_at = EXCLUDED.expires_at, needs_relogin = false, updated_at = now(),
+           refreshing_until = NULL",
     )
     .bind(user_id)
     .bind(&access.key_id)
@@ -107,49 +117,125 @@ pub async fn access_token(
         }
     }
 
-    // Slow path: lock the row, look again (another request may have refreshed while we
-    // waited), refresh only if still needed.
-    let mut tx = pool.begin().await?;
-    let row: Option<Row> = sqlx::query_as(&format!("{SELECT} FOR UPDATE"))
-        .bind(user_id)
-        .bind(margin)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let (key_id, access, refresh, needs_relogin, fresh) = row.ok_or(TokenError::NotConnected)?;
-    if needs_relogin {
-        return Err(TokenError::NeedsRelogin);
+    // Slow path: take the refresh lease, or wait for whoever holds it.
+    let waited = Instant::now();
+    loop {
+        match take_lease(pool, user_id).await? {
+            Some(row) => {
+                return refresh_holding_lease(pool, cipher, spotify, user_id, rejected, row).await
+            }
+            None => {
+                // Someone else refreshes (or the row is gone, or needs a new sign-in).
+                let row: Option<Row> = sqlx::query_as(SELECT)
+                    .bind(user_id)
+                    .bind(margin)
+                    .fetch_optional(pool)
+                    .await?;
+                let (key_id, access, _, needs_relogin, fresh) =
+                    row.ok_or(TokenError::NotConnected)?;
+                if needs_relogin {
+                    return Err(TokenError::NeedsRelogin);
+                }
+                if fresh {
+                    let token = match open(cipher, &key_id, access, &owner) {
+                        Ok(token) => token,
+                        Err(err) => return Err(mark_unreadable(pool, user_id, err).await),
+                    };
+                    if rejected.is_none_or(|r| r.expose_secret() != token.expose_secret()) {
+                        return Ok(token);
+                    }
+                }
+                if waited.elapsed() > REFRESH_LEASE + REFRESH_POLL * 5 {
+                    return Err(SpotifyError::Timeout(REFRESH_LEASE).into());
+                }
+                tokio::time::sleep(REFRESH_POLL).await;
+            }
+        }
     }
-    // Both tokens are opened here (microseconds): an unreadable one is marked in this
-    // transaction, on the row it holds locked.
+}
+
+/// The row, if this caller now holds its refresh lease (nobody held it, or their lease
+/// ended); `None` if someone else holds it, or there is nothing to refresh.
+async fn take_lease(pool: &PgPool, user_id: i64) -> Result<Option<Row>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE spotify_tokens SET refreshing_until = now() + make_interval(secs => $3)
+          WHERE user_id = $1 AND NOT needs_relogin
+            AND (refreshing_until IS NULL OR refreshing_until < now())
+         RETURNING key_id, access_token, refresh_token, needs_relogin,
+                   expires_at > now() + make_interval(secs => $2) AS fresh",
+    )
+    .bind(user_id)
+    .bind(REFRESH_MARGIN.as_secs_f64())
+    .bind(REFRESH_LEASE.as_secs_f64())
+    .fetch_optional(pool)
+    .await
+}
+
+/// Free the lease without changing the tokens.
+async fn release_lease(pool: &PgPool, user_id: i64) {
+    if let Err(e) =
+        sqlx::query("UPDATE spotify_tokens SET refreshing_until = NULL WHERE user_id = $1")
+            .bind(user_id)
+            .execute(pool)
+            .await
+    {
+        // The lease ends by itself; waiters go on then.
+        tracing::warn!(user_id, error = %e, "cannot free the token refresh lease");
+    }
+}
+
+/// Holding the lease: refresh if the token still needs it, store the result, free the
+/// lease on every path.
+async fn refresh_holding_lease(
+    pool: &PgPool,
+    cipher: &TokenCipher,
+    spotify: &SpotifyClient,
+    user_id: i64,
+    rejected: Option<&SecretString>,
+    (key_id, access, refresh, _, fresh): Row,
+) -> Result<SecretString, TokenError> {
+    let owner = owner(user_id);
     let opened = open(cipher, &key_id, access, &owner)
         .and_then(|access| Ok((access, open(cipher, &key_id, refresh, &owner)?)));
     let (access_token, refresh_token) = match opened {
         Ok(tokens) => tokens,
         Err(err) => {
-            let err = mark_unreadable(&mut *tx, user_id, err).await;
-            if let Err(e) = tx.commit().await {
-                tracing::warn!(user_id, error = %e, "cannot mark the token as needing a new sign-in");
-            }
+            let err = mark_unreadable(pool, user_id, err).await;
+            release_lease(pool, user_id).await;
             return Err(err);
         }
     };
     let was_rejected = rejected.is_some_and(|r| r.expose_secret() == access_token.expose_secret());
     if fresh && !was_rejected {
+        // Another request refreshed while this one waited for the lease.
+        release_lease(pool, user_id).await;
         return Ok(access_token);
     }
-    match spotify.refresh(&refresh_token).await {
+    let refreshed = tokio::time::timeout(REFRESH_DEADLINE, spotify.refresh(&refresh_token))
+        .await
+        .unwrap_or(Err(SpotifyError::Timeout(REFRESH_DEADLINE)));
+    match refreshed {
         Ok(tokens) => {
-            store(&mut tx, cipher, user_id, &tokens, Some(&refresh_token)).await?;
-            tx.commit().await?;
+            let stored = async {
+                let mut conn = pool.acquire().await?;
+                store(&mut conn, cipher, user_id, &tokens, Some(&refresh_token)).await
+            }
+            .await;
+            if let Err(err) = stored {
+                release_lease(pool, user_id).await;
+                return Err(err);
+            }
             tracing::info!(user_id, "Spotify access token refreshed");
             Ok(tokens.access_token)
         }
         Err(SpotifyError::InvalidGrant(reason)) => {
-            sqlx::query("UPDATE spotify_tokens SET needs_relogin = true, updated_at = now() WHERE user_id = $1")
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+            sqlx::query(
+                "UPDATE spotify_tokens SET needs_relogin = true, refreshing_until = NULL, updated_at = now()
+                  WHERE user_id = $1",
+            )
+            .bind(user_id)
+            .execute(pool)
+            .await?;
             tracing::warn!(
                 user_id,
                 reason,
@@ -157,7 +243,10 @@ pub async fn access_token(
             );
             Err(TokenError::NeedsRelogin)
         }
-        Err(other) => Err(other.into()),
+        Err(other) => {
+            release_lease(pool, user_id).await;
+            Err(other.into())
+        }
     }
 }
 

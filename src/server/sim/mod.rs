@@ -135,6 +135,8 @@ struct Shared {
     catalogue: Catalogue,
     tokens: TokenStore,
     latency_nanos: AtomicU64,
+    /// Extra delay of the token endpoint (`/api/token`) alone.
+    token_latency_nanos: AtomicU64,
     /// Queued injected failures, in the order the knobs were turned: (fault, how many
     /// left, only for paths starting with this prefix).
     faults: Mutex<VecDeque<(Fault, u32, Option<String>)>>,
@@ -222,6 +224,7 @@ impl Simulator {
                 catalogue,
                 tokens,
                 latency_nanos: AtomicU64::new(0),
+                token_latency_nanos: AtomicU64::new(0),
                 faults: Mutex::new(VecDeque::new()),
                 stripped: AtomicBool::new(false),
                 day_offset: AtomicI64::new(0),
@@ -260,6 +263,15 @@ impl Simulator {
     pub fn set_latency(&self, d: Duration) {
         let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         self.shared.latency_nanos.store(nanos, Ordering::Relaxed);
+    }
+
+    /// Delay the token endpoint's answers (code exchange and refresh) by `d` on top of any
+    /// latency set for everything: Spotify's Accounts service having a slow day.
+    pub fn set_token_latency(&self, d: Duration) {
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.shared
+            .token_latency_nanos
+            .store(nanos, Ordering::Relaxed);
     }
 
     /// The next `count` Web API (`/v1`) requests answer `status` with Spotify's error body.
@@ -378,7 +390,10 @@ async fn knobs(State(sim): State<Arc<Shared>>, request: Request, next: Next) -> 
     let path = request.uri().path();
     sim.count(path);
     let is_web_api = path == "/v1" || path.starts_with("/v1/");
-    let latency = Duration::from_nanos(sim.latency_nanos.load(Ordering::Relaxed));
+    let mut latency = Duration::from_nanos(sim.latency_nanos.load(Ordering::Relaxed));
+    if path == "/api/token" {
+        latency += Duration::from_nanos(sim.token_latency_nanos.load(Ordering::Relaxed));
+    }
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
