@@ -574,6 +574,55 @@ async fn a_slow_token_endpoint_does_not_drain_the_pool() {
 }
 
 #[tokio::test]
+async fn a_sync_past_its_deadline_is_stopped_and_writes_nothing() {
+    let app = TestEnv::new()
+        .await
+        .set("SYNC_TIMEOUT_SECS", "1")
+        .spawn()
+        .await;
+    let (_browser, user) = app.signed_in(None).await;
+    app.sim().set_latency(Duration::from_secs(3));
+    let started = Instant::now();
+    let done = app.sync(&user).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the sync was cut off at its deadline ({:?})",
+        started.elapsed()
+    );
+    assert_eq!(done.status, personalify::domain::SyncStatus::Failed);
+    let error = done.error.unwrap_or_default();
+    assert!(error.contains("took longer than 1 seconds"), "{error}");
+    let (status, recorded): (String, Option<String>) =
+        sqlx::query_as("SELECT status, error FROM sync_runs WHERE id = $1")
+            .bind(done.run_id)
+            .fetch_one(&app.state.stores.main)
+            .await
+            .expect("the run is recorded");
+    assert_eq!(status, "failed");
+    assert_eq!(recorded.as_deref(), Some(error.as_str()));
+    let lists: i64 = sqlx::query_scalar("SELECT count(*) FROM user_artists")
+        .fetch_one(&app.state.stores.main)
+        .await
+        .expect("count");
+    assert_eq!(lists, 0, "nothing of the stopped sync is written");
+    // The server side bounds statements and forgotten transactions on every pooled
+    // connection.
+    let mut conn = app.state.stores.main.acquire().await.expect("connection");
+    let statement: String = sqlx::query_scalar("SHOW statement_timeout")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("show");
+    let idle: String = sqlx::query_scalar("SHOW idle_in_transaction_session_timeout")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("show");
+    assert_eq!((statement.as_str(), idle.as_str()), ("30s", "1min"));
+    drop(conn);
+    app.sim().set_latency(Duration::ZERO);
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn cross_site_posts_are_refused_and_responses_carry_security_headers() {
     let app = TestEnv::new().await.spawn().await;
     let (browser, _user) = app.signed_in(None).await;

@@ -44,6 +44,9 @@ pub struct Config {
     /// Data older than this is synced again by the scheduler; it looks every `sync_check_every`.
     pub sync_max_age: Duration,
     pub sync_check_every: Duration,
+    /// A sync still running after this is stopped and recorded as failed
+    /// (`SYNC_TIMEOUT_SECS`, default 300).
+    pub sync_timeout: Duration,
     /// Start a sync right after each sign-in (`SYNC_ON_LOGIN`, default true).
     pub sync_on_login: bool,
     /// How long a looked-up session is reused without asking PostgreSQL again
@@ -277,6 +280,11 @@ impl Config {
             300u64,
             "a whole number of seconds",
         )?);
+        let sync_timeout = Duration::from_secs(env.parsed(
+            "SYNC_TIMEOUT_SECS",
+            300u64,
+            "a whole number of seconds",
+        )?);
         let sync_on_login = env.parsed("SYNC_ON_LOGIN", true, "true or false")?;
         let demo_hostile_names = env.parsed("DEMO_HOSTILE_NAMES", false, "true or false")?;
         let session_cache_ttl = Duration::from_secs(env.parsed(
@@ -321,6 +329,7 @@ impl Config {
             ("CACHE_TTL_SECS", cache_ttl),
             ("SYNC_MAX_AGE_HOURS", sync_max_age),
             ("SYNC_CHECK_SECS", sync_check_every),
+            ("SYNC_TIMEOUT_SECS", sync_timeout),
         ] {
             if value.is_zero() {
                 return Err(problem(name, "must be greater than zero"));
@@ -369,6 +378,7 @@ impl Config {
             cache_ttl,
             sync_max_age,
             sync_check_every,
+            sync_timeout,
             session_cache_ttl,
             page_cache_bytes: page_cache_mb * 1024 * 1024,
             shutdown_timeout,

@@ -32,6 +32,13 @@ fn connect_options(url: &SecretString) -> PgConnectOptions {
     PgConnectOptions::from_str(expose(url))
         .expect("validated PostgreSQL URL")
         .application_name("personalify")
+        // The server ends a statement stuck on a lock or a runaway plan, and a transaction
+        // left open by a task that stopped, instead of letting it hold a pooled connection
+        // (and its locks) forever. Far above any statement the app runs (milliseconds).
+        .options([
+            ("statement_timeout", "30s"),
+            ("idle_in_transaction_session_timeout", "60s"),
+        ])
 }
 
 /// Connect to `main` (retrying within `budget`) and apply its migrations. Start-up stops

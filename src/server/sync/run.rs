@@ -57,6 +57,8 @@ pub enum SyncError {
     Spotify(String),
     #[error("the database is unavailable: {0}")]
     Store(#[from] sqlx::Error),
+    #[error("the sync took longer than {} seconds and was stopped; try again later", .0.as_secs())]
+    TimedOut(std::time::Duration),
 }
 
 impl From<TokenError> for SyncError {
@@ -145,7 +147,7 @@ impl Syncs {
         let syncs = self.clone();
         tokio::spawn(async move {
             let run_id = tx.borrow().run_id;
-            let outcome = execute(&state, &user, run_id, &tx).await;
+            let outcome = bounded(&state, execute(&state, &user, run_id, &tx)).await;
             finish(&state, &user, run_id, outcome, &tx).await;
             syncs.running.lock().await.remove(&user.user_id);
         });
@@ -165,13 +167,26 @@ pub async fn run_inline(
 ) -> Result<SyncReport, SyncError> {
     let (tx, _rx) = begin(state, user, trigger).await?;
     let run_id = tx.borrow().run_id;
-    let outcome = execute(state, user, run_id, &tx).await;
+    let outcome = bounded(state, execute(state, user, run_id, &tx)).await;
     let report = match &outcome {
         Ok(report) => Ok(report.clone()),
         Err(e) => Err(SyncError::Spotify(e.to_string())),
     };
     finish(state, user, run_id, outcome, &tx).await;
     report
+}
+
+/// A sync within `SYNC_TIMEOUT_SECS`: whatever waits on a sync (the scheduler, a page)
+/// waits no longer. Cut off, it has written nothing or everything: its PostgreSQL
+/// transaction is dropped uncommitted unless it had already committed.
+async fn bounded(
+    state: &AppState,
+    sync: impl std::future::Future<Output = Result<SyncReport, SyncError>>,
+) -> Result<SyncReport, SyncError> {
+    let deadline = state.config.sync_timeout;
+    tokio::time::timeout(deadline, sync)
+        .await
+        .unwrap_or(Err(SyncError::TimedOut(deadline)))
 }
 
 /// Record a new running sync (the database refuses a second one for the same user).

@@ -50,7 +50,15 @@ pub fn spawn_scheduler(state: AppState) -> tokio::task::JoinHandle<()> {
                     .await
                 {
                     Ok(started) => {
-                        let _ = started.finished().await;
+                        // The sync ends itself at its deadline; this is the backstop.
+                        let waited = tokio::time::timeout(
+                            state.config.sync_timeout + std::time::Duration::from_secs(30),
+                            started.finished(),
+                        )
+                        .await;
+                        if waited.is_err() {
+                            tracing::error!(spotify_id = %user.spotify_id, "scheduled sync did not end by its deadline; moving on");
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(spotify_id = %user.spotify_id, error = %e, "scheduled sync not started")
