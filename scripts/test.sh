@@ -36,21 +36,35 @@ else
   server_bin="$(cargo_target_dir)/debug/personalify"
 fi
 
-# Serve the build on its own port and run Playwright against it.
+# Serve the build on its own port and run Playwright against it. The suite signs in and
+# syncs back to back, so this server has no sync cooldown, Spotify budget or sign-in rate
+# limit; a second server on the same stores keeps the defaults for fair-use.spec.ts.
 port=${E2E_PORT:-3100}
-log_file="$DATA_DIR/log/e2e-server.log"
-mkdir -p "$(dirname "$log_file")"
-LEPTOS_OUTPUT_NAME=personalify LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg \
-  LEPTOS_SITE_ADDR="127.0.0.1:$port" \
-  "$server_bin" >"$log_file" 2>&1 &
-server=$!
-trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
-for _ in $(seq 1 120); do
-  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-  kill -0 "$server" 2>/dev/null || { tail -n 30 "$log_file"; die "the server exited before it answered"; }
-  sleep 0.5
+fair_port=$((port + 1))
+mkdir -p "$DATA_DIR/log"
+serve() { # PORT LOG [VAR=value...]: start the server in the background, print its pid
+  local on=$1 log=$2
+  shift 2
+  env LEPTOS_OUTPUT_NAME=personalify LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg \
+    LEPTOS_SITE_ADDR="127.0.0.1:$on" "$@" "$server_bin" >"$log" 2>&1 &
+  echo $!
+}
+server=$(serve "$port" "$DATA_DIR/log/e2e-server.log" \
+  SYNC_COOLDOWN_SECS=0 SPOTIFY_CALLS_PER_MINUTE=0 SIGN_IN_RATE_PER_MINUTE=0 READYZ_RATE_PER_MINUTE=0)
+fair_server=$(serve "$fair_port" "$DATA_DIR/log/e2e-fair-server.log")
+trap 'kill "$server" "$fair_server" 2>/dev/null || true; wait "$server" "$fair_server" 2>/dev/null || true' EXIT
+for on in "$port" "$fair_port"; do
+  for _ in $(seq 1 120); do
+    curl -fsS "http://127.0.0.1:$on/healthz" >/dev/null 2>&1 && break
+    kill -0 "$server" 2>/dev/null && kill -0 "$fair_server" 2>/dev/null || {
+      tail -n 30 "$DATA_DIR"/log/e2e-*server.log
+      die "a server exited before it answered"
+    }
+    sleep 0.5
+  done
+  curl -fsS "http://127.0.0.1:$on/healthz" >/dev/null || die "the server did not answer on port $on"
 done
-curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null || die "the server did not answer on port $port"
-(cd end2end && BASE_URL="http://127.0.0.1:$port" step "Playwright (desktop + mobile)" npx playwright test)
+(cd end2end && BASE_URL="http://127.0.0.1:$port" FAIR_BASE_URL="http://127.0.0.1:$fair_port" \
+  step "Playwright (desktop + mobile)" npx playwright test)
 
 log "all checks passed in $((SECONDS - started)) s"

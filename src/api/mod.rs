@@ -26,6 +26,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// Too soon, or too much: the message says when to try again (HTTP 429).
+    #[error("{0}")]
+    TooSoon(String),
     #[error("the request could not be sent: {0}")]
     Transport(String),
 }
@@ -65,6 +68,18 @@ pub(crate) mod ctx {
     pub fn state() -> Result<AppState, ApiError> {
         leptos::prelude::use_context::<AppState>()
             .ok_or_else(|| ApiError::Unavailable("the server is not ready".into()))
+    }
+
+    /// A 429 with `Retry-After`, and the message a person reads.
+    pub fn too_soon(message: String, retry_after: std::time::Duration) -> ApiError {
+        if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(axum::http::StatusCode::TOO_MANY_REQUESTS);
+            response.insert_header(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_after.as_secs().max(1)),
+            );
+        }
+        ApiError::TooSoon(message)
     }
 
     /// Set the HTTP status of the server function's response.

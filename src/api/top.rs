@@ -13,13 +13,21 @@ pub struct TopView {
     pub lists: Option<DashboardLists>,
     /// The running sync, if any.
     pub sync: Option<SyncProgress>,
+    /// A sync has finished for this user before: with no lists, Spotify has none for
+    /// them (a new account), which is not "your first sync is on its way".
+    pub ever_synced: bool,
+    /// When "Sync now" is allowed again (Unix seconds; `None`: now). Derived from the last
+    /// sync, so a page kept for that sync stays right; the browser counts down to it.
+    pub next_sync_at: Option<i64>,
+    /// `SYNC_COOLDOWN_SECS`, for the countdown after a sync started from the page.
+    pub cooldown_secs: u32,
 }
 
 /// `range` is Spotify's spelling (`short_term`, ...); anything else is a 400. One session
 /// check and one read (Redis, else PostgreSQL): the hot path touches no other store.
 #[server(prefix = "/api", endpoint = "top")]
 pub async fn get_top(range: String) -> Result<TopView, ApiError> {
-    use crate::server::sync::{read, SyncUser, Trigger};
+    use crate::server::sync::{fair, read, SyncUser, Trigger};
     let range: crate::domain::TimeRange =
         range
             .parse()
@@ -34,8 +42,22 @@ pub async fn get_top(range: String) -> Result<TopView, ApiError> {
         .map_err(super::ctx::store_down)?
         .map(|(payload, _)| payload);
     let mut sync = state.syncs.progress(user.user_id).await;
-    if payload.is_none() && sync.is_none() && !user.needs_relogin {
-        // Never synced: start one now; the page shows its progress.
+    let ever_synced = match payload {
+        Some(_) => true,
+        None => fair::ever_synced(&state, user.user_id)
+            .await
+            .map_err(super::ctx::store_down)?,
+    };
+    // Never synced: start one now (the page shows its progress), unless one was tried
+    // lately: a page view must not start a sync each time it is loaded.
+    if payload.is_none()
+        && !ever_synced
+        && sync.is_none()
+        && !user.needs_relogin
+        && !fair::tried_lately(&state, user.user_id)
+            .await
+            .map_err(super::ctx::store_down)?
+    {
         let sync_user = SyncUser {
             user_id: user.user_id,
             spotify_id: user.spotify_id.clone(),
@@ -49,23 +71,71 @@ pub async fn get_top(range: String) -> Result<TopView, ApiError> {
             Err(e) => tracing::warn!(error = %e, "first sync not started"),
         }
     }
+    let remaining = fair::cooldown_remaining(&state, user.user_id)
+        .await
+        .map_err(super::ctx::store_down)?;
+    let next_sync_at = next_sync_at(remaining);
     if let (Some(payload), None) = (&payload, &sync) {
         super::ctx::shown_sync(payload.sync_id);
     }
     Ok(TopView {
         lists: payload.as_ref().map(DashboardLists::from_payload),
         sync,
+        ever_synced,
+        next_sync_at,
+        cooldown_secs: state.config.sync_cooldown.as_secs() as u32,
     })
 }
 
-/// Start a sync now, or join the one running. Returns its progress.
+/// The Unix second a cooldown of `remaining` ends, rounded up; `None` if it has ended.
+#[cfg(feature = "ssr")]
+fn next_sync_at(remaining: std::time::Duration) -> Option<i64> {
+    if remaining.is_zero() {
+        return None;
+    }
+    let end = std::time::SystemTime::now() + remaining;
+    let secs = end.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(secs.as_secs() as i64 + i64::from(secs.subsec_nanos() > 0))
+}
+
+/// "4 min" / "45 s": how long until a cooldown ends, for the sync button and messages.
+pub fn wait_in_words(secs: u64) -> String {
+    if secs > 60 {
+        format!("{} min", secs.div_ceil(60))
+    } else {
+        format!("{} s", secs.max(1))
+    }
+}
+
+/// Start a sync now, or join the one running. Returns its progress. Refused (429, with
+/// when to try again) within `SYNC_COOLDOWN_SECS` of the last sync, or when the instance has
+/// spent this minute's Spotify budget.
 #[server(prefix = "/api", endpoint = "sync")]
 pub async fn start_sync() -> Result<SyncProgress, ApiError> {
-    use crate::server::sync::{SyncError, SyncUser, Trigger};
+    use crate::server::sync::{fair, SyncError, SyncUser, Trigger};
     let state = super::ctx::state()?;
     let user = super::ctx::require_user(&state).await?;
     if user.needs_relogin {
         return Err(ApiError::NeedsRelogin);
+    }
+    let running = state
+        .syncs
+        .progress(user.user_id)
+        .await
+        .is_some_and(|p| p.status == crate::domain::SyncStatus::Running);
+    if !running {
+        let remaining = fair::cooldown_remaining(&state, user.user_id)
+            .await
+            .map_err(super::ctx::store_down)?;
+        if !remaining.is_zero() {
+            return Err(super::ctx::too_soon(
+                format!(
+                    "You synced a moment ago. You can sync again in {}.",
+                    wait_in_words(remaining.as_secs_f64().ceil() as u64)
+                ),
+                remaining,
+            ));
+        }
     }
     let sync_user = SyncUser {
         user_id: user.user_id,
@@ -77,6 +147,9 @@ pub async fn start_sync() -> Result<SyncProgress, ApiError> {
             "A sync for your account is already running. Its results appear when it finishes."
                 .into(),
         )),
+        Err(err @ SyncError::BudgetSpent(wait)) => {
+            Err(super::ctx::too_soon(format!("{err}."), wait))
+        }
         Err(e) => Err(super::ctx::store_down(e)),
     }
 }

@@ -47,6 +47,17 @@ pub struct Config {
     /// A sync still running after this is stopped and recorded as failed
     /// (`SYNC_TIMEOUT_SECS`, default 300).
     pub sync_timeout: Duration,
+    /// A user may start a sync by hand this long after their last one started
+    /// (`SYNC_COOLDOWN_SECS`, default 300; 0: no cooldown).
+    pub sync_cooldown: Duration,
+    /// Spotify Web API calls per minute for the whole instance (`SPOTIFY_CALLS_PER_MINUTE`,
+    /// default 180; 0: no budget).
+    pub spotify_calls_per_minute: u32,
+    /// Per client address and minute: `/auth/login` + `/auth/demo`
+    /// (`SIGN_IN_RATE_PER_MINUTE`, default 20) and `/readyz` (`READYZ_RATE_PER_MINUTE`,
+    /// default 60); 0: no limit.
+    pub sign_in_rate_per_minute: u32,
+    pub readyz_rate_per_minute: u32,
     /// Start a sync right after each sign-in (`SYNC_ON_LOGIN`, default true).
     pub sync_on_login: bool,
     /// How long a looked-up session is reused without asking PostgreSQL again
@@ -285,6 +296,38 @@ impl Config {
             300u64,
             "a whole number of seconds",
         )?);
+        let sync_cooldown = Duration::from_secs(env.parsed(
+            "SYNC_COOLDOWN_SECS",
+            300u64,
+            "a whole number of seconds (0 turns the cooldown off)",
+        )?);
+        if sync_cooldown > Duration::from_secs(86_400) {
+            return Err(problem(
+                "SYNC_COOLDOWN_SECS",
+                "must be at most 86400 (a day)",
+            ));
+        }
+        let spotify_calls_per_minute: u32 = env.parsed(
+            "SPOTIFY_CALLS_PER_MINUTE",
+            180u32,
+            "a whole number of calls (0 turns the budget off)",
+        )?;
+        if spotify_calls_per_minute != 0 && spotify_calls_per_minute < 12 {
+            return Err(problem(
+                "SPOTIFY_CALLS_PER_MINUTE",
+                "must be 0 (no budget) or at least 12, the calls of one sync",
+            ));
+        }
+        let sign_in_rate_per_minute: u32 = env.parsed(
+            "SIGN_IN_RATE_PER_MINUTE",
+            20u32,
+            "a whole number of requests (0 turns the limit off)",
+        )?;
+        let readyz_rate_per_minute: u32 = env.parsed(
+            "READYZ_RATE_PER_MINUTE",
+            60u32,
+            "a whole number of requests (0 turns the limit off)",
+        )?;
         let sync_on_login = env.parsed("SYNC_ON_LOGIN", true, "true or false")?;
         let demo_hostile_names = env.parsed("DEMO_HOSTILE_NAMES", false, "true or false")?;
         let session_cache_ttl = Duration::from_secs(env.parsed(
@@ -379,6 +422,10 @@ impl Config {
             sync_max_age,
             sync_check_every,
             sync_timeout,
+            sync_cooldown,
+            spotify_calls_per_minute,
+            sign_in_rate_per_minute,
+            readyz_rate_per_minute,
             session_cache_ttl,
             page_cache_bytes: page_cache_mb * 1024 * 1024,
             shutdown_timeout,

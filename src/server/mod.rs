@@ -8,6 +8,7 @@ pub mod config;
 pub mod health;
 pub mod listener;
 pub mod page_cache;
+pub mod rate_limit;
 pub mod retry;
 pub mod security;
 pub mod sim;

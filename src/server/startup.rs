@@ -53,6 +53,11 @@ impl Application {
         let (auth, sim) = spotify_side(&config, local_addr);
         let sessions = SessionCache::new(config.session_cache_ttl);
         let pages = super::page_cache::PageCache::new(config.page_cache_bytes);
+        let budget = super::sync::fair::Budget::new(config.spotify_calls_per_minute);
+        let limiter = super::rate_limit::RateLimiter::new(
+            config.sign_in_rate_per_minute,
+            config.readyz_rate_per_minute,
+        );
         let state = AppState::new(Shared {
             leptos_options: config.leptos_options(),
             config: Arc::new(config),
@@ -63,6 +68,8 @@ impl Application {
             sessions,
             pages,
             outbox: Default::default(),
+            budget,
+            limiter,
         });
         Ok(Application {
             router: router(state.clone()),
@@ -222,6 +229,10 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn(super::security::api_body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::rate_limit::limit,
+        ))
         // Cross-site POSTs refused; security headers; CSP by the hashes of each page's inline
         // scripts. Inside the page cache, so kept pages keep their policy.
         .layer(axum::middleware::from_fn_with_state(

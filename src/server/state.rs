@@ -32,6 +32,10 @@ pub struct Shared {
     pub pages: PageCache,
     /// Wakes the outbox worker after a sync enqueued its history.
     pub outbox: outbox::Wake,
+    /// Spotify calls per minute for the whole instance (`SPOTIFY_CALLS_PER_MINUTE`).
+    pub budget: super::sync::fair::Budget,
+    /// Per-client limits on sign-in starts and `/readyz`.
+    pub limiter: super::rate_limit::RateLimiter,
 }
 
 impl AppState {

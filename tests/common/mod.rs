@@ -132,6 +132,11 @@ impl TestEnv {
             ("STARTUP_TIMEOUT_SECS".to_string(), "5".to_string()),
             // Tests start syncs themselves, so background work doesn't race their counts.
             ("SYNC_ON_LOGIN".to_string(), "false".to_string()),
+            // Tests sync and sign in back to back; tests/fair_use.rs turns these on.
+            ("SYNC_COOLDOWN_SECS".to_string(), "0".to_string()),
+            ("SPOTIFY_CALLS_PER_MINUTE".to_string(), "0".to_string()),
+            ("SIGN_IN_RATE_PER_MINUTE".to_string(), "0".to_string()),
+            ("READYZ_RATE_PER_MINUTE".to_string(), "0".to_string()),
         ]);
         TestEnv {
             vars,

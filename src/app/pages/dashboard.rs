@@ -1,4 +1,4 @@
-use crate::api::top::{get_sync_status, get_top, start_sync, TopView};
+use crate::api::top::{get_sync_status, get_top, start_sync, wait_in_words, TopView};
 use crate::api::viewer::{get_viewer, Viewer};
 use crate::api::ApiError;
 use crate::app::components::chart::Chart;
@@ -65,12 +65,32 @@ fn SignedIn(
     top: Resource<Result<Option<TopView>, ApiError>>,
 ) -> impl IntoView {
     let progress = RwSignal::new(None::<SyncProgress>);
+    // Why "Sync now" was refused (too soon, Spotify budget spent), in words.
+    let refused = RwSignal::new(None::<String>);
+    // When "Sync now" is allowed again (Unix seconds), and the browser's clock: `None` on
+    // the server and until hydrated, so the server's HTML (kept per sync) never carries a
+    // countdown that goes stale.
+    let next_sync_at = RwSignal::new(None::<i64>);
+    let cooldown_secs = RwSignal::new(0u32);
+    let clock = RwSignal::new(None::<i64>);
     let sync_now = Action::new(|_: &()| start_sync());
-    Effect::new(move |_| {
-        if let Some(Ok(p)) = sync_now.value().get() {
+    Effect::new(move |_| match sync_now.value().get() {
+        Some(Ok(p)) => {
+            refused.set(None);
             progress.set(Some(p));
+            if let Some(now) = clock.get_untracked() {
+                let cooldown = i64::from(cooldown_secs.get_untracked());
+                next_sync_at.set((cooldown > 0).then_some(now + cooldown));
+            }
         }
+        Some(Err(err)) => refused.set(Some(err.to_string())),
+        None => {}
     });
+    tick_clock(clock);
+    let wait = move || {
+        let (now, next) = (clock.get()?, next_sync_at.get()?);
+        u64::try_from(next - now).ok().filter(|&s| s > 0)
+    };
     // The sync whose lists are on screen: a sync that ends having written exactly those
     // (the first visit's, often finished by the time the page renders) needs no reload.
     // `None` once the page is gone.
@@ -122,12 +142,16 @@ fn SignedIn(
                     type="button"
                     class="button button--primary"
                     data-testid="sync-now"
-                    disabled=move || viewer.needs_relogin || running(progress.get().as_ref())
+                    disabled=move || viewer.needs_relogin || running(progress.get().as_ref()) || wait().is_some()
                     on:click=move |_| { sync_now.dispatch(()); }
                 >
-                    {move || if running(progress.get().as_ref()) { "Syncing…" } else { "Sync now" }}
+                    {move || match (running(progress.get().as_ref()), wait()) {
+                        (true, _) => "Syncing…".to_string(),
+                        (false, Some(secs)) => format!("Sync again in {}", wait_in_words(secs)),
+                        (false, None) => "Sync now".to_string(),
+                    }}
                 </button>
-                <SyncState progress/>
+                <SyncState progress refused/>
             </div>
         </div>
 
@@ -140,6 +164,8 @@ fn SignedIn(
                                 progress.set(Some(sync));
                             }
                         }
+                        next_sync_at.set(view.next_sync_at);
+                        cooldown_secs.set(view.cooldown_secs);
                         view! { <TopLists view/> }.into_any()
                     }
                     Ok(None) => view! { <BadRange/> }.into_any(),
@@ -148,6 +174,25 @@ fn SignedIn(
             })}
         </KeepWhileLoading>
     }
+}
+
+/// The browser's clock in Unix seconds, every second while the page is open (nothing on
+/// the server).
+#[allow(unused_variables)]
+fn tick_clock(clock: RwSignal<Option<i64>>) {
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        let now = || (js_sys::Date::now() / 1000.0).floor() as i64;
+        clock.set(Some(now()));
+        if let Ok(interval) = set_interval_with_handle(
+            move || {
+                clock.try_set(Some(now()));
+            },
+            std::time::Duration::from_secs(1),
+        ) {
+            on_cleanup(move || interval.clear());
+        }
+    });
 }
 
 fn running(p: Option<&SyncProgress>) -> bool {
@@ -196,10 +241,13 @@ fn watch_progress(
 }
 
 #[component]
-fn SyncState(progress: RwSignal<Option<SyncProgress>>) -> impl IntoView {
+fn SyncState(
+    progress: RwSignal<Option<SyncProgress>>,
+    refused: RwSignal<Option<String>>,
+) -> impl IntoView {
     view! {
         <p class="sync__state" role="status" aria-live="polite" data-testid="sync-state">
-            {move || progress.get().map(|p| match p.status {
+            {move || refused.get().or_else(|| progress.get().map(|p| match p.status {
                 SyncStatus::Running => format!(
                     "Syncing: {} ({} of {})",
                     p.current.unwrap_or_else(|| "starting".into()),
@@ -215,8 +263,22 @@ fn SyncState(progress: RwSignal<Option<SyncProgress>>) -> impl IntoView {
                     "The sync failed: {}",
                     p.error.unwrap_or_else(|| "unknown reason".into())
                 ),
-            })}
+            }))}
         </p>
+    }
+}
+
+/// Synced, and Spotify has nothing for this range: a new account, or too little listening.
+#[component]
+fn NothingYet(what: &'static str) -> impl IntoView {
+    view! {
+        <section class="empty" data-testid="synced-empty">
+            <h2>"Nothing here yet"</h2>
+            <p>
+                "Your last sync worked, but Spotify has no " {what}
+                " for you over this period yet. Listen a little more, sync again later, or try another range."
+            </p>
+        </section>
     }
 }
 
@@ -274,6 +336,9 @@ fn MoveBadge(movement: Option<Movement>) -> impl IntoView {
 #[component]
 fn TopLists(view: TopView) -> impl IntoView {
     let Some(lists) = view.lists else {
+        if view.ever_synced && view.sync.is_none() {
+            return view! { <NothingYet what="top artists or tracks"/> }.into_any();
+        }
         return view! {
             <section class="empty" data-testid="never-synced">
                 <h2>"Your first sync is on its way"</h2>
@@ -282,6 +347,9 @@ fn TopLists(view: TopView) -> impl IntoView {
         }
         .into_any();
     };
+    if lists.artists.is_empty() && lists.tracks.is_empty() {
+        return view! { {summary(&lists)} <NothingYet what="top artists or tracks"/> }.into_any();
+    }
     let chart = lists
         .genre_shares()
         .filter(|shares| !shares.is_empty())

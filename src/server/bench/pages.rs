@@ -165,6 +165,8 @@ struct Listener {
 async fn seed(config: &Config, long_history: usize) -> Result<[Listener; 2], String> {
     let mut config = config.clone();
     config.site_addr = ([127, 0, 0, 1], 0).into();
+    config.spotify_calls_per_minute = 0;
+    config.sign_in_rate_per_minute = 0;
     let app = Application::build(config)
         .await
         .map_err(|e| e.to_string())?;
@@ -263,6 +265,8 @@ impl Server {
             .env("REDIS_KEY_PREFIX", &config.redis_key_prefix)
             .env("LEPTOS_SITE_ADDR", addr.to_string())
             .env("SYNC_ON_LOGIN", "false")
+            .env("SIGN_IN_RATE_PER_MINUTE", "0")
+            .env("SPOTIFY_CALLS_PER_MINUTE", "0")
             // The seeded data is fresh: the scheduler has nothing to do during the run.
             .env("SYNC_CHECK_SECS", "86400")
             .env_remove("SPOTIFY_CLIENT_ID")

@@ -23,6 +23,10 @@ pub async fn run(mut config: Config, options: BenchOptions) -> Result<String, St
     config.site_addr = ([127, 0, 0, 1], 0).into();
     config.public_url = None;
     config.sync_on_login = false;
+    // The simulator is Spotify here: no budget, no cooldown, no sign-in limit.
+    config.spotify_calls_per_minute = 0;
+    config.sync_cooldown = std::time::Duration::ZERO;
+    config.sign_in_rate_per_minute = 0;
     let app = Application::build(config)
         .await
         .map_err(|e| e.to_string())?;

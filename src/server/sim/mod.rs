@@ -137,6 +137,8 @@ struct Shared {
     latency_nanos: AtomicU64,
     /// Extra delay of the token endpoint (`/api/token`) alone.
     token_latency_nanos: AtomicU64,
+    /// Listeners (by index) Spotify knows nothing recent of: their 4-week lists are empty.
+    new_listeners: Mutex<std::collections::HashSet<usize>>,
     /// Queued injected failures, in the order the knobs were turned: (fault, how many
     /// left, only for paths starting with this prefix).
     faults: Mutex<VecDeque<(Fault, u32, Option<String>)>>,
@@ -152,6 +154,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    pub(crate) fn is_new_listener(&self, user: usize) -> bool {
+        self.new_listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&user)
+    }
+
     /// "Now" in Unix milliseconds, on the simulator's (possibly pinned, advanced) clock.
     fn now_ms(&self) -> i64 {
         let offset = self.day_offset.load(Ordering::Relaxed);
@@ -225,6 +234,7 @@ impl Simulator {
                 tokens,
                 latency_nanos: AtomicU64::new(0),
                 token_latency_nanos: AtomicU64::new(0),
+                new_listeners: Mutex::new(std::collections::HashSet::new()),
                 faults: Mutex::new(VecDeque::new()),
                 stripped: AtomicBool::new(false),
                 day_offset: AtomicI64::new(0),
@@ -263,6 +273,27 @@ impl Simulator {
     pub fn set_latency(&self, d: Duration) {
         let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         self.shared.latency_nanos.store(nanos, Ordering::Relaxed);
+    }
+
+    /// Make a demo listener new to Spotify (`on`), or not: their 4-week top lists come back
+    /// empty, as Spotify's do for an account with too little recent listening.
+    pub fn set_new_listener(&self, spotify_user_id: &str, on: bool) {
+        let Some(index) = tastes::DEMO_USERS
+            .iter()
+            .position(|u| u.id == spotify_user_id)
+        else {
+            return;
+        };
+        let mut set = self
+            .shared
+            .new_listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if on {
+            set.insert(index);
+        } else {
+            set.remove(&index);
+        }
     }
 
     /// Delay the token endpoint's answers (code exchange and refresh) by `d` on top of any

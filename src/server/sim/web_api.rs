@@ -227,7 +227,10 @@ pub(crate) async fn top(
     };
 
     let (c, shape, day) = (&sim.catalogue, sim.shape(), sim.day());
-    let list = if kind == "artists" {
+    let new_listener = range == TimeRange::ShortTerm && sim.is_new_listener(principal.user);
+    let list = if new_listener {
+        Vec::new()
+    } else if kind == "artists" {
         tastes::top_artists(c, principal.user, range, day)
     } else {
         tastes::top_tracks(c, principal.user, range, day)

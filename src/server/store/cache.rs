@@ -176,3 +176,21 @@ impl Cache {
             .map_err(|e| e.to_string())
     }
 }
+
+impl Cache {
+    /// Add `n` to a counter that lives `ttl` (set when it is created): a fixed window shared
+    /// by every server process. Returns the new total.
+    pub async fn add_to_window(&self, name: &str, n: i64, ttl: Duration) -> Result<i64, String> {
+        let key = self.key(name);
+        let client = self.client.with_options(&fail_fast());
+        let total: i64 = client.incr_by(&key, n).await.map_err(|e| e.to_string())?;
+        if total == n {
+            // First in this window: the counter must not outlive it.
+            let _: bool = client
+                .expire(&key, ttl.as_secs().max(1) as i64, None)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(total)
+    }
+}

@@ -2,6 +2,7 @@
 //! PostgreSQL (the record, one transaction), MongoDB (history, through an outbox) and
 //! Redis (the dashboard cache), and the read path that serves them.
 
+pub mod fair;
 pub mod history;
 pub mod outbox;
 pub mod read;

@@ -55,8 +55,11 @@ pub enum SyncError {
     NeedsRelogin,
     #[error("{0}")]
     Spotify(String),
-    #[error("the database is unavailable: {0}")]
+    /// The driver's words go to the log (`finish`), never to the person.
+    #[error("Personalify could not reach its database; try again in a minute")]
     Store(#[from] sqlx::Error),
+    #[error("Personalify has used its share of Spotify for this minute; try again in {} seconds", .0.as_secs().max(1))]
+    BudgetSpent(std::time::Duration),
     #[error("the sync took longer than {} seconds and was stopped; try again later", .0.as_secs())]
     TimedOut(std::time::Duration),
 }
@@ -139,6 +142,11 @@ impl Syncs {
                 });
             }
         }
+        state
+            .budget
+            .take(state, super::fair::CALLS_PER_SYNC)
+            .await
+            .map_err(SyncError::BudgetSpent)?;
         let (tx, rx) = begin(state, &user, trigger).await?;
         running.insert(user.user_id, rx.clone());
         drop(running);
@@ -264,7 +272,14 @@ async fn finish(
                 state.sessions.forget_user(user.user_id);
             }
             let reason = err.to_string();
-            tracing::warn!(spotify_id = %user.spotify_id, run_id, error = %reason, "sync failed");
+            match &err {
+                SyncError::Store(cause) => {
+                    tracing::warn!(spotify_id = %user.spotify_id, run_id, error = %cause, "sync failed: database error")
+                }
+                _ => {
+                    tracing::warn!(spotify_id = %user.spotify_id, run_id, error = %reason, "sync failed")
+                }
+            }
             let recorded = sqlx::query(
                 "UPDATE sync_runs SET status = 'failed', finished_at = now(), error = $2 WHERE id = $1 AND status = 'running'",
             )
