@@ -84,10 +84,12 @@ async fn a_malformed_database_url_is_named_and_its_password_not_printed() {
 
 #[tokio::test]
 async fn sigterm_shuts_the_server_down_cleanly() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let env = TestEnv::new().await;
     let mut child = command(&valid_vars(&env))
         .env("LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
+        .env("SHUTDOWN_TIMEOUT_SECS", "2")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -113,11 +115,87 @@ async fn sigterm_shuts_the_server_down_cleanly() {
             break addr.to_string();
         }
     };
-    let res = reqwest::get(format!("http://{addr}/healthz"))
+    let http = reqwest::Client::new();
+    let res = http
+        .get(format!("http://{addr}/healthz"))
+        .header("x-request-id", "probe-4711")
+        .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["x-request-id"],
+        "probe-4711",
+        "the id is echoed"
+    );
+    let minted = http
+        .get(format!("http://{addr}/healthz"))
+        .header("x-request-id", "no spaces allowed")
+        .send()
+        .await
+        .unwrap();
+    let minted = minted.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        minted.len() == 16 && minted != "no spaces allowed",
+        "{minted}"
+    );
 
+    // The binary supervises its background tasks and shows them.
+    let ready: serde_json::Value = http
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tasks = ready["tasks"].as_array().expect("tasks listed").clone();
+    for name in ["outbox", "scheduler"] {
+        assert!(
+            tasks
+                .iter()
+                .any(|t| t["name"] == name && t["running"] == true && t["restarts"] == 0),
+            "{name} running: {tasks:?}"
+        );
+    }
+    let metrics = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("personalify_http_requests_total{route=\"/healthz\",status=\"200\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("personalify_task_up{task=\"outbox\"} 1"),
+        "{metrics}"
+    );
+
+    // A keep-alive connection left idle, and a request whose head never ends: neither holds
+    // the shutdown past SHUTDOWN_TIMEOUT_SECS (2 s).
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0_u8; 512];
+    assert!(
+        idle.read(&mut buf).await.unwrap() > 0,
+        "answered, kept open"
+    );
+    let mut half = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let stopping = Instant::now();
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -134,8 +212,21 @@ async fn sigterm_shuts_the_server_down_cleanly() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(exit.code(), Some(0));
+    assert!(
+        stopping.elapsed() < Duration::from_secs(6),
+        "stopped at its shutdown deadline, not the header timeout ({:?})",
+        stopping.elapsed()
+    );
+    drop((idle, half));
     // The child has exited, so its stdout reaches EOF and the reader thread ends.
     let rest: Vec<String> = rx.iter().collect();
+    // One access-log line per request, carrying its id, status and no query string.
+    assert!(
+        rest.iter().any(|l| l.contains("probe-4711")
+            && l.contains("\"status\":200")
+            && l.contains("\"message\":\"request\"")),
+        "access log line with the request id: {rest:?}"
+    );
     assert!(
         rest.iter().any(|l| l.contains("SIGTERM received")),
         "shutdown logged: {rest:?}"

@@ -623,6 +623,94 @@ async fn a_sync_past_its_deadline_is_stopped_and_writes_nothing() {
 }
 
 #[tokio::test]
+async fn over_https_the_session_cookie_is_host_prefixed_and_secure() {
+    const PUBLIC: &str = "https://music.example.test";
+    let app = TestEnv::new().await.set("PUBLIC_URL", PUBLIC).spawn().await;
+    // The browser would reach us at PUBLIC; this test reaches the same server directly, and
+    // carries cookies by hand (a cookie jar keeps Secure cookies off plain http).
+    let local = |url: &str| url.replacen(PUBLIC, &app.base, 1);
+    let set_cookies = |response: &reqwest::Response| -> Vec<String> {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().expect("text").to_string())
+            .collect()
+    };
+    let start = app.get("/auth/demo").await;
+    assert_eq!(start.status(), 303);
+    let state_cookie = set_cookies(&start)
+        .into_iter()
+        .next()
+        .expect("a state cookie");
+    assert!(
+        state_cookie.starts_with("__Secure-pfy_oauth="),
+        "{state_cookie}"
+    );
+    assert!(state_cookie.contains("Secure"), "{state_cookie}");
+    let consent = app
+        .http
+        .get(local(&common::location(&start)))
+        .send()
+        .await
+        .expect("authorize");
+    assert_eq!(consent.status(), 303);
+    let pair = state_cookie
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_string();
+    let callback = app
+        .http
+        .get(local(&common::location(&consent)))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(callback.status(), 303, "signed in");
+    let session = set_cookies(&callback)
+        .into_iter()
+        .find(|c| c.contains("pfy_session="))
+        .expect("a session cookie");
+    assert!(session.starts_with("__Host-pfy_session="), "{session}");
+    assert!(
+        session.contains("Secure") && session.contains("Path=/"),
+        "{session}"
+    );
+    assert!(
+        !session.to_ascii_lowercase().contains("domain="),
+        "{session}"
+    );
+    let token = session
+        .split(';')
+        .next()
+        .and_then(|p| p.split_once('='))
+        .map(|(_, v)| v.to_string())
+        .expect("a token");
+    let viewer = |cookie: String| {
+        let http = app.http.clone();
+        let url = app.url("/api/viewer");
+        async move {
+            let response = http
+                .post(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .expect("answer");
+            response.json::<serde_json::Value>().await.expect("json")
+        }
+    };
+    assert!(viewer(format!("__Host-pfy_session={token}"))
+        .await
+        .is_object());
+    assert!(
+        viewer(format!("pfy_session={token}")).await.is_null(),
+        "the plain-http cookie name is not honoured over https"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn cross_site_posts_are_refused_and_responses_carry_security_headers() {
     let app = TestEnv::new().await.spawn().await;
     let (browser, _user) = app.signed_in(None).await;
@@ -672,5 +760,124 @@ async fn cross_site_posts_are_refused_and_responses_carry_security_headers() {
         headers.get("strict-transport-security").is_none(),
         "no HSTS over http"
     );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_background_task_that_stops_is_restarted_and_shown() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    let app = TestEnv::new().await.spawn().await;
+    let runs = Arc::new(AtomicU32::new(0));
+    let counted = runs.clone();
+    // Panics on its first run, returns on its second, then runs on.
+    app.state.tasks.supervise(
+        "flaky",
+        move || {
+            let run = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                match run {
+                    0 => panic!("a bug in a background task"),
+                    1 => {}
+                    _ => std::future::pending::<()>().await,
+                }
+            }
+        },
+        || true,
+    );
+    let mut flaky = None;
+    for _ in 0..60 {
+        let ready: serde_json::Value = app.get("/readyz").await.json().await.expect("json");
+        flaky = ready["tasks"]
+            .as_array()
+            .and_then(|tasks| tasks.iter().find(|t| t["name"] == "flaky").cloned());
+        if flaky
+            .as_ref()
+            .is_some_and(|t| t["restarts"] == 2 && t["running"] == true)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Restarted after 1 s, then after 2 s.
+    assert_eq!(
+        flaky,
+        Some(serde_json::json!({"name": "flaky", "running": true, "restarts": 2}))
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+    let metrics = app.get("/metrics").await.text().await.expect("text");
+    assert!(
+        metrics.contains("personalify_task_restarts_total{task=\"flaky\"} 2"),
+        "{metrics}"
+    );
+    app.shutdown().await;
+}
+
+/// The value of one sample line of a Prometheus exposition (0 when absent).
+fn sample(metrics: &str, name_and_labels: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn metrics_count_requests_syncs_spotify_and_the_outbox() {
+    let app = TestEnv::new().await.spawn().await;
+    let (browser, user) = app.signed_in(None).await;
+    let before = app.get("/metrics").await.text().await.expect("text");
+    app.sim().rate_limit_next(1, 1);
+    assert_eq!(
+        app.sync(&user).await.status,
+        personalify::domain::SyncStatus::Succeeded
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            browser
+                .get(app.url("/dashboard"))
+                .send()
+                .await
+                .expect("page")
+                .status(),
+            200
+        );
+    }
+    // One snapshot left waiting: its row is back in the outbox.
+    sqlx::query("INSERT INTO mongo_outbox (snapshot_id, payload) VALUES ('x', '{}')")
+        .execute(&app.state.stores.main)
+        .await
+        .expect("insert");
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .expect("text")
+        .starts_with("text/plain; version=0.0.4"));
+    let after = response.text().await.expect("text");
+    let grew = |line: &str| sample(&after, line) - sample(&before, line);
+    assert!(grew("personalify_http_requests_total{route=\"/dashboard\",status=\"200\"}") >= 3.0);
+    assert!(grew("personalify_http_request_duration_seconds_count{route=\"/dashboard\"}") >= 3.0);
+    assert!(grew("personalify_sync_runs_total{outcome=\"succeeded\"}") >= 1.0);
+    assert!(
+        grew("personalify_spotify_calls_total") >= 12.0,
+        "a sync's calls"
+    );
+    assert!(
+        grew("personalify_spotify_rate_limited_total") >= 1.0,
+        "the 429"
+    );
+    assert_eq!(sample(&after, "personalify_outbox_pending"), 1.0);
+    assert_eq!(sample(&after, "personalify_outbox_parked"), 0.0);
+    // Buckets are cumulative and end at the count.
+    let count = sample(
+        &after,
+        "personalify_http_request_duration_seconds_count{route=\"/dashboard\"}",
+    );
+    let inf = sample(
+        &after,
+        "personalify_http_request_duration_seconds_bucket{route=\"/dashboard\",le=\"+Inf\"}",
+    );
+    assert_eq!(count, inf);
     app.shutdown().await;
 }

@@ -89,11 +89,17 @@ pub(crate) mod ctx {
         }
     }
 
+    /// The database failed: the driver's words to the log (inside the request's span, so
+    /// with its id), a plain message quoting that id to the person.
     pub fn store_down(err: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %err, "database unavailable");
-        ApiError::Unavailable(
-            "Personalify cannot reach its database right now. Try again in a minute.".into(),
-        )
+        crate::server::metrics::record_store_error("main");
+        let reference = request_extension::<crate::server::access::RequestId>()
+            .map(|id| format!(" (reference {})", id.0))
+            .unwrap_or_default();
+        ApiError::Unavailable(format!(
+            "Personalify cannot reach its database right now. Try again in a minute.{reference}"
+        ))
     }
 
     /// One request's session lookup, shared by the server functions that request runs (a

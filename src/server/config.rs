@@ -252,6 +252,7 @@ impl Config {
             ));
         }
         let spotify = spotify_mode(&env)?;
+        demo_mode_allowed(&env, &spotify, site_addr)?;
         let token_keys = token_keys(&env)?;
         if token_keys.is_empty() && !spotify.is_demo() {
             return Err(problem(
@@ -479,6 +480,43 @@ where
         ));
     }
     Ok(value)
+}
+
+/// `DEMO_MODE`: unset, demo mode follows from having no Spotify credentials, but only on a
+/// loopback address; anywhere else anyone who reaches the server could sign in as a demo
+/// listener, so it must be asked for with `DEMO_MODE=true`. `true` with credentials, or
+/// `false` without, is a contradiction and named as such.
+fn demo_mode_allowed<F>(
+    env: &Source<F>,
+    spotify: &SpotifyMode,
+    site_addr: SocketAddr,
+) -> Result<(), ConfigError>
+where
+    F: Fn(&str) -> Result<Option<String>, ConfigError>,
+{
+    let asked = match env.optional("DEMO_MODE")?.as_deref() {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => return Err(problem("DEMO_MODE", "must be true or false")),
+    };
+    match (asked, spotify.is_demo()) {
+        (Some(true), false) => Err(problem(
+            "DEMO_MODE",
+            "is true but SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET are set; unset DEMO_MODE for real Spotify, or the credentials for demo mode",
+        )),
+        (Some(false), true) => Err(problem(
+            "DEMO_MODE",
+            "is false but SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET are not set; real Spotify needs both",
+        )),
+        (None, true) if !site_addr.ip().is_loopback() => Err(problem(
+            "DEMO_MODE",
+            format!(
+                "is not set, and without Spotify credentials this server would run in demo mode on {site_addr}, where anyone who reaches it can sign in as a demo listener; set DEMO_MODE=true if that is what you want, or set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn spotify_mode<F>(env: &Source<F>) -> Result<SpotifyMode, ConfigError>
@@ -819,6 +857,38 @@ mod tests {
             ),
         ]);
         assert_eq!(err.variable, "TOKEN_ENCRYPTION_KEYS");
+    }
+
+    #[test]
+    fn demo_mode_off_loopback_must_be_asked_for() {
+        // Loopback: demo mode without asking.
+        assert!(load(&base()).unwrap().spotify.is_demo());
+        for addr in ["0.0.0.0:3000", "192.168.1.20:3000", "[::]:3000"] {
+            let err = error_for(&[("LEPTOS_SITE_ADDR", Some(addr))]);
+            assert_eq!(err.variable, "DEMO_MODE", "{addr}");
+            assert!(err.problem.contains("set DEMO_MODE=true"), "{err}");
+        }
+        let mut vars = base();
+        vars.insert("LEPTOS_SITE_ADDR", "0.0.0.0:3000");
+        vars.insert("DEMO_MODE", "true");
+        assert!(load(&vars).unwrap().spotify.is_demo());
+        // Contradictions and typos are named.
+        assert_eq!(
+            error_for(&[("DEMO_MODE", Some("yes"))]).variable,
+            "DEMO_MODE"
+        );
+        let err = error_for(&[("DEMO_MODE", Some("false"))]);
+        assert!(err.problem.contains("real Spotify needs both"), "{err}");
+        let err = error_for(&[
+            ("DEMO_MODE", Some("true")),
+            ("SPOTIFY_CLIENT_ID", Some("abc123")),
+            ("SPOTIFY_CLIENT_SECRET", Some("s3cret")),
+            (
+                "SPOTIFY_REDIRECT_URI",
+                Some("http://127.0.0.1:3000/auth/callback"),
+            ),
+        ]);
+        assert_eq!(err.variable, "DEMO_MODE");
     }
 
     #[test]

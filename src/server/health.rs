@@ -28,6 +28,9 @@ pub struct Readiness {
     /// Sync history waiting for MongoDB, and rows parked (absent when `main` is down).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outbox: Option<outbox::Depth>,
+    /// Supervised background tasks: running or not, restarts (none in a process that runs
+    /// no background work, like the tests' in-process servers).
+    pub tasks: Vec<super::tasks::TaskInfo>,
 }
 
 #[derive(Debug, Serialize)]
@@ -38,11 +41,13 @@ pub struct Stores {
     pub redis: Probe,
 }
 
+/// One store's state. The driver's error goes to the log only: `/readyz` answers anyone,
+/// so it carries names and states, never a host, a user name or a driver's message.
 #[derive(Debug, Serialize)]
 pub struct Probe {
     pub status: &'static str,
     pub latency_ms: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip)]
     pub error: Option<String>,
 }
 
@@ -107,7 +112,16 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
     .map(|(name, _)| name)
     .collect();
     if !down.is_empty() {
-        tracing::warn!(?down, "readiness check: stores down");
+        let why: Vec<String> = [
+            ("main", &stores.main),
+            ("analytics", &stores.analytics),
+            ("mongo", &stores.mongo),
+            ("redis", &stores.redis),
+        ]
+        .into_iter()
+        .filter_map(|(name, p)| p.error.as_ref().map(|e| format!("{name}: {e}")))
+        .collect();
+        tracing::warn!(?down, ?why, "readiness check: stores down");
     }
     let (code, status) = if down.is_empty() {
         (StatusCode::OK, "ok")
@@ -121,6 +135,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             down,
             stores,
             outbox,
+            tasks: state.tasks.snapshot(),
         }),
     )
 }

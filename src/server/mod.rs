@@ -1,5 +1,6 @@
 //! Server-only code (feature `ssr`): configuration, stores, HTTP wiring.
 
+pub mod access;
 pub mod artist;
 pub mod auth;
 pub mod bench;
@@ -7,6 +8,7 @@ pub mod charts;
 pub mod config;
 pub mod health;
 pub mod listener;
+pub mod metrics;
 pub mod page_cache;
 pub mod rate_limit;
 pub mod retry;
@@ -17,4 +19,5 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod sync;
+pub mod tasks;
 pub mod telemetry;

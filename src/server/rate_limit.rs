@@ -1,6 +1,6 @@
 //! Per-client rate limits on the routes anyone can hit without signing in and that cost
 //! something: `/auth/login` and `/auth/demo` (each starts a sign-in, stored in PostgreSQL)
-//! and `/readyz` (probes every store). A fixed one-minute window per client address and
+//! and `/readyz` and `/metrics` (they probe stores). A fixed one-minute window per client address and
 //! route group, in this process. Behind a reverse proxy every client shares the proxy's
 //! address: raise the limits there, or let the proxy limit.
 
@@ -72,7 +72,7 @@ pub async fn limit(
 ) -> Response<Body> {
     let group = match request.uri().path() {
         "/auth/login" | "/auth/demo" => Group::SignIn,
-        "/readyz" => Group::Readiness,
+        "/readyz" | "/metrics" => Group::Readiness,
         _ => return next.run(request).await,
     };
     // Requests that did not come through the listener (none in production) are not limited.

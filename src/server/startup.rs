@@ -9,7 +9,6 @@ use super::spotify::{Endpoints, SpotifyClient};
 use super::state::{AppState, Shared};
 use super::store::{StoreError, Stores};
 use crate::app::{shell, App};
-use axum::http::Request;
 use axum::routing::get;
 use axum::Router;
 use leptos::prelude::provide_context;
@@ -17,7 +16,6 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -51,7 +49,7 @@ impl Application {
         })?;
         let stores = Stores::connect(&config).await?;
         let (auth, sim) = spotify_side(&config, local_addr);
-        let sessions = SessionCache::new(config.session_cache_ttl);
+        let sessions = SessionCache::new(config.session_cache_ttl).secure(auth.secure_cookies);
         let pages = super::page_cache::PageCache::new(config.page_cache_bytes);
         let budget = super::sync::fair::Budget::new(config.spotify_calls_per_minute);
         let limiter = super::rate_limit::RateLimiter::new(
@@ -70,6 +68,7 @@ impl Application {
             outbox: Default::default(),
             budget,
             limiter,
+            tasks: Default::default(),
         });
         Ok(Application {
             router: router(state.clone()),
@@ -216,6 +215,7 @@ pub fn router(state: AppState) -> Router {
     router
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(super::metrics::metrics))
         .merge(auth::router())
         .merge(super::charts::router())
         .leptos_routes_with_context(
@@ -254,10 +254,9 @@ pub fn router(state: AppState) -> Router {
                 .quality(COMPRESSION_LEVEL)
                 .no_br(),
         )
-        // Log method and path only: query strings will carry OAuth codes and state.
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
-        }))
+        // One access-log line per request, with a request id (and no query string: OAuth
+        // codes and state travel there); request metrics.
+        .layer(axum::middleware::from_fn(super::access::log))
         .with_state(state)
 }
 
@@ -266,17 +265,43 @@ pub fn router(state: AppState) -> Router {
 pub async fn run(config: Config) -> Result<(), StartupError> {
     let app = Application::build(config).await?;
     let state = app.state().clone();
-    super::sync::outbox::spawn_worker(
-        state.stores.main.clone(),
-        state.stores.mongo.clone(),
-        std::time::Duration::from_secs(10),
-        state.outbox.clone(),
-    );
-    super::sync::schedule::spawn_scheduler(state);
+    spawn_background(&state);
     tracing::info!(addr = %app.local_addr(), "personalify listening on http://{}", app.local_addr());
     app.serve(shutdown_signal()).await?;
     tracing::info!("personalify stopped cleanly");
     Ok(())
+}
+
+/// The outbox worker and the scheduler, supervised (restarted if they stop while the
+/// database pool is open, i.e. until shutdown).
+pub fn spawn_background(state: &AppState) {
+    let (pool, mongo, wake) = (
+        state.stores.main.clone(),
+        state.stores.mongo.clone(),
+        state.outbox.clone(),
+    );
+    let open = {
+        let pool = pool.clone();
+        move || !pool.is_closed()
+    };
+    state.tasks.supervise(
+        "outbox",
+        move || {
+            super::sync::outbox::run_worker(
+                pool.clone(),
+                mongo.clone(),
+                std::time::Duration::from_secs(10),
+                wake.clone(),
+            )
+        },
+        open.clone(),
+    );
+    let scheduled = state.clone();
+    state.tasks.supervise(
+        "scheduler",
+        move || super::sync::schedule::run_scheduler(scheduled.clone()),
+        open,
+    );
 }
 
 async fn shutdown_signal() {

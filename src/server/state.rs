@@ -36,6 +36,8 @@ pub struct Shared {
     pub budget: super::sync::fair::Budget,
     /// Per-client limits on sign-in starts and `/readyz`.
     pub limiter: super::rate_limit::RateLimiter,
+    /// Supervised background tasks (started by `startup::run`).
+    pub tasks: super::tasks::Tasks,
 }
 
 impl AppState {

@@ -2,7 +2,7 @@
 
 use super::crypto::{sha256, Sealed};
 use super::pages::problem;
-use super::session::{self, read_cookie, SESSION_COOKIE, SESSION_TTL};
+use super::session::{self, read_cookie, SESSION_TTL};
 use super::tokens;
 use crate::server::sim::Simulator;
 use crate::server::spotify::SpotifyError;
@@ -17,6 +17,17 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 const STATE_COOKIE: &str = "pfy_oauth";
+/// Over https: a `__Secure-` cookie is kept only if Secure (its path is /auth, so not
+/// `__Host-`).
+const SECURE_STATE_COOKIE: &str = "__Secure-pfy_oauth";
+
+fn state_cookie(secure: bool) -> &'static str {
+    if secure {
+        SECURE_STATE_COOKIE
+    } else {
+        STATE_COOKIE
+    }
+}
 const STATE_PATH: &str = "/auth";
 /// How long a started sign-in stays valid.
 const STATE_TTL: Duration = Duration::from_secs(600);
@@ -111,7 +122,7 @@ async fn start_sign_in(state: &AppState, extra: &[(&str, &str)]) -> Response {
         return unavailable();
     }
     let cookie = session::set_cookie(
-        STATE_COOKIE,
+        state_cookie(auth.secure_cookies),
         &request.state,
         STATE_PATH,
         STATE_TTL,
@@ -132,7 +143,11 @@ async fn callback(
     RawQuery(query): RawQuery,
 ) -> Response {
     let auth = &state.auth;
-    let clear_state = session::clear_cookie(STATE_COOKIE, STATE_PATH, auth.secure_cookies);
+    let clear_state = session::clear_cookie(
+        state_cookie(auth.secure_cookies),
+        STATE_PATH,
+        auth.secure_cookies,
+    );
     let params = parse_query(query.as_deref());
     let fail = |status: StatusCode, title: &'static str, message: &'static str| {
         with_cookie(problem(status, title, message), clear_state.clone())
@@ -147,7 +162,9 @@ async fn callback(
             start_again,
         );
     };
-    if read_cookie(&headers, STATE_COOKIE).as_deref() != Some(returned_state.as_str()) {
+    if read_cookie(&headers, state_cookie(auth.secure_cookies)).as_deref()
+        != Some(returned_state.as_str())
+    {
         return fail(
             StatusCode::BAD_REQUEST,
             "This sign-in did not start here",
@@ -254,7 +271,7 @@ async fn callback(
                 }
             }
             let session_cookie = session::set_cookie(
-                SESSION_COOKIE,
+                session::session_cookie(auth.secure_cookies),
                 &token,
                 "/",
                 SESSION_TTL,
@@ -303,7 +320,7 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     redirect(
         "/",
         &[session::clear_cookie(
-            SESSION_COOKIE,
+            session::session_cookie(state.auth.secure_cookies),
             "/",
             state.auth.secure_cookies,
         )],

@@ -8,7 +8,21 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The session cookie over plain http (a loopback or LAN instance).
 pub const SESSION_COOKIE: &str = "pfy_session";
+/// The session cookie when served over https: a browser keeps a `__Host-` cookie only if it
+/// is Secure, for `Path=/` and this host alone (no Domain), so neither a page over plain
+/// http nor a sibling subdomain can plant or overwrite it.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-pfy_session";
+
+/// The session cookie's name for an instance served over https (`secure`) or not.
+pub fn session_cookie(secure: bool) -> &'static str {
+    if secure {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
 pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The signed-in person, as the session names them.
@@ -74,7 +88,7 @@ pub async fn end(
     cache: &SessionCache,
     headers: &HeaderMap,
 ) -> Result<(), sqlx::Error> {
-    if let Some(token) = read_cookie(headers, SESSION_COOKIE) {
+    if let Some(token) = read_cookie(headers, cache.cookie) {
         let hash = token_hash(&token);
         cache.forget(&hash);
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
@@ -92,7 +106,7 @@ pub async fn current_user(
     cache: &SessionCache,
     headers: &HeaderMap,
 ) -> Result<Option<SessionUser>, sqlx::Error> {
-    let Some(token) = read_cookie(headers, SESSION_COOKIE) else {
+    let Some(token) = read_cookie(headers, cache.cookie) else {
         return Ok(None);
     };
     let hash = token_hash(&token);
@@ -148,6 +162,8 @@ fn token_hash(token: &str) -> [u8; 32] {
 #[derive(Clone)]
 pub struct SessionCache {
     ttl: Duration,
+    /// The cookie sessions are read from ([`session_cookie`]).
+    pub cookie: &'static str,
     entries: Arc<Mutex<Sessions>>,
 }
 
@@ -161,8 +177,15 @@ impl SessionCache {
     pub fn new(ttl: Duration) -> Self {
         SessionCache {
             ttl,
+            cookie: SESSION_COOKIE,
             entries: Arc::default(),
         }
+    }
+
+    /// Read sessions from the https cookie name (`secure`) or the plain one.
+    pub fn secure(mut self, secure: bool) -> Self {
+        self.cookie = session_cookie(secure);
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Sessions> {

@@ -234,6 +234,10 @@ impl SpotifyClient {
         loop {
             attempt += 1;
             let outcome = build().send().await;
+            crate::server::metrics::record_spotify_call(matches!(
+                &outcome,
+                Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS
+            ));
             let retryable = match outcome {
                 Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => {
                     let retry_after = retry_after(&response);

@@ -17,6 +17,12 @@ pub struct Cache {
     pub prefix: String,
 }
 
+/// A failed command, counted for `/metrics`, as text.
+fn redis_error(err: fred::error::Error) -> String {
+    crate::server::metrics::record_store_error("redis");
+    err.to_string()
+}
+
 /// Options for every command: don't wait for a reconnect, give up after a second.
 pub fn fail_fast() -> Options {
     Options {
@@ -72,7 +78,7 @@ impl Cache {
             .ping::<String>(None)
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(redis_error)
     }
 }
 
@@ -146,7 +152,7 @@ impl Cache {
                 false,
             )
             .await
-            .map_err(|e| e.to_string())
+            .map_err(redis_error)
     }
 
     /// A cached JSON value parsed as `T`; `Ok(None)` on a miss or an entry that no longer
@@ -160,7 +166,7 @@ impl Cache {
             .with_options(&fail_fast())
             .get(key)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(redis_error)?;
         Ok(raw.and_then(|json| serde_json::from_str(&json).ok()))
     }
 }
@@ -173,7 +179,7 @@ impl Cache {
             .with_options(&fail_fast())
             .incr(format!("{}artist:views:{artist_id}", self.prefix))
             .await
-            .map_err(|e| e.to_string())
+            .map_err(redis_error)
     }
 }
 
@@ -183,13 +189,13 @@ impl Cache {
     pub async fn add_to_window(&self, name: &str, n: i64, ttl: Duration) -> Result<i64, String> {
         let key = self.key(name);
         let client = self.client.with_options(&fail_fast());
-        let total: i64 = client.incr_by(&key, n).await.map_err(|e| e.to_string())?;
+        let total: i64 = client.incr_by(&key, n).await.map_err(redis_error)?;
         if total == n {
             // First in this window: the counter must not outlive it.
             let _: bool = client
                 .expire(&key, ttl.as_secs().max(1) as i64, None)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(redis_error)?;
         }
         Ok(total)
     }

@@ -39,7 +39,7 @@ async fn bounded<T>(
     what: &str,
     operation: impl std::future::IntoFuture<Output = Result<T, Error>>,
 ) -> Result<T, Error> {
-    match tokio::time::timeout(OP_TIMEOUT, operation).await {
+    let outcome = match tokio::time::timeout(OP_TIMEOUT, operation).await {
         Ok(result) => result,
         Err(_) => Err(Error::from(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
@@ -48,7 +48,19 @@ async fn bounded<T>(
                 OP_TIMEOUT.as_secs()
             ),
         ))),
+    };
+    // MongoDB not answering, as `/metrics` counts it (a duplicate key is not a failure).
+    if let Err(err) = &outcome {
+        if matches!(
+            err.kind.as_ref(),
+            ErrorKind::Io(_)
+                | ErrorKind::ServerSelection { .. }
+                | ErrorKind::ConnectionPoolCleared { .. }
+        ) {
+            crate::server::metrics::record_store_error("mongo");
+        }
     }
+    outcome
 }
 
 /// MongoDB's duplicate key error code.

@@ -316,23 +316,26 @@ pub fn spawn_worker(
     every: Duration,
     wake: Wake,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        // `interval` panics on a zero period.
-        let mut ticker = tokio::time::interval(every.max(Duration::from_millis(10)));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                () = wake.0.notified() => {}
-            }
-            match deliver_pending(&pool, &mongo).await {
-                Ok(_) => {}
-                Err(sqlx::Error::PoolClosed) => {
-                    tracing::info!("outbox worker stopped: the database pool is closed");
-                    return;
-                }
-                Err(err) => tracing::warn!(error = %err, "outbox delivery failed; retrying later"),
-            }
+    tokio::spawn(run_worker(pool, mongo, every, wake))
+}
+
+/// The worker's loop, for a supervisor to run (see `server::tasks`).
+pub async fn run_worker(pool: PgPool, mongo: Mongo, every: Duration, wake: Wake) {
+    // `interval` panics on a zero period.
+    let mut ticker = tokio::time::interval(every.max(Duration::from_millis(10)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = wake.0.notified() => {}
         }
-    })
+        match deliver_pending(&pool, &mongo).await {
+            Ok(_) => {}
+            Err(sqlx::Error::PoolClosed) => {
+                tracing::info!("outbox worker stopped: the database pool is closed");
+                return;
+            }
+            Err(err) => tracing::warn!(error = %err, "outbox delivery failed; retrying later"),
+        }
+    }
 }

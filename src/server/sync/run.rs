@@ -76,8 +76,21 @@ impl From<TokenError> for SyncError {
     }
 }
 
+/// What the person reads (in `sync_runs.error`, the sync status): Spotify's own refusals as
+/// they are; a transport or decoding failure in plain words, its detail in the log.
 fn spotify_reason(err: &SpotifyError) -> String {
-    err.to_string()
+    match err {
+        SpotifyError::Connect(_) | SpotifyError::Decode(_) => {
+            tracing::warn!(error = %err, "Spotify call failed");
+            match err {
+                SpotifyError::Connect(_) => {
+                    "Personalify cannot reach Spotify right now; try again later".into()
+                }
+                _ => "Spotify sent an answer Personalify could not read; try again later".into(),
+            }
+        }
+        other => other.to_string(),
+    }
 }
 
 /// What a finished sync did, for tests and the benchmark.
@@ -142,11 +155,10 @@ impl Syncs {
                 });
             }
         }
-        state
-            .budget
-            .take(state, super::fair::CALLS_PER_SYNC)
-            .await
-            .map_err(SyncError::BudgetSpent)?;
+        if let Err(wait) = state.budget.take(state, super::fair::CALLS_PER_SYNC).await {
+            crate::server::metrics::record_sync("refused");
+            return Err(SyncError::BudgetSpent(wait));
+        }
         let (tx, rx) = begin(state, &user, trigger).await?;
         running.insert(user.user_id, rx.clone());
         drop(running);
@@ -250,6 +262,11 @@ async fn finish(
     tx: &watch::Sender<SyncProgress>,
 ) {
     let now = format_time(Utc::now());
+    crate::server::metrics::record_sync(if outcome.is_ok() {
+        "succeeded"
+    } else {
+        "failed"
+    });
     match outcome {
         Ok(report) => {
             tracing::info!(

@@ -51,13 +51,19 @@ pub async fn due_users(state: &AppState) -> Result<Vec<SyncUser>, sqlx::Error> {
 }
 
 pub fn spawn_scheduler(state: AppState) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    tokio::spawn(run_scheduler(state))
+}
+
+/// The scheduler's loop, for a supervisor to run (see `server::tasks`).
+pub async fn run_scheduler(state: AppState) {
+    {
         let mut every = tokio::time::interval(state.config.sync_check_every);
         every.tick().await; // the first tick is immediate: let start-up finish first
         loop {
             every.tick().await;
             let users = match due_users(&state).await {
                 Ok(users) => users,
+                Err(sqlx::Error::PoolClosed) => return, // shutdown
                 Err(e) => {
                     tracing::warn!(error = %e, "scheduler cannot list users due for a sync");
                     continue;
@@ -91,5 +97,5 @@ pub fn spawn_scheduler(state: AppState) -> tokio::task::JoinHandle<()> {
                 }
             }
         }
-    })
+    }
 }
