@@ -77,6 +77,7 @@ pub fn App() -> impl IntoView {
             <Routes fallback=pages::not_found::NotFound>
                 <Route path=StaticSegment("") view=pages::landing::Landing ssr=SsrMode::Async/>
                 <Route path=StaticSegment("dashboard") view=pages::dashboard::Dashboard ssr=SsrMode::Async/>
+                <Route path=StaticSegment("settings") view={Lazy::<pages::settings::SettingsRoute>::new()} ssr=SsrMode::Async/>
                 // History and artist pages load their code when first visited.
                 <Route path=StaticSegment("history") view={Lazy::<pages::history::HistoryRoute>::new()} ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("artist"), ParamSegment("id")) view={Lazy::<pages::artist::ArtistRoute>::new()} ssr=SsrMode::Async/>

@@ -1,6 +1,7 @@
 //! Server-only code (feature `ssr`): configuration, stores, HTTP wiring.
 
 pub mod access;
+pub mod account;
 pub mod artist;
 pub mod auth;
 pub mod bench;

@@ -215,6 +215,23 @@ impl PageCache {
         page
     }
 
+    /// Drop every page kept for `user_id` (their account is gone).
+    pub fn forget_user(&self, user_id: i64) {
+        let marker = format!("|user {user_id}|");
+        let mut pages = self.lock();
+        let gone: Vec<String> = pages
+            .map
+            .keys()
+            .filter(|k| k.contains(&marker))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(page) = pages.map.remove(&key) {
+                pages.bytes -= weight(&key, &page);
+            }
+        }
+    }
+
     /// Pages kept now (for tests and the benchmark).
     pub fn len(&self) -> usize {
         self.lock().map.len()

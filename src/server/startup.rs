@@ -217,6 +217,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(super::metrics::metrics))
         .merge(auth::router())
+        .merge(super::account::router())
         .merge(super::charts::router())
         .leptos_routes_with_context(
             &state,
@@ -272,7 +273,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     Ok(())
 }
 
-/// The outbox worker and the scheduler, supervised (restarted if they stop while the
+/// The outbox worker, the scheduler and the sweeper of expired sessions, supervised (restarted if they stop while the
 /// database pool is open, i.e. until shutdown).
 pub fn spawn_background(state: &AppState) {
     let (pool, mongo, wake) = (
@@ -300,6 +301,12 @@ pub fn spawn_background(state: &AppState) {
     state.tasks.supervise(
         "scheduler",
         move || super::sync::schedule::run_scheduler(scheduled.clone()),
+        open.clone(),
+    );
+    let swept = state.stores.main.clone();
+    state.tasks.supervise(
+        "sweeper",
+        move || super::account::run_sweeper(swept.clone()),
         open,
     );
 }

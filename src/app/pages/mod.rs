@@ -3,3 +3,4 @@ pub mod dashboard;
 pub mod history;
 pub mod landing;
 pub mod not_found;
+pub mod settings;

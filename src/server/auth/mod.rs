@@ -2,7 +2,7 @@
 //! `state` bound to the browser, tokens encrypted at rest, server-side sessions.
 
 pub mod crypto;
-mod pages;
+pub mod pages;
 mod routes;
 pub mod session;
 pub mod tokens;

@@ -200,3 +200,40 @@ impl Cache {
         Ok(total)
     }
 }
+
+impl Cache {
+    /// Delete every key of this installation matching `pattern` (a `SCAN` glob after the
+    /// prefix); how many went.
+    pub async fn delete_matching(&self, pattern: &str) -> Result<u64, String> {
+        let client = self.client.with_options(&fail_fast());
+        let pattern = format!("{}{pattern}", glob_escape(&self.prefix));
+        let mut cursor = "0".to_string();
+        let mut deleted = 0;
+        loop {
+            let (next, keys): (String, Vec<String>) = client
+                .scan_page(cursor, pattern.clone(), Some(500), None)
+                .await
+                .map_err(redis_error)?;
+            if !keys.is_empty() {
+                let n: u64 = client.del(keys).await.map_err(redis_error)?;
+                deleted += n;
+            }
+            if next == "0" {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// `text` matched literally in a `SCAN` glob.
+pub fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

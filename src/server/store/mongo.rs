@@ -293,6 +293,44 @@ impl Mongo {
     }
 }
 
+impl Mongo {
+    /// Every history snapshot of a user, oldest first, as stored (for their data export).
+    pub async fn history_of(&self, spotify_id: &str) -> Result<Vec<Document>, Error> {
+        bounded("an export read", async {
+            let mut cursor = self
+                .snapshots()
+                .find(doc! { "spotify_id": spotify_id })
+                .sort(doc! { "synced_at": 1, "sync_id": 1 })
+                .await?;
+            let mut found = Vec::new();
+            while cursor.advance().await? {
+                let mut document: Document = cursor.deserialize_current()?;
+                restore_synced_at(&mut document)?;
+                found.push(document);
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    /// Remove a user's history and latest snapshots; how many documents went.
+    pub async fn delete_user(&self, spotify_id: &str) -> Result<u64, Error> {
+        let history = bounded(
+            "a history delete",
+            self.snapshots()
+                .delete_many(doc! { "spotify_id": spotify_id }),
+        )
+        .await?;
+        let latest = bounded(
+            "a latest-snapshot delete",
+            self.user_syncs()
+                .delete_many(doc! { "spotify_id": spotify_id }),
+        )
+        .await?;
+        Ok(history.deleted_count + latest.deleted_count)
+    }
+}
+
 /// True for MongoDB's duplicate key error, however the server reports it.
 fn is_duplicate_key(err: &Error) -> bool {
     match err.kind.as_ref() {
