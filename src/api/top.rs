@@ -71,10 +71,21 @@ pub async fn get_top(range: String) -> Result<TopView, ApiError> {
             Err(e) => tracing::warn!(error = %e, "first sync not started"),
         }
     }
-    let remaining = fair::cooldown_remaining(&state, user.user_id)
-        .await
-        .map_err(super::ctx::store_down)?;
-    let next_sync_at = next_sync_at(remaining);
+    // When "Sync now" comes back: from the shown lists' sync when there are lists (the
+    // latest sync that did not fail; no query on the dashboard's hot path), else asked.
+    let cooldown = state.config.sync_cooldown;
+    let next_sync_at = match &payload {
+        _ if cooldown.is_zero() => None,
+        Some(p) => chrono::DateTime::parse_from_rfc3339(&p.synced_at)
+            .ok()
+            .map(|at| at.timestamp() + cooldown.as_secs() as i64)
+            .filter(|&at| at > chrono::Utc::now().timestamp()),
+        None => next_sync_at(
+            fair::cooldown_remaining(&state, user.user_id)
+                .await
+                .map_err(super::ctx::store_down)?,
+        ),
+    };
     if let (Some(payload), None) = (&payload, &sync) {
         super::ctx::shown_sync(payload.sync_id);
     }

@@ -342,13 +342,19 @@ impl TestApp {
         self.env.clone()
     }
 
-    /// Stop the server gracefully, wait for it, and drop this test's databases.
+    /// Stop the server gracefully, wait for it, and drop this test's databases. Every wait
+    /// is bounded: a store that stalls costs a leaked test database (dropped by a later
+    /// run's clean-up), never a hung test binary.
     pub async fn shutdown(mut self) {
+        const BOUND: std::time::Duration = std::time::Duration::from_secs(15);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let _ = (&mut self.server).await;
-        let _ = self.state.stores.mongo.db.drop().await;
+        if tokio::time::timeout(BOUND, &mut self.server).await.is_err() {
+            self.server.abort();
+            eprintln!("test server did not stop within {BOUND:?}; aborted");
+        }
+        let _ = tokio::time::timeout(BOUND, self.state.stores.mongo.db.drop()).await;
         for (url, db) in [
             (self.env.main_url().to_string(), self.env.main_db.clone()),
             (
@@ -356,11 +362,15 @@ impl TestApp {
                 self.env.analytics_db.clone(),
             ),
         ] {
-            if let Ok(mut admin) = PgConnection::connect(&with_database(&url, "postgres")).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-                    .execute(&mut admin)
-                    .await;
-            }
+            let drop = async {
+                if let Ok(mut admin) = PgConnection::connect(&with_database(&url, "postgres")).await
+                {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+                        .execute(&mut admin)
+                        .await;
+                }
+            };
+            let _ = tokio::time::timeout(BOUND, drop).await;
         }
     }
 }
