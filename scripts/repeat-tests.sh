@@ -17,8 +17,22 @@ bash scripts/services.sh up >/dev/null
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
 mkdir -p "$DATA_DIR/log"
-cargo test --features ssr --no-run "${tests[@]}" >/dev/null 2>&1 ||
-  cargo test --features ssr --no-run "${tests[@]}"
+# Build once, then run the test executables themselves: an edit made meanwhile does not
+# change what is being repeated.
+mapfile -t binaries < <(cargo test --features ssr --no-run --message-format=json "${tests[@]}" |
+  python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["executable"])')
+((${#binaries[@]})) || die "no test executables were built"
+log "repeating ${#binaries[@]} test executable(s) $runs times, deadline ${deadline} s per run"
+run_all() {
+  local bin
+  for bin in "${binaries[@]}"; do
+    "$bin" || return 1
+  done
+}
 
 dump_threads() { # RUN: every thread of every test binary still running
   local run=$1 pid out="$DATA_DIR/log/hang-$run.txt"
@@ -41,7 +55,7 @@ started=$SECONDS
 for run in $(seq 1 "$runs"); do
   t0=$SECONDS
   log_file="$DATA_DIR/log/repeat-$run.log"
-  cargo test --features ssr "${tests[@]}" >"$log_file" 2>&1 &
+  run_all >"$log_file" 2>&1 &
   pid=$!
   while kill -0 "$pid" 2>/dev/null && ((SECONDS - t0 < deadline)); do sleep 1; done
   if kill -0 "$pid" 2>/dev/null; then

@@ -398,3 +398,24 @@ async fn image_urls_serve_cacheable_svg() {
         .expect("GET");
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn crowd_listeners_sign_in_and_have_lists_of_their_own() {
+    let s = default_sim().await;
+    let listeners = personalify::server::sim::Simulator::listeners();
+    assert_eq!(listeners.len(), 4 + 200);
+    assert_eq!(listeners[4].id, "demo-crowd-001");
+    // demo-crowd-004 has alex's taste (index 8 % 4 == 0) but lists of its own.
+    let crowd = s.login(Some("demo-crowd-004")).await;
+    let alex = s.login(Some("demo-alex")).await;
+    let (status, me) = s.get_json("/v1/me", &crowd.access).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["id"], "demo-crowd-004");
+    let path = "/v1/me/top/artists?time_range=short_term&limit=20";
+    let (theirs, alexs) = (
+        s.ids(path, &crowd.access).await,
+        s.ids(path, &alex.access).await,
+    );
+    assert_eq!(theirs.len(), 20);
+    assert_ne!(theirs, alexs);
+}

@@ -80,7 +80,7 @@ async fn demo(State(state): State<AppState>, RawQuery(query): RawQuery) -> Respo
         );
     }
     let params = parse_query(query.as_deref());
-    let users = Simulator::demo_users();
+    let users = Simulator::listeners();
     let user = match params.get("user") {
         None => users[0].id,
         Some(wanted) => match users.iter().find(|u| u.id == wanted) {

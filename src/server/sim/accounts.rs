@@ -2,7 +2,7 @@
 //! /api/token` (authorization code with PKCE, refresh token), with Spotify's validation
 //! order and error shapes.
 
-use super::tastes::{user_index, DEMO_USERS};
+use super::tastes::{user_index, LISTENERS};
 use super::tokens::{CodeGrant, GrantError, Issued};
 use super::{Params, Shared};
 use axum::body::Bytes;
@@ -120,7 +120,7 @@ pub(crate) async fn authorize(
         },
     };
     if sim.deny_next_consent.swap(false, Ordering::Relaxed) {
-        tracing::debug!(user = DEMO_USERS[user].id, "simulated consent denied");
+        tracing::debug!(user = LISTENERS[user].id, "simulated consent denied");
         return fail("access_denied");
     }
 
@@ -131,7 +131,7 @@ pub(crate) async fn authorize(
         user,
         scope: scope.join(" "),
     });
-    tracing::debug!(user = DEMO_USERS[user].id, "simulated consent given");
+    tracing::debug!(user = LISTENERS[user].id, "simulated consent given");
     back_to(target, &[("code", &code)], state)
 }
 

@@ -3,7 +3,7 @@
 //! (`/open/{kind}/{id}`), which says plainly that the item is simulated.
 
 use super::rng::{hash, tag};
-use super::tastes::DEMO_USERS;
+use super::tastes::LISTENERS;
 use super::{Params, Shared};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -18,7 +18,7 @@ fn name_of<'a>(sim: &'a Shared, kind: &str, id: &str) -> Option<&'a str> {
         "artist" => c.artist_by_id(id).map(|a| a.name.as_str()),
         "album" => c.album_by_id(id).map(|a| a.name.as_str()),
         "track" => c.track_by_id(id).map(|t| t.name.as_str()),
-        "user" => DEMO_USERS
+        "user" => LISTENERS
             .iter()
             .find(|u| u.id == id)
             .map(|u| u.display_name),

@@ -269,6 +269,12 @@ impl Simulator {
         &tastes::DEMO_USERS
     }
 
+    /// Every listener the simulator knows: the demo users, then `demo-crowd-001` to
+    /// `demo-crowd-200` (for load and soak tests; not offered on the start page).
+    pub fn listeners() -> &'static [DemoUser] {
+        &tastes::LISTENERS
+    }
+
     /// Delay every response by `d` (zero turns it off).
     pub fn set_latency(&self, d: Duration) {
         let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
@@ -278,10 +284,7 @@ impl Simulator {
     /// Make a demo listener new to Spotify (`on`), or not: their 4-week top lists come back
     /// empty, as Spotify's do for an account with too little recent listening.
     pub fn set_new_listener(&self, spotify_user_id: &str, on: bool) {
-        let Some(index) = tastes::DEMO_USERS
-            .iter()
-            .position(|u| u.id == spotify_user_id)
-        else {
+        let Some(index) = tastes::user_index(spotify_user_id) else {
             return;
         };
         let mut set = self

@@ -3,7 +3,7 @@
 //! fields are absent, not null, which is what clients must cope with.
 
 use super::catalogue::{Album, Artist, Catalogue, Track, GENRES};
-use super::tastes::{DEMO_USERS, PROFILES};
+use super::tastes::{profile, LISTENERS};
 use serde::Serialize;
 
 /// Everything an object needs besides the catalogue entry.
@@ -251,7 +251,7 @@ pub(crate) fn track<'a>(shape: Shape<'_>, c: &'a Catalogue, t: &'a Track) -> Tra
 }
 
 pub(crate) fn user(shape: Shape<'_>, index: usize) -> UserObject {
-    let (u, p) = (&DEMO_USERS[index], &PROFILES[index]);
+    let (u, p) = (&LISTENERS[index], profile(index));
     let full = !shape.stripped;
     UserObject {
         country: full.then_some(p.country),

@@ -96,8 +96,32 @@ pub(crate) static PROFILES: [Profile; 4] = [
     },
 ];
 
+/// Listeners beyond the four demo users, for load and soak tests: `demo-crowd-001` to
+/// `demo-crowd-200`, each with one of the four tastes and lists of their own.
+pub const CROWD: usize = 200;
+
+/// The demo users, then the crowd; a listener's index is their place here.
+pub(crate) static LISTENERS: std::sync::LazyLock<Vec<DemoUser>> = std::sync::LazyLock::new(|| {
+    let mut all = DEMO_USERS.to_vec();
+    for n in 1..=CROWD {
+        // Built once per process: leaking them gives the same `&'static str` as the demo
+        // users have.
+        all.push(DemoUser {
+            id: Box::leak(format!("demo-crowd-{n:03}").into_boxed_str()),
+            display_name: Box::leak(format!("Crowd Listener {n}").into_boxed_str()),
+            tagline: "One of many, for load tests",
+        });
+    }
+    all
+});
+
+/// A listener's taste profile: the demo users' own; the crowd borrows theirs in turn.
+pub(crate) fn profile(user: usize) -> &'static Profile {
+    &PROFILES[user % PROFILES.len()]
+}
+
 pub(crate) fn user_index(id: &str) -> Option<usize> {
-    DEMO_USERS.iter().position(|u| u.id == id)
+    LISTENERS.iter().position(|u| u.id == id)
 }
 
 /// How one time range weighs its components.
@@ -161,7 +185,7 @@ fn genre_weights(seed: u64, user: usize, range: TimeRange) -> [f64; GENRES.len()
     let swing = model(range).mood_swing;
     let mut weights = [0.0; GENRES.len()];
     for (g, weight) in weights.iter_mut().enumerate() {
-        let base = PROFILES[user]
+        let base = profile(user)
             .likes
             .iter()
             .find(|(name, _)| *name == GENRES[g])
