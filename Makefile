@@ -1,5 +1,5 @@
 # The two commands of the README. Everything else is in scripts/.
-.PHONY: run test bench bench-pages repeat-tests setup up down status
+.PHONY: run test bench bench-pages soak repeat-tests setup up down status
 
 run:    ## set-up, stores up, release build, serve on http://127.0.0.1:3000
 	bash scripts/run.sh
@@ -12,6 +12,9 @@ bench:  ## sync benchmark: simulated users, simulator latency, real stores (numb
 
 bench-pages:  ## page benchmark: /dashboard, /history, /artist vs a static ceiling, release server (numbers, not a test)
 	bash scripts/bench-pages.sh
+
+soak:  ## soak with faults: listeners browse and sync while stores stop and Spotify misbehaves (numbers, not a test)
+	bash scripts/soak.sh $(ARGS)
 
 repeat-tests:  ## run the Rust tests N times (default 30) with a deadline; a hang dumps every thread
 	bash scripts/repeat-tests.sh $(or $(N),30) $(TESTS)

@@ -31,6 +31,7 @@ async fn main() -> std::process::ExitCode {
     match command {
         Some("bench-sync") => return bench_sync(config, &args[1..]).await,
         Some("bench-pages") => return bench_pages(config, &args[1..]).await,
+        Some("soak") => return soak(config, &args[1..]).await,
         _ => {}
     }
 
@@ -39,6 +40,59 @@ async fn main() -> std::process::ExitCode {
         Err(err) => {
             tracing::error!(error = %err, "personalify stopped");
             eprintln!("personalify: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `personalify soak [--users 50] [--minutes 10] [--no-store-faults]`.
+#[cfg(feature = "ssr")]
+async fn soak(
+    config: personalify::server::config::Config,
+    args: &[String],
+) -> std::process::ExitCode {
+    use personalify::server::bench::soak::{self, SoakOptions};
+    use std::process::ExitCode;
+    const USAGE: &str = "usage: personalify soak [--users 50] [--minutes 10] [--no-store-faults]";
+    let mut options = SoakOptions {
+        users: 50,
+        minutes: 10.0,
+        store_faults: true,
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--no-store-faults" => options.store_faults = false,
+            "--users" | "--minutes" => {
+                let value = it.next().and_then(|v| v.parse::<f64>().ok());
+                match (flag.as_str(), value) {
+                    ("--users", Some(n)) if (1.0..=204.0).contains(&n) => {
+                        options.users = n as usize
+                    }
+                    ("--minutes", Some(m)) if m > 0.0 => options.minutes = m,
+                    _ => {
+                        eprintln!("personalify soak: bad value for {flag} (users 1..=204, minutes > 0)\n{USAGE}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            _ => {
+                eprintln!("personalify soak: unknown option {flag}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    match soak::run(config, options).await {
+        Ok(report) => {
+            print!("{report}");
+            if report.contains("verdict: PASS") {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("personalify soak: {e}");
             ExitCode::FAILURE
         }
     }

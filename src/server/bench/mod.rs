@@ -1,9 +1,10 @@
-//! Benchmarks, run from the release binary: `personalify bench-sync` (`make bench`) and
-//! `personalify bench-pages` (`make bench-pages`). Measurements, not tests: they print
+//! Benchmarks, run from the release binary: `personalify bench-sync` (`make bench`),
+//! `personalify bench-pages` (`make bench-pages`) and `personalify soak` (`make soak`). Measurements, not tests: they print
 //! numbers against the real stores and assert nothing.
 
 pub mod load;
 pub mod pages;
+pub mod soak;
 pub mod sync;
 
 use std::time::Duration;
