@@ -881,3 +881,55 @@ async fn metrics_count_requests_syncs_spotify_and_the_outbox() {
     assert_eq!(count, inf);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_postgresql_that_stops_answering_costs_a_page_its_deadline_not_forever() {
+    let env = TestEnv::new().await;
+    let target = url_addr(&env.vars["DATABASE_URL"]);
+    let proxy = PausableProxy::start(target).await;
+    let url = env.vars["DATABASE_URL"].replacen(
+        &format!("{}:{}", target.ip(), target.port()),
+        &format!("127.0.0.1:{}", proxy.port),
+        1,
+    );
+    let app = env
+        .set("DATABASE_URL", url)
+        .set("SESSION_CACHE_SECS", "0")
+        .set("REQUEST_TIMEOUT_SECS", "4")
+        .spawn()
+        .await;
+    let (browser, user) = app.signed_in(None).await;
+    app.sync(&user).await;
+    assert!(app
+        .page(&browser, "/dashboard")
+        .await
+        .contains("href=\"/artist/"));
+    // Pooled connections stay open and silent: no error ever comes back on its own.
+    proxy.pause();
+    for path in ["/dashboard", "/history", "/api/viewer"] {
+        let started = Instant::now();
+        let request = if path.starts_with("/api/") {
+            browser.post(app.url(path))
+        } else {
+            browser.get(app.url(path))
+        };
+        let response = request.send().await.expect("an answer");
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < Duration::from_secs(7),
+            "{path} answered at its deadline, not never ({elapsed:?})"
+        );
+        assert_eq!(response.status(), 503, "{path}");
+        let text = response.text().await.expect("body");
+        assert!(
+            text.contains("Try again in a minute"),
+            "{path}: {text:.300}"
+        );
+        assert!(
+            !text.contains("pool timed out"),
+            "no driver words: {text:.300}"
+        );
+    }
+    proxy.resume();
+    app.shutdown().await;
+}

@@ -62,7 +62,7 @@ impl leptos::server_fn::error::FromServerFnError for ApiError {
 pub(crate) mod ctx {
     use super::ApiError;
     use crate::server::auth::session::{self, SessionUser};
-    use crate::server::page_cache::{ResolvedSession, ShownSync};
+    use crate::server::page_cache::{ResolvedSession, SessionUnavailable, ShownSync};
     use crate::server::state::AppState;
 
     pub fn state() -> Result<AppState, ApiError> {
@@ -94,6 +94,7 @@ pub(crate) mod ctx {
     pub fn store_down(err: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %err, "database unavailable");
         crate::server::metrics::record_store_error("main");
+        set_status(axum::http::StatusCode::SERVICE_UNAVAILABLE);
         let reference = request_extension::<crate::server::access::RequestId>()
             .map(|id| format!(" (reference {})", id.0))
             .unwrap_or_default();
@@ -118,9 +119,14 @@ pub(crate) mod ctx {
                 .await
                 .map_err(store_down)
         };
-        // Resolved already by the page cache's lookup for this request.
+        // Resolved already by the page cache's lookup for this request (or failed there).
         if let Some(ResolvedSession(user)) = request_extension::<ResolvedSession>() {
             return Ok(user);
+        }
+        if request_extension::<SessionUnavailable>().is_some() {
+            return Err(store_down(
+                "the session lookup failed earlier in this request",
+            ));
         }
         match leptos::prelude::use_context::<RequestSession>() {
             Some(memo) => memo.0.get_or_try_init(lookup).await.cloned(),

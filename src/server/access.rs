@@ -3,7 +3,8 @@
 //! response's `X-Request-Id`, every log line written while handling the request carries it
 //! (the `request` span), and a page that says something went wrong quotes it, so a person's
 //! report finds the driver's error in the log. Paths are logged without their query string
-//! (OAuth codes and state travel there).
+//! (OAuth codes and state travel there). A request not answered within
+//! `REQUEST_TIMEOUT_SECS` gets a 503 and its work is dropped.
 
 use axum::body::Body;
 use axum::extract::MatchedPath;
@@ -35,7 +36,11 @@ fn fresh() -> String {
     id
 }
 
-pub async fn log(mut request: Request<Body>, next: Next) -> Response<Body> {
+pub async fn log(
+    axum::extract::State(state): axum::extract::State<super::state::AppState>,
+    mut request: Request<Body>,
+    next: Next,
+) -> Response<Body> {
     let id = request
         .headers()
         .get(REQUEST_ID_HEADER)
@@ -51,7 +56,26 @@ pub async fn log(mut request: Request<Body>, next: Next) -> Response<Body> {
         .map(|m| m.as_str().to_string());
     let span = tracing::info_span!("request", id = %id, method = %method, path = %path);
     let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let deadline = state.config.request_timeout;
+    let handled = tokio::time::timeout(deadline, next.run(request).instrument(span.clone())).await;
+    let mut response = match handled {
+        Ok(response) => response,
+        Err(_) => {
+            span.in_scope(|| {
+                tracing::error!(
+                    deadline_s = deadline.as_secs(),
+                    "request cut off at its deadline"
+                )
+            });
+            super::security::plain_text(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "This took longer than {} seconds, so Personalify stopped it; a store is not answering. Try again in a minute. (reference {id})",
+                    deadline.as_secs()
+                ),
+            )
+        }
+    };
     let elapsed = started.elapsed();
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);

@@ -73,6 +73,10 @@ pub struct Config {
     /// Time a client has to send a request's line and headers, and the longest a kept-alive
     /// connection may sit idle (`HEADER_TIMEOUT_SECS`, default 15).
     pub header_timeout: Duration,
+    /// A request still unanswered after this gets a 503 and its work is dropped
+    /// (`REQUEST_TIMEOUT_SECS`, default 15): the backstop for a store that accepts and
+    /// never answers on a path without a deadline of its own.
+    pub request_timeout: Duration,
     pub log_format: LogFormat,
 }
 
@@ -355,6 +359,17 @@ impl Config {
         if shutdown_timeout > Duration::from_secs(3600) {
             return Err(problem("SHUTDOWN_TIMEOUT_SECS", "must be at most 3600"));
         }
+        let request_timeout = Duration::from_secs(env.parsed(
+            "REQUEST_TIMEOUT_SECS",
+            15u64,
+            "a whole number of seconds",
+        )?);
+        if request_timeout.is_zero() || request_timeout > Duration::from_secs(600) {
+            return Err(problem(
+                "REQUEST_TIMEOUT_SECS",
+                "must be between 1 and 600 seconds",
+            ));
+        }
         let header_timeout = Duration::from_secs(env.parsed(
             "HEADER_TIMEOUT_SECS",
             15u64,
@@ -431,6 +446,7 @@ impl Config {
             page_cache_bytes: page_cache_mb * 1024 * 1024,
             shutdown_timeout,
             header_timeout,
+            request_timeout,
             sync_on_login,
             startup_timeout,
             log_format,

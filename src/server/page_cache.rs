@@ -53,6 +53,11 @@ impl ShownSync {
 #[derive(Clone)]
 pub struct ResolvedSession(pub Option<SessionUser>);
 
+/// This request's session lookup already failed (the database did not answer): the page
+/// says so at once instead of waiting for the database a second time.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionUnavailable;
+
 struct CachedPage {
     headers: HeaderMap,
     body: Bytes,
@@ -302,8 +307,12 @@ pub async fn serve(State(state): State<AppState>, mut request: Request, next: Ne
     let headers = request.headers().clone();
     let user = match session::current_user(&state.stores.main, &state.sessions, &headers).await {
         Ok(user) => user,
-        // The page says what is wrong; nothing to look up here.
-        Err(_) => return next.run(request).await,
+        // The page says what is wrong, without asking the database again.
+        Err(e) => {
+            tracing::warn!(error = %e, "session lookup failed");
+            request.extensions_mut().insert(SessionUnavailable);
+            return next.run(request).await;
+        }
     };
     request
         .extensions_mut()

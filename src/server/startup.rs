@@ -257,7 +257,10 @@ pub fn router(state: AppState) -> Router {
         )
         // One access-log line per request, with a request id (and no query string: OAuth
         // codes and state travel there); request metrics.
-        .layer(axum::middleware::from_fn(super::access::log))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::access::log,
+        ))
         .with_state(state)
 }
 

@@ -79,18 +79,15 @@ impl From<TokenError> for SyncError {
 /// What the person reads (in `sync_runs.error`, the sync status): Spotify's own refusals as
 /// they are; a transport or decoding failure in plain words, its detail in the log.
 fn spotify_reason(err: &SpotifyError) -> String {
-    match err {
-        SpotifyError::Connect(_) | SpotifyError::Decode(_) => {
-            tracing::warn!(error = %err, "Spotify call failed");
-            match err {
-                SpotifyError::Connect(_) => {
-                    "Personalify cannot reach Spotify right now; try again later".into()
-                }
-                _ => "Spotify sent an answer Personalify could not read; try again later".into(),
-            }
+    let plain = match err {
+        SpotifyError::Connect(_) => "Personalify cannot reach Spotify right now; try again later",
+        SpotifyError::Decode(_) => {
+            "Spotify sent an answer Personalify could not read; try again later"
         }
-        other => other.to_string(),
-    }
+        other => return other.to_string(),
+    };
+    tracing::warn!(error = %err, "Spotify call failed");
+    plain.to_string()
 }
 
 /// What a finished sync did, for tests and the benchmark.
