@@ -26,10 +26,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// Rows per lease: bounds what one round holds (each write is bounded by MongoDB's 3 s).
-const BATCH: i64 = 50;
-/// How long a leased row is left to its deliverer: well above a round's worst case.
-const LEASE: Duration = Duration::from_secs(300);
+/// Rows per lease: bounds what one round holds (each write is bounded by MongoDB's 3 s, so
+/// a round takes at most ~30 s).
+const BATCH: i64 = 10;
+/// How long a leased row is left to its deliverer: above a round's worst case, and short,
+/// because rows written to MongoDB whose delete then failed (PostgreSQL down) wait this
+/// long before they are delivered again (harmlessly: the write is idempotent) and removed.
+const LEASE: Duration = Duration::from_secs(60);
 /// Failures of a row's own making after which it is parked.
 pub const PARK_AFTER: i32 = 5;
 /// Retry delay after the n-th failure: 2^n seconds, at most this.
