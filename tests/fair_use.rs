@@ -19,6 +19,16 @@ async fn runs(app: &TestApp, user_id: i64) -> i64 {
         .expect("count")
 }
 
+/// Wait (up to 10 s) until no sync of `user_id` runs in the app.
+async fn wait_until_idle(app: &TestApp, user_id: i64) {
+    for _ in 0..100 {
+        if app.state.syncs.progress(user_id).await.is_none() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn top(browser: &reqwest::Client, app: &TestApp, range: &str) -> serde_json::Value {
     let response = browser
         .post(app.url("/api/top"))
@@ -57,12 +67,7 @@ async fn a_manual_sync_within_the_cooldown_is_refused_with_the_time_left() {
         assert_eq!(joined["run_id"], progress["run_id"]);
     }
     // Wait for it to end.
-    for _ in 0..100 {
-        if app.state.syncs.progress(user.user_id).await.is_none() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_idle(&app, user.user_id).await;
     let refused = browser
         .post(app.url("/api/sync"))
         .send()
@@ -142,12 +147,7 @@ async fn a_first_visit_starts_one_sync_not_one_per_view() {
     app.sim().fail_next_on("/v1/me/top", 500, 10_000);
     let html = app.page(&browser, "/dashboard").await;
     assert!(html.contains("data-testid=\"never-synced\""));
-    for _ in 0..100 {
-        if app.state.syncs.progress(user.user_id).await.is_none() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_idle(&app, user.user_id).await;
     assert_eq!(runs(&app, user.user_id).await, 1);
     for _ in 0..3 {
         app.page(&browser, "/dashboard").await;

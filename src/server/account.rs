@@ -97,6 +97,13 @@ async fn signed_in(
     }
 }
 
+/// Rows PostgreSQL built as JSON text, parsed.
+fn json_rows(rows: Vec<String>) -> Vec<Value> {
+    rows.iter()
+        .filter_map(|text| serde_json::from_str(text).ok())
+        .collect()
+}
+
 /// Everything about one person, as JSON. Tokens are not included (they are Spotify's
 /// secrets, and useless outside this server); whether the connection works is.
 pub async fn export_user(state: &AppState, user_id: i64) -> Result<Value, Response> {
@@ -131,20 +138,16 @@ pub async fn export_user(state: &AppState, user_id: i64) -> Result<Value, Respon
     .bind(user_id)
     .fetch_all(pool)
     .await
-    .map_err(store_down)?
-    .into_iter()
-    .filter_map(|text: String| serde_json::from_str(&text).ok())
-    .collect();
+    .map_err(store_down)
+    .map(json_rows)?;
     let top_lists: Vec<Value> = sqlx::query_scalar(
         "SELECT payload::text FROM top_payloads WHERE spotify_id = $1 ORDER BY time_range",
     )
     .bind(&spotify_id)
     .fetch_all(pool)
     .await
-    .map_err(store_down)?
-    .into_iter()
-    .filter_map(|text: String| serde_json::from_str(&text).ok())
-    .collect();
+    .map_err(store_down)
+    .map(json_rows)?;
     let history = match state.stores.mongo.history_of(&spotify_id).await {
         Ok(docs) => docs
             .into_iter()
@@ -167,10 +170,7 @@ pub async fn export_user(state: &AppState, user_id: i64) -> Result<Value, Respon
     .fetch_all(&state.stores.analytics.pool)
     .await
     {
-        Ok(rows) => rows
-            .into_iter()
-            .filter_map(|text: String| serde_json::from_str(&text).ok())
-            .collect(),
+        Ok(rows) => json_rows(rows),
         Err(e) => {
             tracing::error!(error = %e, "export: analytics node error");
             return Err(unavailable("The listening history (the analytics node)"));

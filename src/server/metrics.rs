@@ -96,97 +96,135 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// One metric family: its HELP and TYPE lines, then a sample per `(labels, value)`
+/// (`labels` already formatted, e.g. `outcome="failed"`; empty for none).
+fn family(
+    w: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (String, String)>,
+) {
+    let _ = writeln!(w, "# HELP {name} {help}");
+    let _ = writeln!(w, "# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(w, "{name} {value}");
+        } else {
+            let _ = writeln!(w, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
+/// Counts kept by name, each of `names` shown (0 when never counted).
+fn by_name(
+    counts: &Mutex<BTreeMap<&'static str, u64>>,
+    label: &str,
+    names: &[&str],
+) -> Vec<(String, String)> {
+    let counts = lock(counts);
+    names
+        .iter()
+        .map(|n| {
+            let value = counts.get(n).copied().unwrap_or(0);
+            (format!("{label}=\"{n}\""), value.to_string())
+        })
+        .collect()
+}
+
 /// The whole exposition.
 pub async fn render(state: &AppState) -> String {
     let mut out = String::with_capacity(8 * 1024);
     let w = &mut out;
-    let _ = writeln!(
+    let requests: Vec<(String, String)> = lock(&REGISTRY.requests)
+        .iter()
+        .map(|((route, status), n)| {
+            (
+                format!("route=\"{}\",status=\"{status}\"", escape(route)),
+                n.to_string(),
+            )
+        })
+        .collect();
+    family(
         w,
-        "# HELP personalify_http_requests_total HTTP requests by route and status."
+        "personalify_http_requests_total",
+        "counter",
+        "HTTP requests by route and status.",
+        requests,
     );
-    let _ = writeln!(w, "# TYPE personalify_http_requests_total counter");
-    for ((route, status), n) in lock(&REGISTRY.requests).iter() {
-        let _ = writeln!(
-            w,
-            "personalify_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
-            escape(route)
-        );
-    }
-    let _ = writeln!(
-        w,
-        "# HELP personalify_http_request_duration_seconds Time to the response's head, by route."
-    );
-    let _ = writeln!(
-        w,
-        "# TYPE personalify_http_request_duration_seconds histogram"
-    );
+    let mut latency = Vec::new();
     for (route, h) in lock(&REGISTRY.latency).iter() {
         let route = escape(route);
         let mut cumulative = 0;
         for (bound, n) in BUCKETS.iter().zip(h.buckets.iter()) {
             cumulative += n;
-            let _ = writeln!(
-                w,
-                "personalify_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
-            );
+            latency.push((
+                format!("_bucket{{route=\"{route}\",le=\"{bound}\"}}"),
+                cumulative.to_string(),
+            ));
         }
+        latency.push((
+            format!("_bucket{{route=\"{route}\",le=\"+Inf\"}}"),
+            h.count.to_string(),
+        ));
+        latency.push((format!("_sum{{route=\"{route}\"}}"), h.sum.to_string()));
+        latency.push((format!("_count{{route=\"{route}\"}}"), h.count.to_string()));
+    }
+    // A histogram's samples carry suffixes, so they are written here, after its header.
+    family(
+        w,
+        "personalify_http_request_duration_seconds",
+        "histogram",
+        "Time to the response's head, by route.",
+        [],
+    );
+    for (suffix, value) in latency {
         let _ = writeln!(
             w,
-            "personalify_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-            h.count
-        );
-        let _ = writeln!(
-            w,
-            "personalify_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-            h.sum
-        );
-        let _ = writeln!(
-            w,
-            "personalify_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-            h.count
+            "personalify_http_request_duration_seconds{suffix} {value}"
         );
     }
-    let _ = writeln!(w, "# HELP personalify_sync_runs_total Syncs by outcome (refused: the Spotify budget was spent).");
-    let _ = writeln!(w, "# TYPE personalify_sync_runs_total counter");
-    for outcome in ["succeeded", "failed", "refused"] {
-        let n = lock(&REGISTRY.syncs).get(outcome).copied().unwrap_or(0);
-        let _ = writeln!(
-            w,
-            "personalify_sync_runs_total{{outcome=\"{outcome}\"}} {n}"
-        );
-    }
-    let _ = writeln!(
+    family(
         w,
-        "# HELP personalify_spotify_calls_total Requests sent to Spotify."
+        "personalify_sync_runs_total",
+        "counter",
+        "Syncs by outcome (refused: the Spotify budget was spent).",
+        by_name(
+            &REGISTRY.syncs,
+            "outcome",
+            &["succeeded", "failed", "refused"],
+        ),
     );
-    let _ = writeln!(w, "# TYPE personalify_spotify_calls_total counter");
-    let _ = writeln!(
+    family(
         w,
-        "personalify_spotify_calls_total {}",
-        REGISTRY.spotify_calls.load(Ordering::Relaxed)
+        "personalify_spotify_calls_total",
+        "counter",
+        "Requests sent to Spotify.",
+        [(
+            String::new(),
+            REGISTRY.spotify_calls.load(Ordering::Relaxed).to_string(),
+        )],
     );
-    let _ = writeln!(
+    family(
         w,
-        "# HELP personalify_spotify_rate_limited_total Spotify answers 429."
+        "personalify_spotify_rate_limited_total",
+        "counter",
+        "Spotify answers 429.",
+        [(
+            String::new(),
+            REGISTRY
+                .spotify_rate_limited
+                .load(Ordering::Relaxed)
+                .to_string(),
+        )],
     );
-    let _ = writeln!(w, "# TYPE personalify_spotify_rate_limited_total counter");
-    let _ = writeln!(
+    family(
         w,
-        "personalify_spotify_rate_limited_total {}",
-        REGISTRY.spotify_rate_limited.load(Ordering::Relaxed)
+        "personalify_store_errors_total",
+        "counter",
+        "Store calls that failed or timed out.",
+        by_name(&REGISTRY.store_errors, "store", &["main", "mongo", "redis"]),
     );
-    let _ = writeln!(
-        w,
-        "# HELP personalify_store_errors_total Store calls that failed or timed out."
-    );
-    let _ = writeln!(w, "# TYPE personalify_store_errors_total counter");
-    for store in ["main", "mongo", "redis"] {
-        let n = lock(&REGISTRY.store_errors)
-            .get(store)
-            .copied()
-            .unwrap_or(0);
-        let _ = writeln!(w, "personalify_store_errors_total{{store=\"{store}\"}} {n}");
-    }
     // The outbox, read now (bounded: a down database leaves these out).
     let depth = tokio::time::timeout(
         Duration::from_secs(2),
@@ -194,55 +232,48 @@ pub async fn render(state: &AppState) -> String {
     )
     .await;
     if let Ok(Ok(depth)) = depth {
-        let _ = writeln!(
-            w,
-            "# HELP personalify_outbox_pending Sync history waiting for MongoDB."
-        );
-        let _ = writeln!(w, "# TYPE personalify_outbox_pending gauge");
-        let _ = writeln!(w, "personalify_outbox_pending {}", depth.pending);
-        let _ = writeln!(
-            w,
-            "# HELP personalify_outbox_parked Outbox rows MongoDB refused too often."
-        );
-        let _ = writeln!(w, "# TYPE personalify_outbox_parked gauge");
-        let _ = writeln!(w, "personalify_outbox_parked {}", depth.parked);
-        let _ = writeln!(
-            w,
-            "# HELP personalify_outbox_oldest_pending_seconds Age of the oldest waiting row."
-        );
-        let _ = writeln!(w, "# TYPE personalify_outbox_oldest_pending_seconds gauge");
-        let _ = writeln!(
-            w,
-            "personalify_outbox_oldest_pending_seconds {}",
-            depth.oldest_pending_secs
-        );
+        for (name, help, value) in [
+            (
+                "personalify_outbox_pending",
+                "Sync history waiting for MongoDB.",
+                depth.pending,
+            ),
+            (
+                "personalify_outbox_parked",
+                "Outbox rows MongoDB refused too often.",
+                depth.parked,
+            ),
+            (
+                "personalify_outbox_oldest_pending_seconds",
+                "Age of the oldest waiting row.",
+                depth.oldest_pending_secs,
+            ),
+        ] {
+            family(w, name, "gauge", help, [(String::new(), value.to_string())]);
+        }
     }
     let tasks = state.tasks.snapshot();
-    let _ = writeln!(
+    family(
         w,
-        "# HELP personalify_task_up Background task running (1) or not (0)."
+        "personalify_task_up",
+        "gauge",
+        "Background task running (1) or not (0).",
+        tasks.iter().map(|t| {
+            (
+                format!("task=\"{}\"", t.name),
+                u8::from(t.running).to_string(),
+            )
+        }),
     );
-    let _ = writeln!(w, "# TYPE personalify_task_up gauge");
-    for task in &tasks {
-        let _ = writeln!(
-            w,
-            "personalify_task_up{{task=\"{}\"}} {}",
-            task.name,
-            u8::from(task.running)
-        );
-    }
-    let _ = writeln!(
+    family(
         w,
-        "# HELP personalify_task_restarts_total Background task restarts after it stopped."
+        "personalify_task_restarts_total",
+        "counter",
+        "Background task restarts after it stopped.",
+        tasks
+            .iter()
+            .map(|t| (format!("task=\"{}\"", t.name), t.restarts.to_string())),
     );
-    let _ = writeln!(w, "# TYPE personalify_task_restarts_total counter");
-    for task in &tasks {
-        let _ = writeln!(
-            w,
-            "personalify_task_restarts_total{{task=\"{}\"}} {}",
-            task.name, task.restarts
-        );
-    }
     out
 }
 

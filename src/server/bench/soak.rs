@@ -303,27 +303,6 @@ async fn store_faults(end: Instant, log: Arc<Mutex<Vec<String>>>) {
 async fn verify(state: &AppState, ids: &[&'static str], out: &mut String) -> bool {
     let pool = &state.stores.main;
     let mut ok = true;
-    // Let the outbox drain (MongoDB is back).
-    let mut depth = crate::server::sync::outbox::depth(pool)
-        .await
-        .unwrap_or_default();
-    for _ in 0..120 {
-        if depth.pending == 0 {
-            break;
-        }
-        state.outbox.notify();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        depth = crate::server::sync::outbox::depth(pool)
-            .await
-            .unwrap_or_default();
-    }
-    let _ = writeln!(
-        out,
-        "outbox after the run: {} pending, {} parked",
-        depth.pending, depth.parked
-    );
-    ok &= depth.pending == 0 && depth.parked == 0;
-
     let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
     // Syncs asked for at the very end finish first (each within SYNC_TIMEOUT_SECS).
     for _ in 0..120 {
@@ -340,8 +319,28 @@ async fn verify(state: &AppState, ids: &[&'static str], out: &mut String) -> boo
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    state.outbox.notify();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Let the outbox drain (MongoDB is back), up to 90 s: rows whose delete failed while
+    // PostgreSQL was down wait out their 60 s lease first.
+    let mut depth = crate::server::sync::outbox::depth(pool)
+        .await
+        .unwrap_or_default();
+    for _ in 0..180 {
+        if depth.pending == 0 {
+            break;
+        }
+        state.outbox.notify();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        depth = crate::server::sync::outbox::depth(pool)
+            .await
+            .unwrap_or_default();
+    }
+    let _ = writeln!(
+        out,
+        "outbox after the run: {} pending, {} parked",
+        depth.pending, depth.parked
+    );
+    ok &= depth.pending == 0 && depth.parked == 0;
+
     let runs: Vec<(i64, String, String)> = match sqlx::query_as(
         "SELECT r.id, u.spotify_id, r.status FROM sync_runs r JOIN users u ON u.id = r.user_id
           WHERE u.spotify_id = ANY($1) ORDER BY r.id",
