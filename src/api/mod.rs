@@ -62,7 +62,7 @@ impl leptos::server_fn::error::FromServerFnError for ApiError {
 pub(crate) mod ctx {
     use super::ApiError;
     use crate::server::auth::session::{self, SessionUser};
-    use crate::server::page_cache::{ResolvedSession, SessionUnavailable, ShownSync};
+    use crate::server::page_cache::{MainUnavailable, ResolvedSession, ShownSync};
     use crate::server::state::AppState;
 
     pub fn state() -> Result<AppState, ApiError> {
@@ -119,14 +119,15 @@ pub(crate) mod ctx {
                 .await
                 .map_err(store_down)
         };
-        // Resolved already by the page cache's lookup for this request (or failed there).
+        // The database failed earlier in this request (the page cache's session lookup or
+        // its own query): every server function of the page says so at once, instead of
+        // each waiting for the database again.
+        if request_extension::<MainUnavailable>().is_some() {
+            return Err(store_down("the database failed earlier in this request"));
+        }
+        // Resolved already by the page cache's lookup for this request.
         if let Some(ResolvedSession(user)) = request_extension::<ResolvedSession>() {
             return Ok(user);
-        }
-        if request_extension::<SessionUnavailable>().is_some() {
-            return Err(store_down(
-                "the session lookup failed earlier in this request",
-            ));
         }
         match leptos::prelude::use_context::<RequestSession>() {
             Some(memo) => memo.0.get_or_try_init(lookup).await.cloned(),

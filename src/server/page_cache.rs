@@ -53,10 +53,11 @@ impl ShownSync {
 #[derive(Clone)]
 pub struct ResolvedSession(pub Option<SessionUser>);
 
-/// This request's session lookup already failed (the database did not answer): the page
-/// says so at once instead of waiting for the database a second time.
+/// The main database already failed this request (the session lookup or the page cache's
+/// own query did not answer): the page says so at once instead of waiting for the database
+/// a second time.
 #[derive(Clone, Copy, Debug)]
-pub struct SessionUnavailable;
+pub struct MainUnavailable;
 
 struct CachedPage {
     headers: HeaderMap,
@@ -247,39 +248,53 @@ impl PageCache {
     }
 }
 
-/// The key of a page request and the sync it must show to be kept; `None`: not a page
-/// that is kept (not signed in, a sync running, the data not at hand).
+/// The key of a page request and the sync it must show to be kept; `Ok(None)`: not a page
+/// that is kept (a sync running, the data not at hand); `Err`: the main database did not
+/// answer.
 async fn page_key(
     state: &AppState,
     path: &str,
     query: &str,
     user: &SessionUser,
-) -> Option<(String, i64)> {
+) -> Result<Option<(String, i64)>, MainUnavailable> {
     let range = match query_param(query, "range") {
         None => TimeRange::ShortTerm,
-        Some(raw) => raw.parse().ok()?,
+        Some(raw) => match raw.parse() {
+            Ok(range) => range,
+            Err(_) => return Ok(None),
+        },
     };
     let sync_id = match path {
         "/dashboard" => {
             // Its progress changes by the second while a sync runs.
             if state.syncs.progress(user.user_id).await.is_some() {
-                return None;
+                return Ok(None);
             }
-            state
+            match state
                 .stores
                 .cache
                 .top_sync_id(&user.spotify_id, range)
                 .await
-                .ok()
-                .flatten()?
+            {
+                Ok(Some(id)) => id,
+                _ => return Ok(None),
+            }
         }
         "/history" => {
-            *crate::server::sync::history::recent_syncs(&state.stores.main, user.user_id, 1)
+            match crate::server::sync::history::recent_syncs(&state.stores.main, user.user_id, 1)
                 .await
-                .ok()?
-                .first()?
+            {
+                Ok(syncs) => match syncs.first() {
+                    Some(id) => *id,
+                    None => return Ok(None),
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "page cache: the latest sync could not be read");
+                    return Err(MainUnavailable);
+                }
+            }
         }
-        _ => return None,
+        _ => return Ok(None),
     };
     let key = format!(
         "{path}?{query}|user {id}|name {name:?}|relogin {relogin}|sync {sync_id}",
@@ -287,7 +302,7 @@ async fn page_key(
         name = user.display_name,
         relogin = user.needs_relogin,
     );
-    Some((key, sync_id))
+    Ok(Some((key, sync_id)))
 }
 
 fn query_param(query: &str, name: &str) -> Option<String> {
@@ -310,7 +325,7 @@ pub async fn serve(State(state): State<AppState>, mut request: Request, next: Ne
         // The page says what is wrong, without asking the database again.
         Err(e) => {
             tracing::warn!(error = %e, "session lookup failed");
-            request.extensions_mut().insert(SessionUnavailable);
+            request.extensions_mut().insert(MainUnavailable);
             return next.run(request).await;
         }
     };
@@ -320,8 +335,13 @@ pub async fn serve(State(state): State<AppState>, mut request: Request, next: Ne
     let Some(user) = user else {
         return next.run(request).await;
     };
-    let Some((key, sync_id)) = page_key(&state, &path, &query, &user).await else {
-        return next.run(request).await;
+    let (key, sync_id) = match page_key(&state, &path, &query, &user).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return next.run(request).await,
+        Err(down) => {
+            request.extensions_mut().insert(down);
+            return next.run(request).await;
+        }
     };
     let encoding = negotiate(&headers);
     if let Some(page) = state.pages.get(&key) {

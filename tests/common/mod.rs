@@ -463,9 +463,13 @@ pub async fn silent_listener() -> u16 {
 /// that is paused, overloaded or behind a half-open network).
 pub struct PausableProxy {
     pub port: u16,
-    paused: tokio::sync::watch::Sender<bool>,
+    state: tokio::sync::watch::Sender<u8>,
     task: tokio::task::JoinHandle<()>,
 }
+
+const PROXY_OPEN: u8 = 0;
+const PROXY_PAUSED: u8 = 1;
+const PROXY_DOWN: u8 = 2;
 
 impl PausableProxy {
     pub async fn start(target: std::net::SocketAddr) -> Self {
@@ -473,11 +477,31 @@ impl PausableProxy {
             .await
             .expect("bind proxy");
         let port = listener.local_addr().expect("addr").port();
-        let (paused, watch) = tokio::sync::watch::channel(false);
+        let (state, watch) = tokio::sync::watch::channel(PROXY_OPEN);
         let task = tokio::spawn(async move {
+            let mut listener = Some(listener);
+            let mut state = watch.clone();
             loop {
-                let Ok((client, _)) = listener.accept().await else {
-                    return;
+                let Some(open) = listener.as_ref() else {
+                    // A store that is down refuses connections until it is back.
+                    if state.wait_for(|s| *s != PROXY_DOWN).await.is_err() {
+                        return;
+                    }
+                    match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+                        Ok(again) => listener = Some(again),
+                        Err(e) => panic!("the proxy could not listen again on {port}: {e}"),
+                    }
+                    continue;
+                };
+                let client = tokio::select! {
+                    accepted = open.accept() => match accepted {
+                        Ok((client, _)) => client,
+                        Err(_) => return,
+                    },
+                    _ = state.wait_for(|s| *s == PROXY_DOWN) => {
+                        listener = None;
+                        continue;
+                    }
                 };
                 let watch = watch.clone();
                 tokio::spawn(async move {
@@ -490,15 +514,21 @@ impl PausableProxy {
                 });
             }
         });
-        PausableProxy { port, paused, task }
+        PausableProxy { port, state, task }
     }
 
+    /// Connections stay open and nothing passes: a store that stopped answering.
     pub fn pause(&self) {
-        let _ = self.paused.send(true);
+        let _ = self.state.send(PROXY_PAUSED);
+    }
+
+    /// Every connection is closed and new ones are refused: a store that is down.
+    pub fn take_down(&self) {
+        let _ = self.state.send(PROXY_DOWN);
     }
 
     pub fn resume(&self) {
-        let _ = self.paused.send(false);
+        let _ = self.state.send(PROXY_OPEN);
     }
 }
 
@@ -511,21 +541,26 @@ impl Drop for PausableProxy {
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    mut paused: tokio::sync::watch::Receiver<bool>,
+    mut state: tokio::sync::watch::Receiver<u8>,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        if paused.wait_for(|p| !*p).await.is_err() {
-            return;
-        }
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
         // Bytes read just before a pause are held until it ends.
-        if paused.wait_for(|p| !*p).await.is_err() {
-            return;
+        match state.wait_for(|s| *s != PROXY_PAUSED).await {
+            Ok(s) if *s == PROXY_OPEN => {}
+            _ => return,
+        }
+        let n = tokio::select! {
+            read = from.read(&mut buf) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            },
+            _ = state.wait_for(|s| *s == PROXY_DOWN) => return,
+        };
+        match state.wait_for(|s| *s != PROXY_PAUSED).await {
+            Ok(s) if *s == PROXY_OPEN => {}
+            _ => return,
         }
         if to.write_all(&buf[..n]).await.is_err() {
             return;
