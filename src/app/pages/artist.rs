@@ -34,7 +34,18 @@ impl LazyRoute for ArtistRoute {
 pub fn Artist() -> impl IntoView {
     let params = use_params_map();
     let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
-    let artist = Resource::new(move || id.get(), get_artist);
+    // `try_get`: a resource's first run is a task of its own, which can start after the
+    // request it served has ended and its page was disposed; it then asks for nothing
+    // instead of panicking on the disposed id.
+    let artist = Resource::new(
+        move || id.try_get(),
+        |id| async move {
+            match id {
+                Some(id) => get_artist(id).await,
+                None => Ok(None),
+            }
+        },
+    );
     view! {
         <TopBar/>
         <main class="page">

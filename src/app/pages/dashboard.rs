@@ -27,9 +27,13 @@ pub fn Dashboard() -> impl IntoView {
     // body, they were created again whenever the server walked the tree again, and every
     // copy was serialized into the page: the same lists two or three times.
     let viewer = Resource::new(|| (), |_| get_viewer());
+    // `try_get`: see `Artist` (a page disposed before the resource's task ran).
     let top = Resource::new(
-        move || (range.get(), reloads.get()),
+        move || (range.try_get(), reloads.try_get()),
         move |(range, _)| async move {
+            let Some(range) = range else {
+                return Ok(None);
+            };
             // Nobody signed in, or a range that does not exist: nothing to ask for.
             match (viewer.await, range) {
                 (Ok(Some(_)), Ok(range)) => get_top(range.as_str().to_string()).await.map(Some),

@@ -35,14 +35,15 @@ impl LazyRoute for HistoryRoute {
 #[component]
 pub fn History() -> impl IntoView {
     let range = range_from_url();
+    // `try_get`: see `Artist` (a page disposed before the resource's task ran).
     let history = Resource::new(
-        move || range.get(),
+        move || range.try_get(),
         |range| async move {
             match range {
-                Ok(range) => get_history(range, Some(10))
+                Some(Ok(range)) => get_history(range, Some(10))
                     .await
                     .map(|view| Some((range, view))),
-                Err(_) => Ok(None),
+                _ => Ok(None),
             }
         },
     );
