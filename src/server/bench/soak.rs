@@ -39,7 +39,7 @@ const OUTAGE: Duration = Duration::from_secs(20);
 #[derive(Default)]
 struct Seen {
     latencies: BTreeMap<&'static str, Vec<Duration>>,
-    /// (page, kind) → count: `5xx`, `4xx`, `timeout`, `connect`.
+    /// (page, kind) → count: `5xx`, `4xx`, `timeout`, `no answer` (closed or refused).
     errors: BTreeMap<(&'static str, String), u64>,
     syncs_started: u64,
     syncs_refused: u64,
@@ -144,7 +144,11 @@ async fn timed(
             (status == 200).then_some(body).flatten()
         }
         Err(e) => {
-            let kind = if e.is_timeout() { "timeout" } else { "connect" };
+            let kind = if e.is_timeout() {
+                "timeout"
+            } else {
+                "no answer"
+            };
             record(seen, page, started.elapsed(), Err(kind.into()));
             None
         }
@@ -208,7 +212,11 @@ async fn listener(base: String, id: &'static str, end: Instant, seen: Shared) {
                         }
                     }
                     Err(e) => {
-                        let kind = if e.is_timeout() { "timeout" } else { "connect" };
+                        let kind = if e.is_timeout() {
+                            "timeout"
+                        } else {
+                            "no answer"
+                        };
                         record(&seen, "POST /api/sync", started.elapsed(), Err(kind.into()));
                     }
                 }
@@ -421,7 +429,20 @@ async fn verify(state: &AppState, ids: &[&'static str], out: &mut String) -> boo
     ok
 }
 
+/// Panics anywhere in the process while the soak runs (the server's, Leptos' tasks
+/// included): each is a bug, whether or not a response was cut off.
+static PANICS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn count_panics() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        report(info);
+    }));
+}
+
 pub async fn run(mut config: Config, options: SoakOptions) -> Result<String, String> {
+    count_panics();
     config.spotify = SpotifyMode::Demo;
     config.site_addr = ([127, 0, 0, 1], 0).into();
     config.public_url = None;
@@ -522,6 +543,18 @@ pub async fn run(mut config: Config, options: SoakOptions) -> Result<String, Str
     for ((page, kind), n) in &seen.errors {
         let _ = writeln!(out, "  {page} {kind}: {n}");
     }
+    // An HTTP status is an answer; a connection closed or timed out without one is not.
+    let unanswered: u64 = seen
+        .errors
+        .iter()
+        .filter(|((_, kind), _)| kind == "no answer" || kind == "timeout")
+        .map(|(_, n)| n)
+        .sum();
+    let panics = PANICS.load(std::sync::atomic::Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "requests left without an answer: {unanswered}; panics in the server: {panics}"
+    );
     let _ = writeln!(
         out,
         "syncs asked for: {} started, {} refused (cooldown or Spotify budget)",
@@ -530,8 +563,9 @@ pub async fn run(mut config: Config, options: SoakOptions) -> Result<String, Str
     let consistent = verify(&state, &listeners, &mut out).await;
     let _ = writeln!(
         out,
-        "verdict: {} (nothing lost, nothing doubled: {}; every page within {} s + {} s: {})",
-        if consistent && deadline_ok {
+        "verdict: {} (nothing lost, nothing doubled: {}; every page within {} s + {} s: {}; \
+         every request answered, no panic: {})",
+        if consistent && deadline_ok && unanswered == 0 && panics == 0 {
             "PASS"
         } else {
             "FAIL"
@@ -540,6 +574,11 @@ pub async fn run(mut config: Config, options: SoakOptions) -> Result<String, Str
         PAGE_DEADLINE.as_secs(),
         MARGIN.as_secs(),
         if deadline_ok { "yes" } else { "NO" },
+        if unanswered == 0 && panics == 0 {
+            "yes"
+        } else {
+            "NO"
+        },
     );
     let _ = stop.send(());
     let _ = server.await;
