@@ -5,6 +5,7 @@ use crate::app::components::cover::Cover;
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::sign_in_prompt::SignInPrompt;
 use crate::app::components::top_bar::TopBar;
+use crate::app::components::url_source::url_source;
 use crate::domain::artist::{ArtistHistory, ArtistPage, ArtistTrack, Listeners};
 use crate::domain::chart::{artist_chart_url, rank_summary};
 use leptos::prelude::*;
@@ -34,18 +35,7 @@ impl LazyRoute for ArtistRoute {
 pub fn Artist() -> impl IntoView {
     let params = use_params_map();
     let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
-    // `try_get`: a resource's first run is a task of its own, which can start after the
-    // request it served has ended and its page was disposed; it then asks for nothing
-    // instead of panicking on the disposed id.
-    let artist = Resource::new(
-        move || id.try_get(),
-        |id| async move {
-            match id {
-                Some(id) => get_artist(id).await,
-                None => Ok(None),
-            }
-        },
-    );
+    let artist = Resource::new(url_source(id), get_artist);
     view! {
         <TopBar/>
         <main class="page">

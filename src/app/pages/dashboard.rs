@@ -8,6 +8,7 @@ use crate::app::components::keep_while_loading::KeepWhileLoading;
 use crate::app::components::range_switch::{range_from_url, RangeSwitch};
 use crate::app::components::sign_in_prompt::SignInPrompt;
 use crate::app::components::top_bar::TopBar;
+use crate::app::components::url_source::url_source;
 use crate::domain::chart::{genre_chart_url, genre_summary, percent};
 use crate::domain::dashboard::{ArtistRow, DashboardLists, TrackRow};
 use crate::domain::history::Movement;
@@ -27,13 +28,10 @@ pub fn Dashboard() -> impl IntoView {
     // body, they were created again whenever the server walked the tree again, and every
     // copy was serialized into the page: the same lists two or three times.
     let viewer = Resource::new(|| (), |_| get_viewer());
-    // `try_get`: see `Artist` (a page disposed before the resource's task ran).
+    let range_now = url_source(range);
     let top = Resource::new(
-        move || (range.try_get(), reloads.try_get()),
+        move || (range_now(), reloads.try_get()),
         move |(range, _)| async move {
-            let Some(range) = range else {
-                return Ok(None);
-            };
             // Nobody signed in, or a range that does not exist: nothing to ask for.
             match (viewer.await, range) {
                 (Ok(Some(_)), Ok(range)) => get_top(range.as_str().to_string()).await.map(Some),

@@ -5,6 +5,7 @@ use crate::app::components::keep_while_loading::KeepWhileLoading;
 use crate::app::components::range_switch::{range_from_url, RangeSwitch};
 use crate::app::components::sign_in_prompt::SignInPrompt;
 use crate::app::components::top_bar::TopBar;
+use crate::app::components::url_source::url_source;
 use crate::app::pages::dashboard::BadRange;
 use crate::domain::chart::{rank_chart_url, rank_summary, RankList};
 use crate::domain::history::{time_label, Change, HistoryView, Movement, RankSeries};
@@ -35,18 +36,14 @@ impl LazyRoute for HistoryRoute {
 #[component]
 pub fn History() -> impl IntoView {
     let range = range_from_url();
-    // `try_get`: see `Artist` (a page disposed before the resource's task ran).
-    let history = Resource::new(
-        move || range.try_get(),
-        |range| async move {
-            match range {
-                Some(Ok(range)) => get_history(range, Some(10))
-                    .await
-                    .map(|view| Some((range, view))),
-                _ => Ok(None),
-            }
-        },
-    );
+    let history = Resource::new(url_source(range), |range| async move {
+        match range {
+            Ok(range) => get_history(range, Some(10))
+                .await
+                .map(|view| Some((range, view))),
+            _ => Ok(None),
+        }
+    });
     view! {
         <Title text="History"/>
         <TopBar/>
