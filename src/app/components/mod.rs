@@ -6,4 +6,3 @@ pub mod range_preview;
 pub mod range_switch;
 pub mod sign_in_prompt;
 pub mod top_bar;
-pub mod url_source;

@@ -5,7 +5,6 @@ use crate::app::components::cover::Cover;
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::sign_in_prompt::SignInPrompt;
 use crate::app::components::top_bar::TopBar;
-use crate::app::components::url_source::url_source;
 use crate::domain::artist::{ArtistHistory, ArtistPage, ArtistTrack, Listeners};
 use crate::domain::chart::{artist_chart_url, rank_summary};
 use leptos::prelude::*;
@@ -35,7 +34,7 @@ impl LazyRoute for ArtistRoute {
 pub fn Artist() -> impl IntoView {
     let params = use_params_map();
     let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
-    let artist = Resource::new(url_source(id), get_artist);
+    let artist = Resource::new(move || id.get(), get_artist);
     view! {
         <TopBar/>
         <main class="page">

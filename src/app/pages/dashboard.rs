@@ -8,7 +8,6 @@ use crate::app::components::keep_while_loading::KeepWhileLoading;
 use crate::app::components::range_switch::{range_from_url, RangeSwitch};
 use crate::app::components::sign_in_prompt::SignInPrompt;
 use crate::app::components::top_bar::TopBar;
-use crate::app::components::url_source::url_source;
 use crate::domain::chart::{genre_chart_url, genre_summary, percent};
 use crate::domain::dashboard::{ArtistRow, DashboardLists, TrackRow};
 use crate::domain::history::Movement;
@@ -28,9 +27,8 @@ pub fn Dashboard() -> impl IntoView {
     // body, they were created again whenever the server walked the tree again, and every
     // copy was serialized into the page: the same lists two or three times.
     let viewer = Resource::new(|| (), |_| get_viewer());
-    let range_now = url_source(range);
     let top = Resource::new(
-        move || (range_now(), reloads.try_get()),
+        move || (range.get(), reloads.get()),
         move |(range, _)| async move {
             // Nobody signed in, or a range that does not exist: nothing to ask for.
             match (viewer.await, range) {

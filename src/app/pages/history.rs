@@ -5,7 +5,6 @@ use crate::app::components::keep_while_loading::KeepWhileLoading;
 use crate::app::components::range_switch::{range_from_url, RangeSwitch};
 use crate::app::components::sign_in_prompt::SignInPrompt;
 use crate::app::components::top_bar::TopBar;
-use crate::app::components::url_source::url_source;
 use crate::app::pages::dashboard::BadRange;
 use crate::domain::chart::{rank_chart_url, rank_summary, RankList};
 use crate::domain::history::{time_label, Change, HistoryView, Movement, RankSeries};
@@ -36,14 +35,17 @@ impl LazyRoute for HistoryRoute {
 #[component]
 pub fn History() -> impl IntoView {
     let range = range_from_url();
-    let history = Resource::new(url_source(range), |range| async move {
-        match range {
-            Ok(range) => get_history(range, Some(10))
-                .await
-                .map(|view| Some((range, view))),
-            _ => Ok(None),
-        }
-    });
+    let history = Resource::new(
+        move || range.get(),
+        |range| async move {
+            match range {
+                Ok(range) => get_history(range, Some(10))
+                    .await
+                    .map(|view| Some((range, view))),
+                Err(_) => Ok(None),
+            }
+        },
+    );
     view! {
         <Title text="History"/>
         <TopBar/>

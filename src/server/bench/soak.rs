@@ -429,6 +429,37 @@ async fn verify(state: &AppState, ids: &[&'static str], out: &mut String) -> boo
     ok
 }
 
+async fn forget_previous_runs(state: &crate::server::state::AppState) -> Result<(), String> {
+    let db = &state.stores.mongo.db;
+    // Never an instance's own data: scripts/soak.sh names the soak's database and prefix.
+    if !db.name().contains("soak") || state.stores.cache.prefix.is_empty() {
+        return Err(format!(
+            "the soak empties its MongoDB database and Redis keys first: run it through \
+             `make soak`, or set MONGODB_DATABASE to a name with \"soak\" in it (now {:?}) \
+             and a REDIS_KEY_PREFIX (now {:?})",
+            db.name(),
+            state.stores.cache.prefix
+        ));
+    }
+    let names = db
+        .list_collection_names()
+        .await
+        .map_err(|e| format!("MongoDB: {e}"))?;
+    for name in names {
+        db.collection::<mongodb::bson::Document>(&name)
+            .delete_many(mongodb::bson::doc! {})
+            .await
+            .map_err(|e| format!("MongoDB {name}: {e}"))?;
+    }
+    state
+        .stores
+        .cache
+        .delete_matching("*")
+        .await
+        .map_err(|e| format!("Redis: {e}"))?;
+    Ok(())
+}
+
 /// Panics anywhere in the process while the soak runs (the server's, Leptos' tasks
 /// included): each is a bug, whether or not a response was cut off.
 static PANICS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -456,6 +487,10 @@ pub async fn run(mut config: Config, options: SoakOptions) -> Result<String, Str
     let base = format!("http://{}", app.local_addr());
     let state = app.state().clone();
     let sim = state.sim.clone().ok_or("demo mode has a simulator")?;
+    // The soak's PostgreSQL database is new (scripts/soak.sh); its MongoDB database and Redis
+    // keys are emptied here, so that what `verify` counts is this run's alone (sync ids
+    // start again at 1 and would match a previous run's history documents).
+    forget_previous_runs(&state).await?;
     startup::spawn_background(&state);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.serve(async {
