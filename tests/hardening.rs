@@ -882,8 +882,8 @@ async fn metrics_count_requests_syncs_spotify_and_the_outbox() {
     app.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_postgresql_that_stops_answering_costs_a_page_its_deadline_not_forever() {
+/// A test environment whose app reaches PostgreSQL `main` through a proxy the test controls.
+async fn main_behind_proxy() -> (TestEnv, PausableProxy) {
     let env = TestEnv::new().await;
     let target = url_addr(&env.vars["DATABASE_URL"]);
     let proxy = PausableProxy::start(target).await;
@@ -892,8 +892,13 @@ async fn a_postgresql_that_stops_answering_costs_a_page_its_deadline_not_forever
         &format!("127.0.0.1:{}", proxy.port),
         1,
     );
+    (env.set("DATABASE_URL", url), proxy)
+}
+
+#[tokio::test]
+async fn a_postgresql_that_stops_answering_costs_a_page_its_deadline_not_forever() {
+    let (env, proxy) = main_behind_proxy().await;
     let app = env
-        .set("DATABASE_URL", url)
         .set("SESSION_CACHE_SECS", "0")
         .set("REQUEST_TIMEOUT_SECS", "4")
         .spawn()
@@ -936,15 +941,8 @@ async fn a_postgresql_that_stops_answering_costs_a_page_its_deadline_not_forever
 
 #[tokio::test]
 async fn a_postgresql_that_is_down_costs_a_page_one_wait_not_two() {
-    let env = TestEnv::new().await;
-    let target = url_addr(&env.vars["DATABASE_URL"]);
-    let proxy = PausableProxy::start(target).await;
-    let url = env.vars["DATABASE_URL"].replacen(
-        &format!("{}:{}", target.ip(), target.port()),
-        &format!("127.0.0.1:{}", proxy.port),
-        1,
-    );
-    let app = env.set("DATABASE_URL", url).spawn().await;
+    let (env, proxy) = main_behind_proxy().await;
+    let app = env.spawn().await;
     let (browser, user) = app.signed_in(None).await;
     app.sync(&user).await;
     // Kept in the session cache: the page's first wait on the database is its own query.
