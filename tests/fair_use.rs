@@ -146,7 +146,14 @@ async fn a_first_visit_starts_one_sync_not_one_per_view() {
     // Spotify fails every list: the first visit's sync fails.
     app.sim().fail_next_on("/v1/me/top", 500, 10_000);
     let html = app.page(&browser, "/dashboard").await;
-    assert!(html.contains("data-testid=\"never-synced\""));
+    let lists = html
+        .find("class=\"lists")
+        .map_or(html.as_str(), |at| &html[at..]);
+    assert!(
+        html.contains("data-testid=\"never-synced\""),
+        "{:.1500}",
+        lists
+    );
     wait_until_idle(&app, user.user_id).await;
     assert_eq!(runs(&app, user.user_id).await, 1);
     for _ in 0..3 {
