@@ -326,3 +326,46 @@ async fn a_kept_page_is_the_fresh_render_for_its_owner_only_and_ends_with_the_sy
     fresh_server.shutdown().await;
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn building_another_router_does_not_stall_pages_being_rendered() {
+    // Listing the routes renders the app under a flag global to the process; a resource
+    // first polled meanwhile, in any page of any app in the process, waited forever
+    // (leptos-rs/leptos#4773). Tests run many apps in one process, so every app building its
+    // router used to hang another test's page now and then. Routes are listed once now.
+    let app = TestEnv::new()
+        .await
+        .set("PAGE_CACHE_MB", "0")
+        .set("REQUEST_TIMEOUT_SECS", "5")
+        .spawn()
+        .await;
+    let (browser, user) = app.signed_in(None).await;
+    app.sync(&user).await;
+    let state = app.state.clone();
+    let building = tokio::task::spawn_blocking(move || {
+        for _ in 0..300 {
+            drop(personalify::server::startup::router(state.clone()));
+        }
+    });
+    let mut stalled = 0;
+    let mut pages = 0;
+    while !building.is_finished() {
+        let response = browser
+            .get(app.url("/dashboard"))
+            .send()
+            .await
+            .expect("an answer");
+        pages += 1;
+        let text = response.text().await.unwrap_or_default();
+        if !text.contains("href=\"/artist/") {
+            stalled += 1;
+        }
+    }
+    building.await.expect("routers built");
+    assert_eq!(stalled, 0, "{stalled} of {pages} pages stalled");
+    assert!(
+        pages > 10,
+        "pages were rendered while routers were built ({pages})"
+    );
+    app.shutdown().await;
+}

@@ -12,7 +12,7 @@ use crate::app::{shell, App};
 use axum::routing::get;
 use axum::Router;
 use leptos::prelude::provide_context;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -204,8 +204,19 @@ fn spotify_side(config: &Config, local_addr: SocketAddr) -> (Auth, Option<Simula
 pub const COMPRESSION_LEVEL: tower_http::CompressionLevel =
     tower_http::CompressionLevel::Precise(1);
 
+/// The app's routes, listed once per process. Listing them renders the app under a flag
+/// that is global to the process (Leptos' `SuppressResourceLoad`): a resource first polled
+/// meanwhile, in a page another `Router` of the same process is rendering, waits forever
+/// (leptos-rs/leptos#4773). Tests run many apps in one process: their pages hung until the
+/// request deadline, now and then; listed once, before any router exists, nothing renders
+/// meanwhile.
+fn route_list() -> Vec<AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<AxumRouteListing>> = std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+    let routes = route_list();
     let context_state = state.clone();
     let shell_options = state.leptos_options.clone();
     let mut router = Router::new();
