@@ -67,6 +67,17 @@ fn record(seen: &Shared, page: &'static str, elapsed: Duration, outcome: Result<
     }
 }
 
+/// The kind of a request that got no HTTP answer: `timeout`, or `no answer` (the
+/// connection was closed or refused).
+fn unanswered_kind(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timeout"
+    } else {
+        "no answer"
+    }
+    .to_string()
+}
+
 /// A client that sends `cookie` (the session) with every request.
 fn browser(cookie: &str) -> Result<reqwest::Client, String> {
     let mut headers = reqwest::header::HeaderMap::new();
@@ -144,12 +155,7 @@ async fn timed(
             (status == 200).then_some(body).flatten()
         }
         Err(e) => {
-            let kind = if e.is_timeout() {
-                "timeout"
-            } else {
-                "no answer"
-            };
-            record(seen, page, started.elapsed(), Err(kind.into()));
+            record(seen, page, started.elapsed(), Err(unanswered_kind(&e)));
             None
         }
     }
@@ -212,12 +218,12 @@ async fn listener(base: String, id: &'static str, end: Instant, seen: Shared) {
                         }
                     }
                     Err(e) => {
-                        let kind = if e.is_timeout() {
-                            "timeout"
-                        } else {
-                            "no answer"
-                        };
-                        record(&seen, "POST /api/sync", started.elapsed(), Err(kind.into()));
+                        record(
+                            &seen,
+                            "POST /api/sync",
+                            started.elapsed(),
+                            Err(unanswered_kind(&e)),
+                        );
                     }
                 }
             }
@@ -429,7 +435,7 @@ async fn verify(state: &AppState, ids: &[&'static str], out: &mut String) -> boo
     ok
 }
 
-async fn forget_previous_runs(state: &crate::server::state::AppState) -> Result<(), String> {
+async fn forget_previous_runs(state: &AppState) -> Result<(), String> {
     let db = &state.stores.mongo.db;
     // Never an instance's own data: scripts/soak.sh names the soak's database and prefix.
     if !db.name().contains("soak") || state.stores.cache.prefix.is_empty() {
@@ -586,6 +592,7 @@ pub async fn run(mut config: Config, options: SoakOptions) -> Result<String, Str
         .map(|(_, n)| n)
         .sum();
     let panics = PANICS.load(std::sync::atomic::Ordering::Relaxed);
+    let all_answered = unanswered == 0 && panics == 0;
     let _ = writeln!(
         out,
         "requests left without an answer: {unanswered}; panics in the server: {panics}"
@@ -600,7 +607,7 @@ pub async fn run(mut config: Config, options: SoakOptions) -> Result<String, Str
         out,
         "verdict: {} (nothing lost, nothing doubled: {}; every page within {} s + {} s: {}; \
          every request answered, no panic: {})",
-        if consistent && deadline_ok && unanswered == 0 && panics == 0 {
+        if consistent && deadline_ok && all_answered {
             "PASS"
         } else {
             "FAIL"
@@ -609,11 +616,7 @@ pub async fn run(mut config: Config, options: SoakOptions) -> Result<String, Str
         PAGE_DEADLINE.as_secs(),
         MARGIN.as_secs(),
         if deadline_ok { "yes" } else { "NO" },
-        if unanswered == 0 && panics == 0 {
-            "yes"
-        } else {
-            "NO"
-        },
+        if all_answered { "yes" } else { "NO" },
     );
     let _ = stop.send(());
     let _ = server.await;
