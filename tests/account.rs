@@ -49,12 +49,11 @@ async fn footprint(app: &TestApp, user: &SyncUser) -> Footprint {
             .await
             .expect("count");
     main.push(("mongo_outbox".into(), outbox));
-    let analytics: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM listening_events WHERE spotify_id = $1")
-            .bind(&user.spotify_id)
-            .fetch_one(&app.state.stores.analytics.pool)
-            .await
-            .expect("count");
+    let analytics: i64 = sqlx::query_scalar("SELECT count(*) FROM plays WHERE spotify_id = $1")
+        .bind(&user.spotify_id)
+        .fetch_one(&app.state.stores.analytics.pool)
+        .await
+        .expect("count");
     let db = &app.state.stores.mongo.db;
     let mut mongo = 0;
     for collection in [HISTORY, USER_SYNCS] {
@@ -86,8 +85,11 @@ async fn footprint(app: &TestApp, user: &SyncUser) -> Footprint {
 
 async fn add_plays(app: &TestApp, spotify_id: &str, n: i32) {
     sqlx::query(
-        "INSERT INTO listening_events (spotify_id, track_id, played_at, duration_ms)
-         SELECT $1, 't' || g, now() - make_interval(mins => g), 180000 FROM generate_series(1, $2) g",
+        "INSERT INTO plays (spotify_id, played_at, track_key, track_id, track_name, artist_name,
+                            ms_played, source)
+         SELECT $1, now() - make_interval(mins => g), 't' || g, 't' || g, 'Track ' || g,
+                'Artist', 180000, 'recent'
+           FROM generate_series(1, $2) g",
     )
     .bind(spotify_id)
     .bind(n)

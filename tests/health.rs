@@ -64,11 +64,11 @@ async fn start_up_applies_migrations_on_both_nodes() {
             .iter()
             .count() as i64
     );
-    let events: Option<String> = sqlx::query_scalar("SELECT to_regclass('listening_events')::text")
+    let plays: Option<String> = sqlx::query_scalar("SELECT to_regclass('plays')::text")
         .fetch_one(&mut analytics)
         .await
         .unwrap();
-    assert_eq!(events.as_deref(), Some("listening_events"));
+    assert_eq!(plays.as_deref(), Some("plays"));
     // The main node's tables are not on the analytics node, and vice versa.
     let users_there: Option<String> = sqlx::query_scalar("SELECT to_regclass('users')::text")
         .fetch_one(&mut analytics)

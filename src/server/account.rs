@@ -163,8 +163,9 @@ pub async fn export_user(state: &AppState, user_id: i64) -> Result<Value, Respon
     };
     let plays: Vec<Value> = match sqlx::query_scalar(
         "SELECT json_build_object('played_at', played_at, 'track_id', track_id,
-                'artist_ids', artist_ids, 'duration_ms', duration_ms)::text
-           FROM listening_events WHERE spotify_id = $1 ORDER BY played_at",
+                'track_name', track_name, 'artist_name', artist_name, 'artist_id', artist_id,
+                'album_name', album_name, 'ms_played', ms_played, 'source', source)::text
+           FROM plays WHERE spotify_id = $1 ORDER BY played_at, track_key",
     )
     .bind(&spotify_id)
     .fetch_all(&state.stores.analytics.pool)
@@ -324,7 +325,7 @@ pub async fn delete_user(state: &AppState, user_id: i64) -> Result<Deleted, Dele
             DeleteError::StoreDown("The cache (Redis)")
         })?;
     }
-    deleted.analytics_rows += sqlx::query("DELETE FROM listening_events WHERE spotify_id = $1")
+    deleted.analytics_rows += sqlx::query("DELETE FROM plays WHERE spotify_id = $1")
         .bind(&spotify_id)
         .execute(&stores.analytics.pool)
         .await

@@ -21,6 +21,10 @@ pub struct Config {
     pub database_url: SecretString,
     /// PostgreSQL `analytics`, the remote node (`ANALYTICS_DATABASE_URL`).
     pub analytics_database_url: SecretString,
+    /// How `main`'s own server process reaches the analytics node for postgres_fdw
+    /// (`ANALYTICS_FDW_HOST` / `ANALYTICS_FDW_PORT`, default: the host and port of
+    /// `ANALYTICS_DATABASE_URL`); database, user and password come from that URL.
+    pub analytics_fdw: FdwTarget,
     pub mongodb_url: SecretString,
     pub mongodb_database: String,
     pub redis_url: SecretString,
@@ -93,6 +97,18 @@ pub enum SpotifyMode {
         accounts_url: url::Url,
         api_url: url::Url,
     },
+}
+
+/// Where the foreign server on `main` points, and as whom it signs in. The address is the
+/// one `main`'s server process sees (a compose service name in containers), which need not
+/// be the one this process uses.
+#[derive(Debug, Clone)]
+pub struct FdwTarget {
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+    pub user: String,
+    pub password: SecretString,
 }
 
 /// One AES-256 key for tokens at rest, with the id stored beside each ciphertext.
@@ -208,6 +224,7 @@ impl Config {
 
         let database_url = postgres_url(&env, "DATABASE_URL")?;
         let analytics_database_url = postgres_url(&env, "ANALYTICS_DATABASE_URL")?;
+        let analytics_fdw = fdw_target(&env, &analytics_database_url)?;
 
         let mongodb_url = env.required(
             "MONGODB_URL",
@@ -424,6 +441,7 @@ impl Config {
             output_name: env.or_default("LEPTOS_OUTPUT_NAME", "personalify")?,
             database_url: database_url.into(),
             analytics_database_url: analytics_database_url.into(),
+            analytics_fdw,
             mongodb_url: mongodb_url.into(),
             mongodb_database,
             redis_url: redis_url.into(),
@@ -496,6 +514,72 @@ where
         ));
     }
     Ok(value)
+}
+
+/// The foreign server's address and credentials: host and port from `ANALYTICS_FDW_HOST` /
+/// `ANALYTICS_FDW_PORT` when set (the address as `main`'s server sees it), else from
+/// `ANALYTICS_DATABASE_URL`, like the database, user and password.
+fn fdw_target<F>(env: &Source<F>, analytics_url: &str) -> Result<FdwTarget, ConfigError>
+where
+    F: Fn(&str) -> Result<Option<String>, ConfigError>,
+{
+    const URL: &str = "ANALYTICS_DATABASE_URL";
+    let url = url::Url::parse(analytics_url).map_err(|_| {
+        problem(
+            URL,
+            "is not a valid PostgreSQL URL (expected postgres://user:password@host:port/database)",
+        )
+    })?;
+    let decode = |raw: &str| {
+        percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .map(|s| s.into_owned())
+            .map_err(|_| problem(URL, "has a user, password or database that is not UTF-8"))
+    };
+    let dbname = decode(url.path().trim_start_matches('/'))?;
+    let user = decode(url.username())?;
+    let password = decode(url.password().unwrap_or(""))?;
+    if dbname.is_empty() || user.is_empty() {
+        return Err(problem(
+            URL,
+            "must name the database and the user (postgres://user:password@host:port/database): main's postgres_fdw signs in with them",
+        ));
+    }
+    let host = match env.optional("ANALYTICS_FDW_HOST")? {
+        Some(host) => host,
+        None => url
+            .host_str()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string())
+            .ok_or_else(|| problem(URL, "has no host"))?,
+    };
+    let host_ok = host.len() <= 255
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '/'));
+    if !host_ok {
+        return Err(problem(
+            "ANALYTICS_FDW_HOST",
+            "must be a host name, an IP address or a socket directory (letters, digits, . - _ : /)",
+        ));
+    }
+    let port = env.parsed(
+        "ANALYTICS_FDW_PORT",
+        url.port().unwrap_or(5432),
+        "a port number between 1 and 65535",
+    )?;
+    if port == 0 {
+        return Err(problem(
+            "ANALYTICS_FDW_PORT",
+            "is malformed; expected a port number between 1 and 65535",
+        ));
+    }
+    Ok(FdwTarget {
+        host,
+        port,
+        dbname,
+        user,
+        password: password.into(),
+    })
 }
 
 /// `DEMO_MODE`: unset, demo mode follows from having no Spotify credentials, but only on a
@@ -762,6 +846,46 @@ mod tests {
                 "secret leaked: {err}"
             );
         }
+    }
+
+    #[test]
+    fn the_fdw_target_defaults_to_the_analytics_url_and_takes_the_overrides() {
+        let mut vars = base();
+        vars.insert(
+            "ANALYTICS_DATABASE_URL",
+            "postgres://an%40lyst:p%3Ass@10.0.0.7:6543/plays_db",
+        );
+        let fdw = load(&vars).unwrap().analytics_fdw;
+        assert_eq!(
+            (fdw.host.as_str(), fdw.port, fdw.dbname.as_str()),
+            ("10.0.0.7", 6543, "plays_db")
+        );
+        assert_eq!(fdw.user, "an@lyst");
+        assert_eq!(expose(&fdw.password), "p:ss");
+        assert!(!format!("{fdw:?}").contains("p:ss"), "password in Debug");
+
+        vars.insert("ANALYTICS_FDW_HOST", "postgres-analytics");
+        vars.insert("ANALYTICS_FDW_PORT", "5432");
+        let fdw = load(&vars).unwrap().analytics_fdw;
+        assert_eq!((fdw.host.as_str(), fdw.port), ("postgres-analytics", 5432));
+    }
+
+    #[test]
+    fn a_bad_fdw_setting_is_named() {
+        for (name, value) in [
+            ("ANALYTICS_FDW_PORT", "0"),
+            ("ANALYTICS_FDW_PORT", "70000"),
+            ("ANALYTICS_FDW_PORT", "five"),
+            ("ANALYTICS_FDW_HOST", "db' OPTIONS (x"),
+            ("ANALYTICS_FDW_HOST", "two words"),
+        ] {
+            let err = error_for(&[(name, Some(value))]);
+            assert_eq!(err.variable, name, "{value}: {err}");
+        }
+        // main's foreign server signs in with the URL's database and user: both are needed.
+        let err = error_for(&[("ANALYTICS_DATABASE_URL", Some("postgres://127.0.0.1:5433"))]);
+        assert_eq!(err.variable, "ANALYTICS_DATABASE_URL");
+        assert!(err.problem.contains("database and the user"), "{err}");
     }
 
     #[test]

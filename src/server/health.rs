@@ -25,6 +25,9 @@ pub struct Readiness {
     /// Names of the stores that are down, for humans and scripts.
     pub down: Vec<&'static str>,
     pub stores: Stores,
+    /// `main`'s postgres_fdw link to the analytics node: "ready", "pending" (the node's
+    /// migrations come first) or "failed" (the reason is in the log; retried).
+    pub analytics_link: &'static str,
     /// Sync history waiting for MongoDB, and rows parked (absent when `main` is down).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outbox: Option<outbox::Depth>,
@@ -76,10 +79,17 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
     let stores = &state.stores;
     let analytics = async {
         pg::ping(&stores.analytics.pool).await?;
-        if stores.analytics.is_migrated() {
-            Ok(())
-        } else {
-            Err("reachable, migrations not applied yet".to_string())
+        if !stores.analytics.is_migrated() {
+            return Err("reachable, migrations not applied yet".to_string());
+        }
+        match stores.analytics.link_state() {
+            pg::LinkState::Ready => Ok(()),
+            pg::LinkState::Pending => {
+                Err("reachable; main's postgres_fdw link not set up yet".to_string())
+            }
+            pg::LinkState::Failed(why) => {
+                Err(format!("reachable, but main cannot query it: {why}"))
+            }
         }
     };
     let depth = async {
@@ -134,6 +144,11 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             status,
             down,
             stores,
+            analytics_link: match state.stores.analytics.link_state() {
+                pg::LinkState::Ready => "ready",
+                pg::LinkState::Pending => "pending",
+                pg::LinkState::Failed(_) => "failed",
+            },
             outbox,
             tasks: state.tasks.snapshot(),
         }),

@@ -3,6 +3,7 @@
 //! later, and `/readyz` reports them down until they do.
 
 pub mod cache;
+pub mod fdw;
 pub mod mongo;
 pub mod pg;
 
@@ -38,8 +39,12 @@ impl Stores {
             mongo::Mongo::connect(&config.mongodb_url, &config.mongodb_database, budget),
             cache::Cache::connect(&config.redis_url, &config.redis_key_prefix, budget),
         );
+        let main = main?;
+        analytics
+            .link(main.clone(), config.analytics_fdw.clone())
+            .await;
         Ok(Stores {
-            main: main?,
+            main,
             analytics,
             mongo: mongo?,
             cache: cache?,

@@ -1,8 +1,8 @@
 //! PostgreSQL: `main` (the record) and `analytics` (the remote node), each with its own
 //! embedded migrations applied at start-up.
 
-use super::StoreError;
-use crate::server::config::expose;
+use super::{fdw, StoreError};
+use crate::server::config::{expose, FdwTarget};
 use crate::server::retry::with_backoff;
 use secrecy::SecretString;
 use sqlx::migrate::Migrator;
@@ -10,7 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub static MAIN_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
@@ -58,35 +58,97 @@ pub async fn connect_main(url: &SecretString, budget: Duration) -> Result<PgPool
     Ok(pool)
 }
 
-/// The analytics node. It may be down at start-up: the pool is then lazy, and a background
-/// task applies the migrations as soon as the node answers. Until then it reports down.
+/// The analytics node. It may be down at start-up: the pool is then lazy, and
+/// [`Analytics::link`] keeps trying in the background, first to apply the node's migrations,
+/// then to set up `main`'s postgres_fdw link to it ([`fdw::ensure`]). Until both are done it
+/// reports down, with the reason.
 #[derive(Clone)]
 pub struct Analytics {
     pub pool: PgPool,
     migrated: Arc<AtomicBool>,
+    link: Arc<Mutex<LinkState>>,
 }
 
+/// `main`'s postgres_fdw link to the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkState {
+    /// Not tried yet (the node's migrations come first).
+    Pending,
+    Ready,
+    /// The last attempt failed, and why (retried in the background).
+    Failed(String),
+}
+
+/// Start-up waits this long for the FDW set-up before going on without it.
+const LINK_DEADLINE: Duration = Duration::from_secs(10);
+
 impl Analytics {
+    /// Connect (lazily) and apply the node's migrations, retrying within `budget`.
     pub async fn connect(url: &SecretString, budget: Duration) -> Self {
         let pool = pool_options().connect_lazy_with(connect_options(url));
         let analytics = Analytics {
             pool,
             migrated: Arc::new(AtomicBool::new(false)),
+            link: Arc::new(Mutex::new(LinkState::Pending)),
         };
-        let first = with_backoff("postgres analytics", budget, || analytics.migrate()).await;
-        if let Err(err) = first {
+        if let Err(err) = with_backoff("postgres analytics", budget, || analytics.migrate()).await {
             tracing::warn!(error = %err, "postgres analytics not reachable; starting without it and retrying in the background");
-            let background = analytics.clone();
-            tokio::spawn(async move {
-                let mut delay = Duration::from_secs(2);
-                while let Err(err) = background.migrate().await {
-                    tracing::debug!(error = %err, "postgres analytics still not reachable");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(30));
-                }
-            });
         }
         analytics
+    }
+
+    /// Set up `main`'s FDW link once now (bounded), and keep trying in the background
+    /// until the node is migrated and linked.
+    pub async fn link(&self, main: PgPool, target: FdwTarget) {
+        if self.is_migrated() {
+            let _ = tokio::time::timeout(LINK_DEADLINE, self.try_link(&main, &target)).await;
+        }
+        if self.is_ready() {
+            return;
+        }
+        let background = self.clone();
+        tokio::spawn(async move {
+            let mut delay = Duration::from_secs(2);
+            loop {
+                if !background.is_migrated() {
+                    if let Err(err) = background.migrate().await {
+                        tracing::debug!(error = %err, "postgres analytics still not reachable");
+                    }
+                }
+                if background.is_migrated() {
+                    let attempt = background.try_link(&main, &target);
+                    let _ = tokio::time::timeout(LINK_DEADLINE, attempt).await;
+                }
+                if background.is_ready() {
+                    return;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        });
+    }
+
+    async fn try_link(&self, main: &PgPool, target: &FdwTarget) {
+        let state = match fdw::ensure(main, &self.pool, target).await {
+            Ok(changes) => {
+                if changes.is_empty() {
+                    tracing::info!("postgres_fdw link to analytics ready, unchanged");
+                } else {
+                    tracing::info!(?changes, "postgres_fdw link to analytics ready");
+                }
+                LinkState::Ready
+            }
+            Err(err) => {
+                let first = !matches!(self.link_state(), LinkState::Failed(_));
+                if first {
+                    tracing::error!(error = %err, "postgres_fdw link to analytics failed; retrying in the background");
+                } else {
+                    tracing::debug!(error = %err, "postgres_fdw link to analytics still failing");
+                }
+                LinkState::Failed(err.to_string())
+            }
+        };
+        *self.link.lock().unwrap_or_else(|e| e.into_inner()) = state;
     }
 
     async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
@@ -99,6 +161,15 @@ impl Analytics {
 
     pub fn is_migrated(&self) -> bool {
         self.migrated.load(Ordering::SeqCst)
+    }
+
+    pub fn link_state(&self) -> LinkState {
+        self.link.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Migrated and reachable from `main` through the foreign server.
+    pub fn is_ready(&self) -> bool {
+        self.is_migrated() && self.link_state() == LinkState::Ready
     }
 }
 
