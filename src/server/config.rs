@@ -62,6 +62,9 @@ pub struct Config {
     /// default 60); 0: no limit.
     pub sign_in_rate_per_minute: u32,
     pub readyz_rate_per_minute: u32,
+    /// How often each listener's recently played is polled (`PLAYS_POLL_SECS`, default 300;
+    /// 0: not at all). Spotify keeps 50 plays, so at most 3600.
+    pub plays_poll_every: Duration,
     /// Start a sync right after each sign-in (`SYNC_ON_LOGIN`, default true).
     pub sync_on_login: bool,
     /// How long a looked-up session is reused without asking PostgreSQL again
@@ -350,6 +353,17 @@ impl Config {
             60u32,
             "a whole number of requests (0 turns the limit off)",
         )?;
+        let plays_poll_every = Duration::from_secs(env.parsed(
+            "PLAYS_POLL_SECS",
+            300u64,
+            "a whole number of seconds (0 turns polling off)",
+        )?);
+        if plays_poll_every > Duration::from_secs(3600) {
+            return Err(problem(
+                "PLAYS_POLL_SECS",
+                "must be at most 3600: Spotify keeps a listener's last 50 plays only, and a longer wait loses plays",
+            ));
+        }
         let sync_on_login = env.parsed("SYNC_ON_LOGIN", true, "true or false")?;
         let demo_hostile_names = env.parsed("DEMO_HOSTILE_NAMES", false, "true or false")?;
         let session_cache_ttl = Duration::from_secs(env.parsed(
@@ -466,6 +480,7 @@ impl Config {
             header_timeout,
             request_timeout,
             sync_on_login,
+            plays_poll_every,
             startup_timeout,
             log_format,
         })

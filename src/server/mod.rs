@@ -11,6 +11,7 @@ pub mod health;
 pub mod listener;
 pub mod metrics;
 pub mod page_cache;
+pub mod plays;
 pub mod rate_limit;
 pub mod retry;
 pub mod security;

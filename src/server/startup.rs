@@ -287,7 +287,7 @@ pub async fn run(config: Config) -> Result<(), StartupError> {
     Ok(())
 }
 
-/// The outbox worker, the scheduler and the sweeper of expired sessions, supervised (restarted if they stop while the
+/// The outbox worker, the scheduler, the plays poller and the sweeper of expired sessions, supervised (restarted if they stop while the
 /// database pool is open, i.e. until shutdown).
 pub fn spawn_background(state: &AppState) {
     let (pool, mongo, wake) = (
@@ -315,6 +315,12 @@ pub fn spawn_background(state: &AppState) {
     state.tasks.supervise(
         "scheduler",
         move || super::sync::schedule::run_scheduler(scheduled.clone()),
+        open.clone(),
+    );
+    let polled = state.clone();
+    state.tasks.supervise(
+        "plays",
+        move || super::plays::ingest::run_poller(polled.clone()),
         open.clone(),
     );
     let swept = state.stores.main.clone();

@@ -241,7 +241,7 @@ fn played_at_ms(item: &Value) -> i64 {
 }
 
 #[tokio::test]
-async fn recently_played_pages_newest_first_within_the_last_week() {
+async fn recently_played_pages_newest_first_through_the_last_50_plays() {
     let s = default_sim().await;
     let tokens = s.login(Some("demo-sari")).await;
     let (status, first) = s
@@ -259,7 +259,7 @@ async fn recently_played_pages_newest_first_within_the_last_week() {
     assert_eq!(first["cursors"]["after"], times[0].to_string());
     assert_eq!(first["cursors"]["before"], times[19].to_string());
 
-    // Follow `next` to the end: a week of 40-60 plays a day, no repeats, all in the week.
+    // Follow `next` to the end: the last 50 plays, as on Spotify, no repeats.
     let mut all = times.clone();
     let mut next = first["next"].as_str().map(str::to_string);
     while let Some(url) = next {
@@ -278,16 +278,22 @@ async fn recently_played_pages_newest_first_within_the_last_week() {
         all.windows(2).all(|w| w[0] > w[1]),
         "pages continue without overlap"
     );
-    assert!((200..=7 * 60).contains(&all.len()), "{} plays", all.len());
-    assert!(all
-        .iter()
-        .all(|&t| t > NOW_MS - 7 * 86_400_000 && t <= NOW_MS));
+    assert_eq!(all.len(), 50);
+    let expected: Vec<i64> = s
+        .sim
+        .plays_between("demo-sari", NOW_MS - 7 * 86_400_000, NOW_MS)
+        .into_iter()
+        .rev()
+        .take(50)
+        .map(|(_, at)| at)
+        .collect();
+    assert_eq!(all, expected, "exactly the simulator's newest 50");
 
     // `after` returns the plays right after the cursor, still newest first.
-    let cursor = all[100];
+    let cursor = all[40];
     let (status, page) = s
         .get_json(
-            &format!("/v1/me/player/recently-played?limit=50&after={cursor}"),
+            &format!("/v1/me/player/recently-played?limit=20&after={cursor}"),
             &tokens.access,
         )
         .await;
@@ -298,14 +304,14 @@ async fn recently_played_pages_newest_first_within_the_last_week() {
         .iter()
         .map(played_at_ms)
         .collect();
-    assert_eq!(after, all[50..100].to_vec());
+    assert_eq!(after, all[20..40].to_vec());
     assert!(page["next"]
         .as_str()
-        .is_some_and(|n| n.contains(&format!("after={}", all[50]))));
+        .is_some_and(|n| n.contains(&format!("after={}", all[20]))));
 
     let (status, page) = s
         .get_json(
-            &format!("/v1/me/player/recently-played?before={cursor}&limit=5"),
+            &format!("/v1/me/player/recently-played?before={}&limit=5", all[30]),
             &tokens.access,
         )
         .await;
@@ -316,7 +322,19 @@ async fn recently_played_pages_newest_first_within_the_last_week() {
         .iter()
         .map(played_at_ms)
         .collect();
-    assert_eq!(before, all[101..106].to_vec());
+    assert_eq!(before, all[31..36].to_vec());
+
+    // The listener plays on: by 10:00 the next morning the newest plays are newer.
+    s.sim.advance_by(std::time::Duration::from_secs(14 * 3600));
+    let (_, later) = s
+        .get_json("/v1/me/player/recently-played?limit=50", &tokens.access)
+        .await;
+    let newest = later["items"].as_array().map(|i| played_at_ms(&i[0]));
+    let played_meanwhile = s
+        .sim
+        .plays_between("demo-sari", NOW_MS, NOW_MS + 14 * 3_600_000);
+    assert!(!played_meanwhile.is_empty(), "she listens in the morning");
+    assert_eq!(newest, played_meanwhile.last().map(|(_, at)| *at));
 }
 
 #[tokio::test]

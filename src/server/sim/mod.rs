@@ -144,6 +144,10 @@ struct Shared {
     faults: Mutex<VecDeque<(Fault, u32, Option<String>)>>,
     stripped: AtomicBool,
     day_offset: AtomicI64,
+    /// Milliseconds added to the clock (`advance_by`).
+    ms_offset: AtomicI64,
+    /// The real clock's reading the simulator's clock stopped at (`freeze`); 0: running.
+    frozen_ms: AtomicI64,
     deny_next_consent: AtomicBool,
     request_counts: Mutex<HashMap<String, u64>>,
 }
@@ -164,13 +168,20 @@ impl Shared {
     /// "Now" in Unix milliseconds, on the simulator's (possibly pinned, advanced) clock.
     fn now_ms(&self) -> i64 {
         let offset = self.day_offset.load(Ordering::Relaxed);
+        let ms = self.ms_offset.load(Ordering::Relaxed);
         let now = match self.config.pinned_day {
             Some(day) => day.saturating_add(offset).clamp(0, MAX_DAY) * DAY_MS + 20 * 3_600_000,
-            None => chrono::Utc::now()
-                .timestamp_millis()
-                .saturating_add(offset.clamp(-MAX_DAY, MAX_DAY) * DAY_MS),
+            None => {
+                let frozen = self.frozen_ms.load(Ordering::Relaxed);
+                let real = if frozen > 0 {
+                    frozen
+                } else {
+                    chrono::Utc::now().timestamp_millis()
+                };
+                real.saturating_add(offset.clamp(-MAX_DAY, MAX_DAY) * DAY_MS)
+            }
         };
-        now.clamp(0, MAX_DAY * DAY_MS)
+        now.saturating_add(ms).clamp(0, MAX_DAY * DAY_MS)
     }
 
     /// The day number the tastes are computed for.
@@ -238,6 +249,8 @@ impl Simulator {
                 faults: Mutex::new(VecDeque::new()),
                 stripped: AtomicBool::new(false),
                 day_offset: AtomicI64::new(0),
+                ms_offset: AtomicI64::new(0),
+                frozen_ms: AtomicI64::new(0),
                 deny_next_consent: AtomicBool::new(false),
                 request_counts: Mutex::new(HashMap::new()),
             }),
@@ -401,6 +414,53 @@ impl Simulator {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
                 Some(d.saturating_add(days).clamp(-MAX_DAY, MAX_DAY))
             });
+    }
+
+    /// Move the simulator's clock forward by `d` (whole milliseconds): the listener goes on
+    /// playing, so recently played shows newer plays.
+    pub fn advance_by(&self, d: Duration) {
+        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let _ = self
+            .shared
+            .ms_offset
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| {
+                Some(m.saturating_add(ms).min(MAX_DAY * DAY_MS))
+            });
+    }
+
+    /// Stop the clock where it is (it moves only by `advance_by` / `advance_days` from now
+    /// on), so a test knows exactly which plays exist.
+    pub fn freeze(&self) {
+        let now = chrono::Utc::now().timestamp_millis().max(1);
+        let _ =
+            self.shared
+                .frozen_ms
+                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// "Now" on the simulator's clock, Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        self.shared.now_ms()
+    }
+
+    /// Every play of a listener with `from_ms < played_at <= to_ms`, oldest first, as
+    /// (track id, played_at in Unix ms): what recently played has shown, or will show, for
+    /// that span. Empty for an id that is no listener.
+    pub fn plays_between(
+        &self,
+        spotify_user_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Vec<(String, i64)> {
+        let Some(user) = tastes::user_index(spotify_user_id) else {
+            return Vec::new();
+        };
+        let c = &self.shared.catalogue;
+        (from_ms.div_euclid(DAY_MS)..=to_ms.div_euclid(DAY_MS))
+            .flat_map(|day| tastes::plays_on(c, user, day))
+            .filter(|p| p.played_at_ms > from_ms && p.played_at_ms <= to_ms)
+            .map(|p| (c.tracks[p.track].id.clone(), p.played_at_ms))
+            .collect()
     }
 
     /// The next valid `/authorize` request is denied: `error=access_denied`.

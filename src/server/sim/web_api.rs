@@ -19,8 +19,10 @@ use std::sync::Arc;
 const TOP_READ: &str = "user-top-read";
 const RECENTLY_PLAYED: &str = "user-read-recently-played";
 
-/// Plays are visible for this long, like Spotify's recently-played window.
+/// Plays are looked for this far back; of them only the newest [`RECENT_LIMIT`] are
+/// visible, as on Spotify, which keeps a listener's last 50 plays.
 const HISTORY_DAYS: i64 = 7;
+const RECENT_LIMIT: usize = 50;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApiError {
@@ -300,7 +302,8 @@ fn played_at(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Newest first. Without a cursor, or with `before`, the newest plays older than it; with
+/// The listener's last 50 plays, newest first. Without a cursor, or with `before`, the
+/// newest of them older than it; with
 /// `after`, the plays right after it (the oldest newer ones), so a client can page forward
 /// from its last sync with `next` without gaps.
 pub(crate) async fn recently_played(
@@ -321,11 +324,12 @@ pub(crate) async fn recently_played(
     let now = sim.now_ms();
     let today = now.div_euclid(DAY_MS);
     let oldest_visible = now - HISTORY_DAYS * DAY_MS;
-    // Oldest first.
-    let history: Vec<tastes::Play> = (today - HISTORY_DAYS..=today)
+    // Oldest first; the last 50 only.
+    let mut history: Vec<tastes::Play> = (today - HISTORY_DAYS..=today)
         .flat_map(|day| plays_on(c, principal.user, day))
         .filter(|p| p.played_at_ms > oldest_visible && p.played_at_ms <= now)
         .collect();
+    history.drain(..history.len().saturating_sub(RECENT_LIMIT));
 
     let (mut window, more) = match after {
         Some(after) => {

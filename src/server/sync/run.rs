@@ -318,7 +318,7 @@ async fn finish(
 /// simulator no longer knows (it keeps them in memory) and, without `TOKEN_ENCRYPTION_KEYS`,
 /// sealed under a key that is gone. Sign them in again silently, as their consent stands;
 /// a listener whose tokens the simulator revoked since start-up is left to sign in again.
-async fn resign_demo_listener(
+pub(crate) async fn resign_demo_listener(
     state: &AppState,
     sim: &crate::server::sim::Simulator,
     user: &SyncUser,

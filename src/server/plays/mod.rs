@@ -1,0 +1,125 @@
+//! Plays: every track a listener played, on the analytics node (`plays`), from Spotify's
+//! recently-played (polled, [`ingest`]) and, later, from the listener's privacy export.
+//!
+//! One row per play. The same play seen twice is stored once: the primary key (listener,
+//! time, track) catches a repeated poll or import, and a play of the same track by the
+//! same listener within [`OVERLAP`] of one from the *other* source is taken to be that play
+//! (an export and recently-played stamp the same play seconds apart). Within one source
+//! the times are exact, so two real plays of one track a minute apart both count.
+
+pub mod ingest;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+/// Plays of the same track by the same listener this close, from different sources, are
+/// the same play.
+pub const OVERLAP_SECS: i32 = 60;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// `/v1/me/player/recently-played`, polled.
+    Recent,
+    /// The extended streaming history (`Streaming_History_Audio_*.json`).
+    Extended,
+    /// The account data's `StreamingHistory_music_*.json` (names only, minute precision).
+    Account,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Recent => "recent",
+            Source::Extended => "extended",
+            Source::Account => "account",
+        }
+    }
+}
+
+/// One play, as stored on the analytics node (the listener is passed beside it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Play {
+    /// When the play ended.
+    pub played_at: DateTime<Utc>,
+    /// The Spotify track id, when the source has one.
+    pub track_id: Option<String>,
+    pub track_name: String,
+    pub artist_name: String,
+    pub artist_id: Option<String>,
+    pub album_name: Option<String>,
+    pub ms_played: i32,
+    pub source: Source,
+}
+
+/// Store `plays` of one listener on the analytics node in one statement; returns how many
+/// were new. A play already there (or the other source's record of it) is skipped.
+pub async fn store(
+    analytics: &PgPool,
+    spotify_id: &str,
+    plays: &[Play],
+) -> Result<u64, sqlx::Error> {
+    if plays.is_empty() {
+        return Ok(0);
+    }
+    let mut at = Vec::with_capacity(plays.len());
+    let mut track_id = Vec::with_capacity(plays.len());
+    let mut track_name = Vec::with_capacity(plays.len());
+    let mut artist_name = Vec::with_capacity(plays.len());
+    let mut artist_id = Vec::with_capacity(plays.len());
+    let mut album_name = Vec::with_capacity(plays.len());
+    let mut ms_played = Vec::with_capacity(plays.len());
+    let mut source = Vec::with_capacity(plays.len());
+    for p in plays {
+        at.push(p.played_at);
+        track_id.push(p.track_id.as_deref());
+        track_name.push(p.track_name.as_str());
+        artist_name.push(p.artist_name.as_str());
+        artist_id.push(p.artist_id.as_deref());
+        album_name.push(p.album_name.as_deref());
+        ms_played.push(p.ms_played);
+        source.push(p.source.as_str());
+    }
+    let done = sqlx::query(STORE_SQL)
+        .bind(spotify_id)
+        .bind(&at)
+        .bind(&track_id)
+        .bind(&track_name)
+        .bind(&artist_name)
+        .bind(&artist_id)
+        .bind(&album_name)
+        .bind(&ms_played)
+        .bind(&source)
+        .bind(OVERLAP_SECS)
+        .execute(analytics)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// A play without a track id is keyed by its names (lower-cased), so the same song from
+/// the same kind of export is one key.
+const STORE_SQL: &str = r"
+    WITH n AS (
+        SELECT $1::text AS spotify_id, x.played_at,
+               COALESCE(x.track_id,
+                        'name:' || md5(lower(x.artist_name) || E'\n' || lower(x.track_name)))
+                 AS track_key,
+               x.track_id, x.track_name, x.artist_name, x.artist_id, x.album_name,
+               x.ms_played, x.source
+          FROM unnest($2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
+                      $7::text[], $8::int[], $9::text[])
+               AS x(played_at, track_id, track_name, artist_name, artist_id, album_name,
+                    ms_played, source)
+    )
+    INSERT INTO plays (spotify_id, played_at, track_key, track_id, track_name, artist_name,
+                       artist_id, album_name, ms_played, source)
+    SELECT * FROM n
+     WHERE NOT EXISTS (
+           SELECT 1 FROM plays p
+            WHERE p.spotify_id = n.spotify_id
+              AND p.played_at BETWEEN n.played_at - make_interval(secs => $10)
+                                  AND n.played_at + make_interval(secs => $10)
+              AND p.track_key = n.track_key
+              AND p.source <> n.source)
+    ON CONFLICT DO NOTHING";
