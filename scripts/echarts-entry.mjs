@@ -1,11 +1,27 @@
-// The ECharts build Personalify serves as /echarts.js: only the parts its charts use (line
-// and pie charts, grid, tooltip, legend, the SVG renderer), about 200 KB gzip instead of
-// the full build's 370 KB. Built by `npm run build:echarts` (scripts/setup.sh runs it)
+// The ECharts build Personalify serves as /echarts.js: only the parts its charts use (line,
+// pie and heatmap charts; grid, calendar, visual map, tooltip, legend; the SVG renderer),
+// well under the full build's 370 KB gzip. Built by `npm run build:echarts` (scripts/setup.sh runs it)
 // into public/echarts.js, which is generated and git-ignored.
 import * as echarts from 'echarts/core';
-import { LineChart, PieChart } from 'echarts/charts';
-import { GridComponent, TooltipComponent, LegendComponent } from 'echarts/components';
+import { HeatmapChart, LineChart, PieChart } from 'echarts/charts';
+import {
+  CalendarComponent,
+  GridComponent,
+  LegendComponent,
+  TooltipComponent,
+  VisualMapContinuousComponent,
+} from 'echarts/components';
 import { SVGRenderer } from 'echarts/renderers';
 
-echarts.use([LineChart, PieChart, GridComponent, TooltipComponent, LegendComponent, SVGRenderer]);
+echarts.use([
+  LineChart,
+  PieChart,
+  HeatmapChart,
+  GridComponent,
+  CalendarComponent,
+  VisualMapContinuousComponent,
+  TooltipComponent,
+  LegendComponent,
+  SVGRenderer,
+]);
 window.echarts = echarts;

@@ -5,6 +5,7 @@
 
 pub mod artist;
 pub mod history;
+pub mod listening;
 pub mod site;
 pub mod top;
 pub mod viewer;

@@ -81,6 +81,7 @@ pub fn App() -> impl IntoView {
                 // History and artist pages load their code when first visited.
                 <Route path=StaticSegment("history") view={Lazy::<pages::history::HistoryRoute>::new()} ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("artist"), ParamSegment("id")) view={Lazy::<pages::artist::ArtistRoute>::new()} ssr=SsrMode::Async/>
+                <Route path=StaticSegment("listening") view={Lazy::<pages::listening::ListeningRoute>::new()} ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

@@ -5,6 +5,7 @@ pub mod artist;
 pub mod chart;
 pub mod dashboard;
 pub mod history;
+pub mod listening;
 pub mod sync;
 mod time_range;
 pub mod top;

@@ -8,6 +8,7 @@
 use crate::domain::artist::is_plausible_id;
 use crate::domain::chart::{genre_slices, RankList};
 use crate::domain::history::{time_label, RankSeries};
+use crate::domain::listening::{DayMinutes, WEEKDAYS};
 use crate::domain::{GenreShare, Genres, TimeRange};
 use crate::server::auth::session::{self, SessionUser};
 use crate::server::state::AppState;
@@ -17,11 +18,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use charming::component::{Axis, Grid, Legend, LegendType};
+use charming::component::{Calendar, VisualMap, VisualMapChannel};
 use charming::datatype::CompositeValue;
+use charming::datatype::{DataFrame, DataPoint};
 use charming::element::{
     AxisLabel, AxisType, Color, Formatter, ItemStyle, Label, Tooltip, Trigger,
 };
-use charming::series::{Line, Pie};
+use charming::element::{CellSize, CoordinateSystem, Orient, Range};
+use charming::series::{Heatmap, Line, Pie};
 use charming::Chart;
 use std::collections::HashMap;
 
@@ -136,6 +140,108 @@ pub fn rank_chart(synced_at: &[String], series: &[RankSeries]) -> Option<String>
     Some(option(&chart))
 }
 
+/// Minutes per day over the last year, `from` to `to` (YYYY-MM-DD): a calendar of days
+/// coloured by minutes, the scale below it.
+pub fn days_chart(days: &[DayMinutes], from: &str, to: &str) -> Option<String> {
+    if days.is_empty() {
+        return None;
+    }
+    let most = days.iter().map(|d| d.minutes).max().unwrap_or(1).max(1);
+    let data: Vec<DataFrame> = days
+        .iter()
+        .map(|d| {
+            vec![
+                DataPoint::from(d.day.clone()),
+                DataPoint::from(i64::from(d.minutes)),
+            ]
+        })
+        .collect();
+    let chart = base()
+        .tooltip(Tooltip::new().trigger(Trigger::Item))
+        .visual_map(
+            VisualMap::new()
+                .min(0)
+                .max(f64::from(most))
+                .orient(Orient::Horizontal)
+                .left("center")
+                .bottom(0)
+                .calculable(false)
+                .item_height(120)
+                .in_range(VisualMapChannel::new().color(vec![
+                    Color::from("rgba(29, 185, 84, 0.12)"),
+                    Color::from("#1db954"),
+                ])),
+        )
+        .calendar(
+            Calendar::new()
+                .range(Range::Range((from.to_string(), to.to_string())))
+                .cell_size(CellSize::Double(("auto".into(), 14.into())))
+                .top(24)
+                .left(34)
+                .right(8),
+        )
+        .series(
+            Heatmap::new()
+                .name("Minutes")
+                .coordinate_system(CoordinateSystem::Calendar)
+                .data(data),
+        );
+    Some(option(&chart))
+}
+
+/// Minutes by weekday (rows, Monday at the top) and hour (columns).
+pub fn week_chart(week: &[Vec<u32>]) -> Option<String> {
+    let most = week.iter().flatten().copied().max().unwrap_or(0);
+    if most == 0 {
+        return None;
+    }
+    let hours: Vec<String> = (0..24).map(|h| format!("{h:02}")).collect();
+    let days: Vec<String> = WEEKDAYS.iter().map(|d| d[..3].to_string()).collect();
+    let mut data: Vec<DataFrame> = Vec::with_capacity(7 * 24);
+    for (d, row) in week.iter().enumerate() {
+        for (h, minutes) in row.iter().enumerate() {
+            data.push(vec![
+                DataPoint::from(h as i64),
+                DataPoint::from(d as i64),
+                DataPoint::from(i64::from(*minutes)),
+            ]);
+        }
+    }
+    let chart = base()
+        .tooltip(Tooltip::new().trigger(Trigger::Item))
+        .grid(
+            Grid::new()
+                .left(40)
+                .right(8)
+                .top(8)
+                .bottom(64)
+                .contain_label(true),
+        )
+        .x_axis(Axis::new().type_(AxisType::Category).data(hours))
+        .y_axis(
+            Axis::new()
+                .type_(AxisType::Category)
+                .inverse(true)
+                .data(days),
+        )
+        .visual_map(
+            VisualMap::new()
+                .min(0)
+                .max(f64::from(most))
+                .orient(Orient::Horizontal)
+                .left("center")
+                .bottom(0)
+                .calculable(false)
+                .item_height(120)
+                .in_range(VisualMapChannel::new().color(vec![
+                    Color::from("rgba(29, 185, 84, 0.12)"),
+                    Color::from("#1db954"),
+                ])),
+        )
+        .series(Heatmap::new().name("Minutes").data(data));
+    Some(option(&chart))
+}
+
 // ---------------------------------------------------------------------------------------
 // GET /charts/genres?range=&sync=, /charts/history?range=&list=&sync=,
 // /charts/artist/{id}?sync=: the signed-in person's charts, as ECharts option JSON.
@@ -145,6 +251,8 @@ pub fn router() -> Router<AppState> {
         .route("/charts/genres", get(genres))
         .route("/charts/history", get(history))
         .route("/charts/artist/{id}", get(artist))
+        .route("/charts/listening/days", get(listening_days))
+        .route("/charts/listening/week", get(listening_week))
 }
 
 type Params = Query<HashMap<String, String>>;
@@ -318,6 +426,56 @@ async fn artist(
     })?;
     let option = rank_chart(&history.synced_at, &history.series()).ok_or(NOTHING_TO_DRAW)?;
     Ok(chart(option, sync_param(&params), history.sync_id))
+}
+
+const PLAYS_DOWN: NoChart = NoChart(
+    StatusCode::SERVICE_UNAVAILABLE,
+    "Your listening history is unavailable right now.",
+);
+
+/// The signed-in person's plays by hour, for the two listening charts.
+async fn listening_hours(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Vec<crate::server::listening::HourBucket>, NoChart> {
+    let user = signed_in(state, headers).await?;
+    let hours = crate::server::listening::hours(&state.stores.remote, &user.spotify_id);
+    match tokio::time::timeout(crate::server::listening::DEADLINE, hours).await {
+        Ok(Ok(hours)) => Ok(hours),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "listening chart: analytics node unavailable");
+            Err(PLAYS_DOWN)
+        }
+        Err(_) => Err(PLAYS_DOWN),
+    }
+}
+
+async fn listening_days(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, NoChart> {
+    let hours = listening_hours(&state, &headers).await?;
+    let today = chrono::Utc::now().date_naive();
+    let from = today - chrono::Duration::days(364);
+    let days: Vec<DayMinutes> = crate::server::listening::days_of(&hours)
+        .into_iter()
+        .filter(|d| d.day >= from.to_string())
+        .collect();
+    let option = days_chart(&days, &from.to_string(), &today.to_string()).ok_or(NOTHING_TO_DRAW)?;
+    Ok(chart(option, None, None))
+}
+
+async fn listening_week(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<Response, NoChart> {
+    let range = range_param(&params)?;
+    let hours = listening_hours(&state, &headers).await?;
+    let since = chrono::Utc::now() - crate::server::listening::window(range);
+    let week = crate::server::listening::week_of(&hours, since);
+    let option = week_chart(&week).ok_or(NOTHING_TO_DRAW)?;
+    Ok(chart(option, None, None))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod charts;
 pub mod config;
 pub mod health;
 pub mod listener;
+pub mod listening;
 pub mod metrics;
 pub mod page_cache;
 pub mod plays;

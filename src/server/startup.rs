@@ -107,6 +107,7 @@ impl Application {
         // deadline gives its connection back as it is dropped.
         let close = async {
             self.state.stores.main.close().await;
+            self.state.stores.remote.close().await;
             self.state.stores.analytics.pool.close().await;
         };
         if tokio::time::timeout(std::time::Duration::from_secs(5), close)

@@ -137,6 +137,9 @@ fn SignedIn(
             <a class="toolbar__link" href=move || format!("/history?range={}", range.get().map(|r| r.as_str()).unwrap_or("short_term"))>
                 "History"
             </a>
+            <a class="toolbar__link" href=move || format!("/listening?range={}", range.get().map(|r| r.as_str()).unwrap_or("short_term"))>
+                "Listening"
+            </a>
             <a class="toolbar__link" href="/settings" data-testid="your-data">"Your data"</a>
             <div class="sync">
                 <button

@@ -2,5 +2,6 @@ pub mod artist;
 pub mod dashboard;
 pub mod history;
 pub mod landing;
+pub mod listening;
 pub mod not_found;
 pub mod settings;

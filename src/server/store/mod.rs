@@ -12,6 +12,8 @@ use super::config::Config;
 #[derive(Clone)]
 pub struct Stores {
     pub main: sqlx::PgPool,
+    /// `main` again, for queries over the foreign tables (see [`pg::remote_reader`]).
+    pub remote: sqlx::PgPool,
     pub analytics: pg::Analytics,
     pub mongo: mongo::Mongo,
     pub cache: cache::Cache,
@@ -44,6 +46,7 @@ impl Stores {
             .link(main.clone(), config.analytics_fdw.clone())
             .await;
         Ok(Stores {
+            remote: pg::remote_reader(&config.database_url, crate::server::listening::DEADLINE),
             main,
             analytics,
             mongo: mongo?,

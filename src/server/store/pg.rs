@@ -58,6 +58,23 @@ pub async fn connect_main(url: &SecretString, budget: Duration) -> Result<PgPool
     Ok(pool)
 }
 
+/// A second, small pool to `main` for the queries that read the analytics node through
+/// the foreign tables (the Listening panels, the Distributed query page). Its statements
+/// end on the server after `deadline` (postgres_fdw then cancels the remote query), so a
+/// node that stops answering frees main's backend instead of holding it for 30 s; and at
+/// most [`REMOTE_READERS`] of them run at once, which bounds the connections main opens to
+/// the node. Lazy: nothing is opened before the first query.
+pub fn remote_reader(url: &SecretString, deadline: Duration) -> PgPool {
+    let timeout = format!("{}ms", deadline.as_millis());
+    let options = connect_options(url).options([("statement_timeout", timeout.as_str())]);
+    pool_options()
+        .max_connections(REMOTE_READERS)
+        .connect_lazy_with(options)
+}
+
+/// Connections of [`remote_reader`].
+pub const REMOTE_READERS: u32 = 5;
+
 /// The analytics node. It may be down at start-up: the pool is then lazy, and
 /// [`Analytics::link`] keeps trying in the background, first to apply the node's migrations,
 /// then to set up `main`'s postgres_fdw link to it ([`fdw::ensure`]). Until both are done it

@@ -1,0 +1,323 @@
+//! The Listening panels: queried on `main` through the foreign table, their numbers equal
+//! to a direct count on the analytics node, their filters and aggregates run remotely (the
+//! plans' `Remote SQL`), and the page standing when the analytics node is down.
+
+mod common;
+
+use common::{url_addr, PausableProxy, TestApp, TestEnv};
+use personalify::domain::TimeRange;
+use personalify::server::listening::{self, NamedQuery, QUERIES};
+use personalify::server::plays::{self, ingest, Play, Source};
+use personalify::server::sync::SyncUser;
+use std::time::Duration;
+
+/// A signed-in, synced listener with the plays of `days` days (polled from the simulator
+/// day by day, so a few weeks of listening).
+async fn listener_with_plays(app: &TestApp, days: u32) -> (reqwest::Client, SyncUser) {
+    let (browser, user) = app.signed_in(None).await;
+    app.sync(&user).await;
+    let sim = app.state.sim.as_ref().expect("demo mode");
+    sim.freeze();
+    // Start `days` back, then poll every 2 hours of the simulator's day up to now.
+    sim.advance_days(-i64::from(days));
+    ingest::poll_user(&app.state, &user).await.expect("poll");
+    for _ in 0..days * 12 {
+        sim.advance_by(Duration::from_secs(2 * 3600));
+        ingest::poll_user(&app.state, &user).await.expect("poll");
+    }
+    (browser, user)
+}
+
+#[tokio::test]
+async fn the_panels_equal_a_direct_count_on_the_analytics_node() {
+    let app = TestEnv::new().await.spawn().await;
+    let (_browser, user) = listener_with_plays(&app, 10).await;
+    // A play from an export, with no track id and an artist main does not know.
+    plays::store(
+        &app.state.stores.analytics.pool,
+        &user.spotify_id,
+        &[Play {
+            played_at: chrono::Utc::now() - chrono::Duration::days(2),
+            track_id: None,
+            track_name: "Field Recording".into(),
+            artist_name: "Nobody Here".into(),
+            artist_id: None,
+            album_name: None,
+            ms_played: 100 * 3_600_000,
+            source: Source::Extended,
+        }],
+    )
+    .await
+    .unwrap();
+    let analytics = &app.state.stores.analytics.pool;
+    let view = listening::load(&app.state.stores, &user.spotify_id, TimeRange::ShortTerm)
+        .await
+        .expect("the panels load");
+
+    let (plays, ms, days): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), sum(ms_played)::bigint, count(DISTINCT (played_at AT TIME ZONE 'UTC')::date)
+           FROM plays WHERE spotify_id = $1",
+    )
+    .bind(&user.spotify_id)
+    .fetch_one(analytics)
+    .await
+    .unwrap();
+    assert!(plays > 300, "{plays} plays");
+    assert_eq!(view.totals.plays, plays as u64);
+    assert_eq!(view.totals.minutes, (ms / 60_000) as u64);
+    assert_eq!(i64::from(view.totals.days_listened), days);
+    assert!(view.totals.current_streak >= 10, "{:?}", view.totals);
+    assert_eq!(
+        view.days.iter().map(|d| i64::from(d.plays)).sum::<i64>(),
+        plays,
+        "every play is in a day of the last year"
+    );
+
+    // Top artist by minutes in the last 4 weeks, counted directly.
+    let (artist, artist_ms): (String, i64) = sqlx::query_as(
+        "SELECT artist_name, sum(ms_played)::bigint FROM plays
+          WHERE spotify_id = $1 AND played_at >= now() - interval '28 days'
+          GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1",
+    )
+    .bind(&user.spotify_id)
+    .fetch_one(analytics)
+    .await
+    .unwrap();
+    let first = &view.top_artists[0];
+    assert_eq!(
+        (first.name.as_str(), first.minutes),
+        (artist.as_str(), (artist_ms / 60_000) as u32)
+    );
+    assert_eq!(first.name, "Nobody Here", "the 100-hour export play leads");
+    assert_eq!(first.artist_id, None, "not in the person's lists: no link");
+    assert!(
+        view.top_artists
+            .iter()
+            .skip(1)
+            .any(|a| a.artist_id.is_some()),
+        "artists in the person's lists link to their pages: {:?}",
+        view.top_artists
+    );
+    assert_eq!(view.top_tracks.len(), 10);
+    assert_eq!(view.spotify_artists.len(), 10, "Spotify's own list beside");
+
+    // The week grid adds up to the minutes of the window.
+    let window_ms: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(sum(ms_played), 0)::bigint FROM plays
+          WHERE spotify_id = $1 AND played_at >= now() - interval '28 days'",
+    )
+    .bind(&user.spotify_id)
+    .fetch_one(analytics)
+    .await
+    .unwrap();
+    let grid: u64 = view.week.iter().flatten().map(|m| u64::from(*m)).sum();
+    // Each of the (at most 168) cells rounds down by less than a minute.
+    assert!(grid <= (window_ms / 60_000) as u64 && grid + 168 >= (window_ms / 60_000) as u64);
+    app.shutdown().await;
+}
+
+/// The plan of `query` on main as the app runs it: prepared, with its parameters.
+async fn plan(app: &TestApp, query: NamedQuery) -> Vec<String> {
+    let mut conn = app.state.stores.main.acquire().await.unwrap();
+    sqlx::raw_sql(&format!("PREPARE panel AS {}", query.sql))
+        .execute(&mut *conn)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", query.name));
+    let args = if query.sql.contains("$3") {
+        "'demo-alex', now() - interval '28 days', 10"
+    } else {
+        "'demo-alex'"
+    };
+    let plan: Vec<String> = sqlx::query_scalar(&format!(
+        "EXPLAIN (VERBOSE, COSTS OFF) EXECUTE panel({args})"
+    ))
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap_or_else(|e| panic!("{}: {e}", query.name));
+    sqlx::raw_sql("DEALLOCATE panel")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    plan
+}
+
+#[tokio::test]
+async fn every_panel_query_filters_and_groups_on_the_analytics_node() {
+    let app = TestEnv::new().await.spawn().await;
+    for query in QUERIES {
+        let plan = plan(&app, query).await;
+        let remote: Vec<&String> = plan
+            .iter()
+            .filter(|l| l.trim_start().starts_with("Remote SQL:"))
+            .collect();
+        assert_eq!(remote.len(), 1, "{}: {plan:#?}", query.name);
+        let remote = remote[0];
+        if query.name != "listeners" {
+            assert!(
+                remote.contains(" WHERE ") && remote.contains("(spotify_id = 'demo-alex')"),
+                "{}: the filter runs remotely: {remote}",
+                query.name
+            );
+        }
+        if query.name != "totals" {
+            assert!(
+                remote.contains("GROUP BY"),
+                "{}: the grouping runs remotely: {remote}",
+                query.name
+            );
+        }
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_panels_say_so_when_the_analytics_node_is_down() {
+    let env = TestEnv::new().await;
+    let target = url_addr(env.analytics_url());
+    let proxy = PausableProxy::start(target).await;
+    let url = env.analytics_url().replacen(
+        &format!("{}:{}", target.ip(), target.port()),
+        &format!("127.0.0.1:{}", proxy.port),
+        1,
+    );
+    let app = env.set("ANALYTICS_DATABASE_URL", url).spawn().await;
+    let (_browser, user) = app.signed_in(None).await;
+    let timeout: String = sqlx::query_scalar("SHOW statement_timeout")
+        .fetch_one(&app.state.stores.remote)
+        .await
+        .unwrap();
+    assert_eq!(
+        timeout, "5s",
+        "the server ends a panel's statement at its deadline"
+    );
+    proxy.take_down();
+    let started = std::time::Instant::now();
+    let err = listening::load(&app.state.stores, &user.spotify_id, TimeRange::ShortTerm)
+        .await
+        .expect_err("the node is down");
+    assert!(started.elapsed() < listening::DEADLINE + Duration::from_secs(1));
+    assert!(
+        matches!(err, listening::ListeningError::Database(_)),
+        "{err}"
+    );
+    // A node that stops answering costs the deadline, not more.
+    proxy.resume();
+    proxy.pause();
+    let started = std::time::Instant::now();
+    let err = listening::load(&app.state.stores, &user.spotify_id, TimeRange::ShortTerm)
+        .await
+        .expect_err("the node does not answer");
+    assert!(started.elapsed() < listening::DEADLINE + Duration::from_secs(1));
+    // Main's own deadline, or postgres_fdw's connect_timeout: both at 5 s.
+    let _ = err;
+    proxy.resume();
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_listening_page_and_its_charts_show_the_plays() {
+    let app = TestEnv::new().await.spawn().await;
+    let (browser, user) = listener_with_plays(&app, 3).await;
+    let view = listening::load(&app.state.stores, &user.spotify_id, TimeRange::ShortTerm)
+        .await
+        .unwrap();
+    let response = browser.get(app.url("/listening")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.unwrap();
+    for part in [
+        "Your listening",
+        "data-testid=\"listening-totals\"",
+        "Minutes per day, last year",
+        "When you listen: the last 4 weeks",
+        "Top artists by minutes",
+        "s top artists<!></h3>",
+        "data-chart-src=\"/charts/listening/days\"",
+        "data-chart-src=\"/charts/listening/week?range=short_term\"",
+    ] {
+        assert!(html.contains(part), "{part} not in the page");
+    }
+    assert!(
+        html.contains(&format!("<dt>Plays</dt><dd>{}<!></dd>", view.totals.plays)),
+        "the plays count is shown"
+    );
+    assert!(
+        html.contains(&view.top_artists[0].name),
+        "the top artist by minutes"
+    );
+
+    let days: serde_json::Value = browser
+        .get(app.url("/charts/listening/days"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(days["series"][0]["type"], "heatmap");
+    assert_eq!(days["series"][0]["coordinateSystem"], "calendar");
+    let cells = days["series"][0]["data"].as_array().unwrap();
+    assert_eq!(cells.len(), view.days.len());
+    let week: serde_json::Value = browser
+        .get(app.url("/charts/listening/week?range=short_term"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let total: i64 = week["series"][0]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c[2].as_i64().unwrap())
+        .sum();
+    let grid: i64 = view.week.iter().flatten().map(|m| i64::from(*m)).sum();
+    assert_eq!(total, grid);
+    // Signed out: no chart.
+    let anonymous = app
+        .http
+        .get(app.url("/charts/listening/days"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_the_analytics_node_down_the_page_renders_and_says_so() {
+    let env = TestEnv::new().await;
+    let target = url_addr(env.analytics_url());
+    let proxy = PausableProxy::start(target).await;
+    let url = env.analytics_url().replacen(
+        &format!("{}:{}", target.ip(), target.port()),
+        &format!("127.0.0.1:{}", proxy.port),
+        1,
+    );
+    let app = env.set("ANALYTICS_DATABASE_URL", url).spawn().await;
+    let (browser, user) = app.signed_in(None).await;
+    app.sync(&user).await;
+    proxy.take_down();
+    for path in ["/listening", "/dashboard", "/history"] {
+        let response = browser.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let html = response.text().await.unwrap();
+        assert!(html.contains("class=\"topbar\""), "{path} renders");
+        if path == "/listening" {
+            assert!(
+                html.contains("data-testid=\"listening-unavailable\"")
+                    && html.contains("analytics node is not answering"),
+                "the panel says why"
+            );
+            assert!(html.contains("Back to the dashboard"));
+        }
+    }
+    let chart = browser
+        .get(app.url("/charts/listening/days"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chart.status(), 503);
+    proxy.resume();
+    app.shutdown().await;
+}
