@@ -321,3 +321,82 @@ async fn with_the_analytics_node_down_the_page_renders_and_says_so() {
     proxy.resume();
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_distributed_query_page_shows_each_query_its_result_and_its_remote_sql() {
+    let app = TestEnv::new().await.spawn().await;
+    let (browser, user) = listener_with_plays(&app, 2).await;
+    let view = personalify::server::distributed::load(&app.state.stores, &user.spotify_id)
+        .await
+        .unwrap();
+    assert_eq!(view.queries.len(), QUERIES.len());
+    let plays: i64 = sqlx::query_scalar("SELECT count(*) FROM plays WHERE spotify_id = $1")
+        .bind(&user.spotify_id)
+        .fetch_one(&app.state.stores.analytics.pool)
+        .await
+        .unwrap();
+    let totals = &view.queries[0];
+    assert_eq!(totals.name, "totals");
+    assert_eq!(
+        totals.rows[0][0],
+        plays.to_string(),
+        "the result is the real count"
+    );
+    for q in &view.queries {
+        assert!(q.error.is_none(), "{}: {:?}", q.name, q.error);
+        assert_eq!(q.remote_sql().len(), 1, "{}: {:#?}", q.name, q.plan);
+    }
+    let listeners = view.queries.iter().find(|q| q.name == "listeners").unwrap();
+    assert_eq!(
+        listeners.rows[0],
+        vec!["1".to_string(), plays.to_string(), plays.to_string()]
+    );
+    assert!(view.server.iter().any(|(k, _)| k == "host"));
+    assert!(
+        !view.server.iter().any(|(k, _)| k.contains("password")),
+        "no password on the page"
+    );
+    assert_eq!(view.tables[0].name, "analytics.plays");
+
+    let response = browser.get(app.url("/distributed")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains("<mark>") && html.contains("Remote SQL: SELECT"),
+        "highlighted"
+    );
+    for q in &view.queries {
+        assert!(
+            html.contains(&format!("data-testid=\"query-{}\"", q.name)),
+            "{}",
+            q.name
+        );
+    }
+    assert!(!html.contains("personalify.fdw_password") && !html.contains("password="));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_the_analytics_node_down_the_distributed_page_still_shows_the_plans() {
+    let env = TestEnv::new().await;
+    let target = url_addr(env.analytics_url());
+    let proxy = PausableProxy::start(target).await;
+    let url = env.analytics_url().replacen(
+        &format!("{}:{}", target.ip(), target.port()),
+        &format!("127.0.0.1:{}", proxy.port),
+        1,
+    );
+    let app = env.set("ANALYTICS_DATABASE_URL", url).spawn().await;
+    let (browser, _user) = app.signed_in(None).await;
+    proxy.take_down();
+    let response = browser.get(app.url("/distributed")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains("Remote SQL: SELECT"),
+        "plans need no remote connection"
+    );
+    assert!(html.contains("could not run"), "each result says why");
+    proxy.resume();
+    app.shutdown().await;
+}

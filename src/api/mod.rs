@@ -4,6 +4,7 @@
 //! and maps failures to an [`ApiError`] a person can read.
 
 pub mod artist;
+pub mod distributed;
 pub mod history;
 pub mod listening;
 pub mod site;

@@ -82,6 +82,7 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("history") view={Lazy::<pages::history::HistoryRoute>::new()} ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("artist"), ParamSegment("id")) view={Lazy::<pages::artist::ArtistRoute>::new()} ssr=SsrMode::Async/>
                 <Route path=StaticSegment("listening") view={Lazy::<pages::listening::ListeningRoute>::new()} ssr=SsrMode::Async/>
+                <Route path=StaticSegment("distributed") view={Lazy::<pages::distributed::DistributedRoute>::new()} ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

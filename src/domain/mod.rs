@@ -4,6 +4,7 @@
 pub mod artist;
 pub mod chart;
 pub mod dashboard;
+pub mod distributed;
 pub mod history;
 pub mod listening;
 pub mod sync;

@@ -94,17 +94,20 @@ pub const TOP_TRACKS: NamedQuery = NamedQuery {
            LIMIT $3",
 };
 
-/// The seed design's example: a remote table joined with the local `users`.
+/// The seed design's example: a remote table joined with the local `users`. Instance-wide,
+/// so it says how many, never who.
 pub const LISTENERS: NamedQuery = NamedQuery {
     name: "listeners",
-    title: "Plays per listener on this instance (the seed's users ⋈ remote table)",
-    about: "Counted per listener on the analytics node, then joined with main's users.",
-    sql: "SELECT u.display_name, u.spotify_id, p.plays
+    title: "Listeners on this instance (the seed's users ⋈ a remote table)",
+    about: "Plays are counted per listener on the analytics node, then joined on main with its \
+            users table: how many people here have plays, their plays, and yours.",
+    sql: "SELECT count(*)::bigint AS listeners,
+                 COALESCE(sum(p.plays), 0)::bigint AS plays,
+                 COALESCE(sum(p.plays) FILTER (WHERE u.spotify_id = $1), 0)::bigint AS yours
             FROM users u
             JOIN (SELECT spotify_id, count(*)::bigint AS plays
                     FROM analytics.plays GROUP BY spotify_id) p
-              ON p.spotify_id = u.spotify_id
-           ORDER BY p.plays DESC, u.spotify_id",
+              ON p.spotify_id = u.spotify_id",
 };
 
 pub const QUERIES: [NamedQuery; 5] = [TOTALS, HOURS, TOP_ARTISTS, TOP_TRACKS, LISTENERS];

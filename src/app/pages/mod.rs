@@ -1,5 +1,6 @@
 pub mod artist;
 pub mod dashboard;
+pub mod distributed;
 pub mod history;
 pub mod landing;
 pub mod listening;

@@ -1,0 +1,130 @@
+use crate::api::distributed::get_distributed;
+use crate::app::components::error_notice::ErrorNotice;
+use crate::app::components::sign_in_prompt::SignInPrompt;
+use crate::app::components::top_bar::TopBar;
+use crate::domain::distributed::{is_remote_line, DistributedView, QueryRun};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::{lazy_route, LazyRoute};
+
+/// `/distributed`, in its own WASM chunk (`cargo leptos --split`).
+pub struct DistributedRoute;
+
+#[lazy_route]
+impl LazyRoute for DistributedRoute {
+    fn data() -> Self {
+        DistributedRoute
+    }
+
+    fn view(this: Self) -> AnyView {
+        let DistributedRoute = this;
+        view! { <Distributed/> }.into_any()
+    }
+}
+
+/// The seed design's psql walkthrough inside the product: the foreign server and tables on
+/// `main`, then each cross-node query the Listening page runs for you, its result, and its
+/// plan with the SQL the analytics node receives highlighted.
+#[component]
+pub fn Distributed() -> impl IntoView {
+    let data = Resource::new(|| (), |_| get_distributed());
+    view! {
+        <Title text="Distributed queries"/>
+        <TopBar/>
+        <main class="page">
+            <div class="welcome__row">
+                <h1>"Distributed queries"</h1>
+                <a class="button button--secondary" href="/listening">"Back to your listening"</a>
+            </div>
+            <p class="muted">
+                "Your plays live on a second PostgreSQL server, the analytics node. The main server reaches it through postgres_fdw: "
+                "the tables below are foreign tables on main, and each query runs on main, sends its filter and grouping to the analytics node (the highlighted "
+                <code>"Remote SQL"</code> " lines), and joins what comes back with main's own tables."
+            </p>
+            <Suspense fallback=|| view! { <p aria-busy="true">"Running the queries…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(Some(view)) => view! { <DistributedBody view/> }.into_any(),
+                        Ok(None) => view! { <SignInPrompt heading_level=2/> }.into_any(),
+                        Err(err) => view! { <ErrorNotice message=err.to_string()/> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </main>
+    }
+}
+
+#[component]
+fn DistributedBody(view: DistributedView) -> impl IntoView {
+    view! {
+        <section class="panel" aria-labelledby="server-title" data-testid="foreign-server">
+            <h2 id="server-title">"The foreign server on main"</h2>
+            <dl class="options">
+                {view.server.into_iter().map(|(k, v)| view! {
+                    <div><dt><code>{k}</code></dt><dd><code>{if v.is_empty() { "(empty)".to_string() } else { v }}</code></dd></div>
+                }).collect_view()}
+            </dl>
+            {view.tables.into_iter().map(|t| view! {
+                <h3 class="card__title">"Foreign table " <code>{t.name}</code></h3>
+                <pre class="sql">{t.columns.join("\n")}</pre>
+            }).collect_view()}
+        </section>
+        {view.queries.into_iter().map(|q| view! { <QueryPanel q/> }).collect_view()}
+    }
+}
+
+#[component]
+fn QueryPanel(q: QueryRun) -> impl IntoView {
+    let id = format!("query-{}-title", q.name);
+    let heading_id = id.clone();
+    let result = match (&q.error, q.ms) {
+        (Some(error), _) => {
+            view! { <p class="notice" role="status">{error.clone()}</p> }.into_any()
+        }
+        (None, ms) => {
+            let caption = format!(
+                "Result: {} row{} in {:.1} ms{}",
+                q.row_count,
+                if q.row_count == 1 { "" } else { "s" },
+                ms.unwrap_or(0.0),
+                if q.row_count > q.rows.len() {
+                    format!(", the first {} shown", q.rows.len())
+                } else {
+                    String::new()
+                }
+            );
+            view! {
+                <div class="table-scroll" tabindex="0" role="region" aria-label=format!("Result of {}", q.title)>
+                    <table class="ranks" data-testid="query-result">
+                        <caption>{caption}</caption>
+                        <thead><tr>{q.columns.iter().map(|c| view! { <th scope="col">{c.clone()}</th> }).collect_view()}</tr></thead>
+                        <tbody>
+                            {q.rows.iter().map(|row| view! {
+                                <tr>{row.iter().map(|cell| view! { <td>{cell.clone()}</td> }).collect_view()}</tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                </div>
+            }
+            .into_any()
+        }
+    };
+    view! {
+        <section class="panel history-panel" aria-labelledby=id data-testid=format!("query-{}", q.name)>
+            <h2 id=heading_id>{q.title.clone()}</h2>
+            <p class="muted">{q.about.clone()}</p>
+            <h3 class="card__title">"The query, on main"</h3>
+            <pre class="sql">{q.sql.clone()}</pre>
+            <ul class="plain muted">{q.params.iter().map(|p| view! { <li><code>{p.clone()}</code></li> }).collect_view()}</ul>
+            {result}
+            <h3 class="card__title"><code>"EXPLAIN (VERBOSE)"</code></h3>
+            <pre class="sql plan" data-testid="plan">
+                {q.plan.iter().map(|line| if is_remote_line(line) {
+                    view! { <mark>{line.clone()}</mark>"\n" }.into_any()
+                } else {
+                    view! { {line.clone()}"\n" }.into_any()
+                }).collect_view()}
+            </pre>
+        </section>
+    }
+}

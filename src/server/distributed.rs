@@ -1,0 +1,205 @@
+//! The Distributed query page's data: every cross-node query of the Listening page
+//! ([`listening::QUERIES`]) run for the signed-in person, its first rows, and its
+//! `EXPLAIN (VERBOSE)` from `main` (whose `Remote SQL:` lines are what the analytics node
+//! is sent); the foreign server's options and the foreign tables' columns.
+//!
+//! A plan needs no remote connection (postgres_fdw does not connect for a plain `EXPLAIN`
+//! without remote estimates), so with the analytics node down the plans still show and
+//! each result says it is unavailable.
+
+use super::listening::{self, NamedQuery, DEADLINE, TOP};
+use super::store::{fdw, Stores};
+use crate::domain::distributed::{DistributedView, ForeignTable, QueryRun};
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::{Column, PgPool, Row, TypeInfo};
+use std::time::Instant;
+
+/// Rows of each result shown.
+pub const ROWS_SHOWN: usize = 10;
+
+pub async fn load(stores: &Stores, spotify_id: &str) -> Result<DistributedView, sqlx::Error> {
+    let since = Utc::now() - listening::window(crate::domain::TimeRange::ShortTerm);
+    let server = server_options(&stores.main).await?;
+    let tables = foreign_tables(&stores.main).await?;
+    // Concurrently: with the node stalled, each waits out its deadline at the same time.
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, query) in listening::QUERIES.into_iter().enumerate() {
+        let (remote, spotify_id) = (stores.remote.clone(), spotify_id.to_string());
+        tasks.spawn(async move { (i, run(&remote, query, &spotify_id, since).await) });
+    }
+    let mut queries: Vec<(usize, QueryRun)> = tasks.join_all().await;
+    queries.sort_by_key(|(i, _)| *i);
+    let queries = queries.into_iter().map(|(_, q)| q).collect();
+    Ok(DistributedView {
+        server,
+        tables,
+        queries,
+    })
+}
+
+/// The parameters of `query`, bound, and what each stands for.
+fn arguments(
+    query: NamedQuery,
+    spotify_id: &str,
+    since: DateTime<Utc>,
+) -> (PgArguments, Vec<String>) {
+    use sqlx::Arguments;
+    let mut args = PgArguments::default();
+    let mut said = Vec::new();
+    // Binding plain values into a fresh argument list cannot fail.
+    let _ = args.add(spotify_id);
+    said.push("$1 = your Spotify id".to_string());
+    if query.sql.contains("$3") {
+        let _ = args.add(since);
+        said.push(format!(
+            "$2 = {} (4 weeks ago)",
+            since.format("%Y-%m-%d %H:%M UTC")
+        ));
+        let _ = args.add(TOP);
+        said.push(format!("$3 = {TOP} (rows)"));
+    }
+    (args, said)
+}
+
+async fn run(
+    remote: &PgPool,
+    query: NamedQuery,
+    spotify_id: &str,
+    since: DateTime<Utc>,
+) -> QueryRun {
+    let (plan_args, params) = arguments(query, spotify_id, since);
+    let explain = format!("EXPLAIN (VERBOSE, COSTS OFF) {}", query.sql);
+    let plan = tokio::time::timeout(
+        DEADLINE,
+        sqlx::query_scalar_with::<_, String, _>(&explain, plan_args).fetch_all(remote),
+    )
+    .await;
+    let plan = match plan {
+        Ok(Ok(lines)) => lines,
+        Ok(Err(e)) => {
+            tracing::warn!(query = query.name, error = %e, "EXPLAIN failed");
+            vec!["(the plan is unavailable: Personalify's database did not answer)".into()]
+        }
+        Err(_) => vec!["(the plan is unavailable: no answer in time)".into()],
+    };
+    let (args, _) = arguments(query, spotify_id, since);
+    let started = Instant::now();
+    let rows = tokio::time::timeout(
+        DEADLINE,
+        sqlx::query_with(query.sql, args).fetch_all(remote),
+    )
+    .await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut out = QueryRun {
+        name: query.name.into(),
+        title: query.title.into(),
+        about: query.about.into(),
+        sql: query.sql.into(),
+        params,
+        columns: Vec::new(),
+        rows: Vec::new(),
+        row_count: 0,
+        ms: None,
+        error: None,
+        plan,
+    };
+    match rows {
+        Ok(Ok(rows)) => {
+            out.columns = rows
+                .first()
+                .map(|r| r.columns().iter().map(|c| c.name().to_string()).collect())
+                .unwrap_or_default();
+            out.row_count = rows.len();
+            out.rows = rows.iter().take(ROWS_SHOWN).map(cells).collect();
+            out.ms = Some((ms * 10.0).round() / 10.0);
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(query = query.name, error = %e, "distributed query failed");
+            out.error = Some(
+                "The analytics node did not answer, so this query could not run; its plan is \
+                 still shown."
+                    .into(),
+            );
+        }
+        Err(_) => {
+            out.error = Some(format!(
+                "No answer from the analytics node within {} s.",
+                DEADLINE.as_secs()
+            ))
+        }
+    }
+    out
+}
+
+/// A row as text, whatever the columns' types.
+fn cells(row: &PgRow) -> Vec<String> {
+    (0..row.columns().len())
+        .map(|i| {
+            let kind = row.columns()[i].type_info().name().to_string();
+            let text = match kind.as_str() {
+                "INT2" => row
+                    .try_get::<Option<i16>, _>(i)
+                    .map(|v| v.map(|v| v.to_string())),
+                "INT4" => row
+                    .try_get::<Option<i32>, _>(i)
+                    .map(|v| v.map(|v| v.to_string())),
+                "INT8" => row
+                    .try_get::<Option<i64>, _>(i)
+                    .map(|v| v.map(|v| v.to_string())),
+                "TIMESTAMPTZ" => row
+                    .try_get::<Option<DateTime<Utc>>, _>(i)
+                    .map(|v| v.map(|v| v.format("%Y-%m-%d %H:%M:%S UTC").to_string())),
+                "DATE" => row
+                    .try_get::<Option<NaiveDate>, _>(i)
+                    .map(|v| v.map(|v| v.to_string())),
+                _ => row.try_get::<Option<String>, _>(i),
+            };
+            match text {
+                Ok(Some(v)) => v,
+                Ok(None) => "NULL".into(),
+                Err(_) => format!("({kind})"),
+            }
+        })
+        .collect()
+}
+
+/// The foreign server's options, in the order `main` keeps them.
+async fn server_options(main: &PgPool) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let options: Vec<String> =
+        sqlx::query_scalar("SELECT unnest(srvoptions) FROM pg_foreign_server WHERE srvname = $1")
+            .bind(fdw::SERVER)
+            .fetch_all(main)
+            .await?;
+    Ok(options
+        .into_iter()
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect())
+}
+
+async fn foreign_tables(main: &PgPool) -> Result<Vec<ForeignTable>, sqlx::Error> {
+    let rows: Vec<(String, Vec<String>)> = sqlx::query_as(
+        "SELECT c.relname::text,
+                array_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+                          ORDER BY a.attnum)
+           FROM pg_foreign_table f
+           JOIN pg_class c ON c.oid = f.ftrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+          WHERE n.nspname = $1
+          GROUP BY c.relname ORDER BY 1",
+    )
+    .bind(fdw::SCHEMA)
+    .fetch_all(main)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, columns)| ForeignTable {
+            name: format!("{}.{name}", fdw::SCHEMA),
+            columns,
+        })
+        .collect())
+}
