@@ -132,6 +132,8 @@ impl TestEnv {
             ("STARTUP_TIMEOUT_SECS".to_string(), "5".to_string()),
             // Tests start syncs themselves, so background work doesn't race their counts.
             ("SYNC_ON_LOGIN".to_string(), "false".to_string()),
+            // Likewise plays: tests poll recently played themselves (tests/plays.rs).
+            ("PLAYS_POLL_SECS".to_string(), "0".to_string()),
             // Tests sync and sign in back to back; tests/fair_use.rs turns these on.
             ("SYNC_COOLDOWN_SECS".to_string(), "0".to_string()),
             ("SPOTIFY_CALLS_PER_MINUTE".to_string(), "0".to_string()),

@@ -249,6 +249,26 @@ async fn record_failure(state: &AppState, user: &SyncUser, err: &SyncError) {
     }
 }
 
+/// One poll right after a sync, bounded; its failure only logged (the poller tries again).
+pub async fn poll_after_sync(state: &AppState, user: &SyncUser) {
+    match tokio::time::timeout(poll_deadline(state), poll_user(state, user)).await {
+        Ok(Ok(polled)) => {
+            tracing::debug!(spotify_id = %user.spotify_id, ?polled, "recently played polled after a sync")
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(spotify_id = %user.spotify_id, error = %e, "recently played not polled after a sync")
+        }
+        Err(_) => {
+            tracing::debug!(spotify_id = %user.spotify_id, "recently played poll after a sync timed out")
+        }
+    }
+}
+
+/// A poll's bound: a few Spotify calls (each bounded, retried) and two store writes.
+fn poll_deadline(state: &AppState) -> Duration {
+    state.config.spotify_timeout * 3 + STORE_DEADLINE * 2
+}
+
 /// The poller's loop, for a supervisor to run: deliver what waits on `main`, then poll
 /// every listener who is due, one at a time. Off when `PLAYS_POLL_SECS` is 0.
 pub async fn run_poller(state: AppState) {
@@ -280,10 +300,7 @@ pub async fn run_poller(state: AppState) {
             }
         };
         for user in users {
-            let poll = tokio::time::timeout(
-                state.config.spotify_timeout * 3 + STORE_DEADLINE * 2,
-                poll_user(&state, &user),
-            );
+            let poll = tokio::time::timeout(poll_deadline(&state), poll_user(&state, &user));
             match poll.await {
                 Ok(Ok(polled)) => {
                     if polled.fetched > 0 {

@@ -165,8 +165,14 @@ impl Syncs {
         tokio::spawn(async move {
             let run_id = tx.borrow().run_id;
             let outcome = bounded(&state, execute(&state, &user, run_id, &tx)).await;
+            let succeeded = outcome.is_ok();
             finish(&state, &user, run_id, outcome, &tx).await;
             syncs.running.lock().await.remove(&user.user_id);
+            // A sync also reads recently played (once the person sees the sync done), so
+            // plays show right after signing in, not at the poller's next round.
+            if succeeded && !state.config.plays_poll_every.is_zero() {
+                crate::server::plays::ingest::poll_after_sync(&state, &user).await;
+            }
         });
         Ok(Started {
             joined: false,
