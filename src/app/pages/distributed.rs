@@ -64,9 +64,12 @@ fn DistributedBody(view: DistributedView) -> impl IntoView {
                     <div><dt><code>{k}</code></dt><dd><code>{if v.is_empty() { "(empty)".to_string() } else { v }}</code></dd></div>
                 }).collect_view()}
             </dl>
-            {view.tables.into_iter().map(|t| view! {
-                <h3 class="card__title">"Foreign table " <code>{t.name}</code></h3>
-                <pre class="sql">{t.columns.join("\n")}</pre>
+            {view.tables.into_iter().map(|t| {
+                let label = format!("Columns of {}", t.name);
+                view! {
+                    <h3 class="card__title">"Foreign table " <code>{t.name}</code></h3>
+                    <pre class="sql" tabindex="0" role="region" aria-label=label>{t.columns.join("\n")}</pre>
+                }
             }).collect_view()}
         </section>
         {view.queries.into_iter().map(|q| view! { <QueryPanel q/> }).collect_view()}
@@ -114,11 +117,11 @@ fn QueryPanel(q: QueryRun) -> impl IntoView {
             <h2 id=heading_id>{q.title.clone()}</h2>
             <p class="muted">{q.about.clone()}</p>
             <h3 class="card__title">"The query, on main"</h3>
-            <pre class="sql">{q.sql.clone()}</pre>
+            <pre class="sql" tabindex="0" role="region" aria-label=format!("SQL of {}", q.title)>{q.sql.clone()}</pre>
             <ul class="plain muted">{q.params.iter().map(|p| view! { <li><code>{p.clone()}</code></li> }).collect_view()}</ul>
             {result}
             <h3 class="card__title"><code>"EXPLAIN (VERBOSE)"</code></h3>
-            <pre class="sql plan" data-testid="plan">
+            <pre class="sql plan" data-testid="plan" tabindex="0" role="region" aria-label=format!("Plan of {}", q.title)>
                 {q.plan.iter().map(|line| if is_remote_line(line) {
                     view! { <mark>{line.clone()}</mark>"\n" }.into_any()
                 } else {
