@@ -7,6 +7,7 @@
 //! (an export and recently-played stamp the same play seconds apart). Within one source
 //! the times are exact, so two real plays of one track a minute apart both count.
 
+pub mod export;
 pub mod ingest;
 
 use chrono::{DateTime, Utc};

@@ -1,0 +1,882 @@
+//! Spotify's privacy export ("Download your data"), read as plays: the ZIP
+//! (`my_spotify_data.zip`) or one of the JSON files in it, streamed entry by entry and play by
+//! play, so memory does not grow with the file.
+//!
+//! Two formats (shapes and sources in shared/research/distributed-and-history.md §4):
+//! - the **extended streaming history**, `Streaming_History_Audio_<years>_<n>.json` (older:
+//!   `endsong_<n>.json`): `ts` (when the play ended, UTC), `ms_played`,
+//!   `master_metadata_track_name`, `master_metadata_album_artist_name`,
+//!   `master_metadata_album_album_name`, `spotify_track_uri`, and episode and audiobook
+//!   fields for the rest;
+//! - the **account data**, `StreamingHistory_music_<n>.json` (older: `StreamingHistory<n>.json`):
+//!   `endTime` ("2021-10-14 21:13", UTC, minute precision), `artistName`, `trackName`,
+//!   `msPlayed`; no ids.
+//!
+//! Every field is read as optional (Spotify changed the shape more than once; importers that
+//! required fields broke). The rule for each entry, counted in [`Counts`]:
+//! - a podcast episode or an audiobook chapter (an episode or audiobook URI, no track
+//!   name): **skipped**, counted as `podcasts`;
+//! - no track or no artist name (unavailable or unknown content): **skipped**, `unknown`;
+//! - under 30 s (Spotify's own threshold for a stream): **skipped**, `short`;
+//! - otherwise **kept**: with its track id when it has a `spotify:track:` URI, else keyed by
+//!   its names (local files, the account data).
+//!
+//! Not read: video history, podcast-only files (`StreamingHistory_podcast_*`), and anything
+//! else in the ZIP (playlists, library, user data).
+
+use super::{Play, Source};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::cell::Cell;
+use std::fmt;
+use std::io::{Read, Seek};
+use std::rc::Rc;
+
+/// Shorter plays are not counted (Spotify's own threshold for a stream).
+pub const MIN_MS: i64 = 30_000;
+/// Plays handed to the caller at a time.
+pub const BATCH: usize = 5_000;
+
+/// Bounds on what a ZIP may unpack to: far above any real export (a decade of heavy
+/// listening is a few hundred MB of JSON), far below what would hurt the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_entries: usize,
+    /// Unpacked bytes of one history file, and of all of them.
+    pub max_file_bytes: u64,
+    pub max_total_bytes: u64,
+    /// Unpacked ÷ packed, per file: JSON compresses ~10×; a bomb, thousands of times.
+    pub max_ratio: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_entries: 2_000,
+            max_file_bytes: 256 * 1024 * 1024,
+            max_total_bytes: 2 * 1024 * 1024 * 1024,
+            max_ratio: 100,
+        }
+    }
+}
+
+/// Which history a file holds, by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Extended,
+    Account,
+}
+
+impl FileKind {
+    /// The kind of a file named `path` (any folder), or `None` for files that hold no
+    /// music plays.
+    pub fn of(path: &str) -> Option<FileKind> {
+        let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
+        let json = name.to_ascii_lowercase().ends_with(".json");
+        if !json {
+            return None;
+        }
+        if name.starts_with("Streaming_History_Audio_") || name.starts_with("endsong_") {
+            Some(FileKind::Extended)
+        } else if name.starts_with("StreamingHistory_music_")
+            || name
+                .strip_prefix("StreamingHistory")
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        {
+            Some(FileKind::Account)
+        } else {
+            None
+        }
+    }
+}
+
+/// Why an export cannot be read, in words for the person who uploaded it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ExportError {
+    #[error(
+        "This file is neither a ZIP nor a JSON file. Upload my_spotify_data.zip from Spotify's \
+         privacy page, or the Streaming_History_Audio_….json files in it."
+    )]
+    NotZipOrJson,
+    #[error(
+        "This ZIP holds no streaming history ({0}). Spotify's extended streaming history has \
+         files named Streaming_History_Audio_….json; the account data has \
+         StreamingHistory_music_….json."
+    )]
+    NoHistory(String),
+    #[error("This ZIP cannot be read ({0}). Download the export from Spotify again.")]
+    BadZip(String),
+    #[error("This ZIP unpacks to far more than any Spotify export ({0}), so it was not read.")]
+    TooBig(String),
+    #[error("{file} is not a Spotify streaming history: {why}.")]
+    WrongShape { file: String, why: String },
+    #[error("{file} is not valid JSON ({why}). Download the export from Spotify again.")]
+    BadJson { file: String, why: String },
+    /// The caller's batch handler failed (storing the plays); its message.
+    #[error("{0}")]
+    Store(String),
+}
+
+/// What reading an export found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Counts {
+    /// Entries read, of every kind.
+    pub entries: u64,
+    /// Plays kept (handed to the caller).
+    pub plays: u64,
+    pub podcasts: u64,
+    pub unknown: u64,
+    pub short: u64,
+    /// History files read.
+    pub files: u64,
+}
+
+impl Counts {
+    fn add(&mut self, other: Counts) {
+        self.entries += other.entries;
+        self.plays += other.plays;
+        self.podcasts += other.podcasts;
+        self.unknown += other.unknown;
+        self.short += other.short;
+        self.files += other.files;
+    }
+}
+
+/// The history files in a ZIP, in name order (so a resumed import reads the same entries
+/// in the same order), each as (index in the archive, name, kind), after checking the
+/// archive's limits.
+pub fn history_files<R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    limits: Limits,
+) -> Result<Vec<(usize, String, FileKind)>, ExportError> {
+    if archive.len() > limits.max_entries {
+        return Err(ExportError::TooBig(format!("{} files", archive.len())));
+    }
+    let mut files = Vec::new();
+    let mut others = Vec::new();
+    let mut total: u64 = 0;
+    for i in 0..archive.len() {
+        let entry = archive
+            .by_index_raw(i)
+            .map_err(|e| ExportError::BadZip(e.to_string()))?;
+        let name = entry
+            .name()
+            .map_err(|e| ExportError::BadZip(e.to_string()))?
+            .to_string();
+        if entry.is_dir() {
+            continue;
+        }
+        let Some(kind) = FileKind::of(&name) else {
+            if others.len() < 3 {
+                others.push(name.rsplit('/').next().unwrap_or(&name).to_string());
+            }
+            continue;
+        };
+        let (size, packed) = (entry.size(), entry.compressed_size().max(1));
+        if size > limits.max_file_bytes || size / packed > limits.max_ratio {
+            return Err(ExportError::TooBig(format!(
+                "{name}: {} MB from {} KB",
+                size / 1_000_000,
+                packed / 1_000
+            )));
+        }
+        total = total.saturating_add(size);
+        if total > limits.max_total_bytes {
+            return Err(ExportError::TooBig(format!(
+                "over {} MB",
+                total / 1_000_000
+            )));
+        }
+        files.push((i, name, kind));
+    }
+    if files.is_empty() {
+        let what = if others.is_empty() {
+            "it is empty".to_string()
+        } else {
+            format!("it has {}", others.join(", "))
+        };
+        return Err(ExportError::NoHistory(what));
+    }
+    files.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(files)
+}
+
+/// Read one history file's plays from `reader` (its unpacked bytes, at most `max_bytes`),
+/// handing them to `batch` [`BATCH`] at a time. `skip` entries are passed over first (a
+/// resumed import).
+pub fn read_file(
+    reader: impl Read,
+    file: &str,
+    kind: FileKind,
+    max_bytes: u64,
+    skip: u64,
+    batch: &mut dyn FnMut(Vec<Play>, Counts) -> Result<(), String>,
+) -> Result<Counts, ExportError> {
+    let exceeded = Rc::new(Cell::new(false));
+    let limited = LimitedReader {
+        inner: reader,
+        left: max_bytes,
+        exceeded: exceeded.clone(),
+    };
+    let mut de = serde_json::Deserializer::from_reader(limited);
+    let mut state = Reading {
+        file,
+        kind,
+        skip,
+        counts: Counts {
+            files: 1,
+            ..Counts::default()
+        },
+        pending: Vec::with_capacity(BATCH),
+        pending_counts: Counts::default(),
+        batch,
+        failure: None,
+    };
+    let read = (&mut state).deserialize(&mut de).and_then(|()| de.end());
+    if let Some(failure) = state.failure.take() {
+        return Err(failure);
+    }
+    if exceeded.get() {
+        return Err(ExportError::TooBig(format!(
+            "{file} unpacks to over {} MB",
+            max_bytes / 1_000_000
+        )));
+    }
+    read.map_err(|e| json_error(file, &e))?;
+    state.flush()?;
+    Ok(state.counts)
+}
+
+fn json_error(file: &str, e: &serde_json::Error) -> ExportError {
+    let file = file.to_string();
+    match e.classify() {
+        serde_json::error::Category::Data => ExportError::WrongShape {
+            file,
+            why: "it is not a list of plays".into(),
+        },
+        serde_json::error::Category::Eof => ExportError::BadJson {
+            file,
+            why: "it ends too soon: the file is cut off".into(),
+        },
+        _ => ExportError::BadJson {
+            file,
+            why: format!("line {}, column {}", e.line(), e.column()),
+        },
+    }
+}
+
+/// Read a whole ZIP: every history file in name order. `resume_from` is how many entries
+/// (over all files, in that order) were already handled and are passed over.
+pub fn read_zip<R: Read + Seek>(
+    reader: R,
+    limits: Limits,
+    resume_from: u64,
+    batch: &mut dyn FnMut(Vec<Play>, Counts) -> Result<(), String>,
+) -> Result<Counts, ExportError> {
+    let mut archive =
+        zip::ZipArchive::new(reader).map_err(|e| ExportError::BadZip(e.to_string()))?;
+    let files = history_files(&mut archive, limits)?;
+    let mut counts = Counts::default();
+    let mut seen: u64 = 0;
+    for (index, name, kind) in files {
+        let entry = archive
+            .by_index(index)
+            .map_err(|e| ExportError::BadZip(e.to_string()))?;
+        let skip = resume_from.saturating_sub(seen);
+        let file = read_file(entry, &name, kind, limits.max_file_bytes, skip, batch)?;
+        seen += file.entries;
+        counts.add(file);
+    }
+    Ok(counts)
+}
+
+/// Stops reading after `left` bytes and says so (a JSON parser sees a cut-off file; the
+/// caller reports the size instead).
+struct LimitedReader<R> {
+    inner: R,
+    left: u64,
+    exceeded: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for LimitedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            let mut probe = [0u8; 1];
+            if self.inner.read(&mut probe)? > 0 {
+                self.exceeded.set(true);
+            }
+            return Ok(0);
+        }
+        let cap = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..cap])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// One entry of either format; every field optional.
+#[derive(Debug, Default, Deserialize)]
+struct Entry {
+    ts: Option<String>,
+    ms_played: Option<i64>,
+    master_metadata_track_name: Option<String>,
+    master_metadata_album_artist_name: Option<String>,
+    master_metadata_album_album_name: Option<String>,
+    spotify_track_uri: Option<String>,
+    spotify_episode_uri: Option<String>,
+    audiobook_uri: Option<String>,
+    audiobook_chapter_uri: Option<String>,
+    #[serde(rename = "endTime")]
+    end_time: Option<String>,
+    #[serde(rename = "artistName")]
+    artist_name: Option<String>,
+    #[serde(rename = "trackName")]
+    track_name: Option<String>,
+    #[serde(rename = "msPlayed")]
+    ms_played_account: Option<i64>,
+}
+
+/// What one entry is.
+enum Read1 {
+    Play(Play),
+    Podcast,
+    Unknown,
+    Short,
+    /// No time at all: not a play record.
+    NotAPlay,
+}
+
+fn nonempty(s: Option<String>) -> Option<String> {
+    s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+fn classify(entry: Entry, kind: FileKind) -> Read1 {
+    let (at, ms, track, artist, album, track_id, source) = match kind {
+        FileKind::Extended => {
+            let Some(at) = entry
+                .ts
+                .as_deref()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+            else {
+                return Read1::NotAPlay;
+            };
+            let track_id = entry
+                .spotify_track_uri
+                .as_deref()
+                .and_then(|u| u.strip_prefix("spotify:track:"))
+                .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()))
+                .map(str::to_string);
+            (
+                at,
+                entry.ms_played,
+                nonempty(entry.master_metadata_track_name),
+                nonempty(entry.master_metadata_album_artist_name),
+                nonempty(entry.master_metadata_album_album_name),
+                track_id,
+                Source::Extended,
+            )
+        }
+        FileKind::Account => {
+            let Some(at) = entry
+                .end_time
+                .as_deref()
+                .and_then(|t| NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M").ok())
+                .map(|t| t.and_utc())
+            else {
+                return Read1::NotAPlay;
+            };
+            (
+                at,
+                entry.ms_played_account,
+                nonempty(entry.track_name),
+                nonempty(entry.artist_name),
+                None,
+                None,
+                Source::Account,
+            )
+        }
+    };
+    let episode = entry.spotify_episode_uri.is_some()
+        || entry.audiobook_uri.is_some()
+        || entry.audiobook_chapter_uri.is_some();
+    let (Some(track), Some(artist)) = (track, artist) else {
+        return if episode {
+            Read1::Podcast
+        } else {
+            Read1::Unknown
+        };
+    };
+    let ms = ms.unwrap_or(0);
+    if ms < MIN_MS {
+        return Read1::Short;
+    }
+    Read1::Play(Play {
+        played_at: at,
+        track_id,
+        track_name: track,
+        artist_name: artist,
+        artist_id: None,
+        album_name: album,
+        ms_played: i32::try_from(ms).unwrap_or(i32::MAX),
+        source,
+    })
+}
+
+struct Reading<'a> {
+    file: &'a str,
+    kind: FileKind,
+    skip: u64,
+    counts: Counts,
+    pending: Vec<Play>,
+    pending_counts: Counts,
+    batch: &'a mut dyn FnMut(Vec<Play>, Counts) -> Result<(), String>,
+    failure: Option<ExportError>,
+}
+
+impl Reading<'_> {
+    fn flush(&mut self) -> Result<(), ExportError> {
+        if self.pending.is_empty() && self.pending_counts == Counts::default() {
+            return Ok(());
+        }
+        let plays = std::mem::take(&mut self.pending);
+        let counts = std::mem::take(&mut self.pending_counts);
+        (self.batch)(plays, counts).map_err(ExportError::Store)
+    }
+
+    fn one(&mut self, entry: Entry) -> Result<(), ExportError> {
+        self.counts.entries += 1;
+        if self.counts.entries <= self.skip {
+            return Ok(());
+        }
+        self.pending_counts.entries += 1;
+        match classify(entry, self.kind) {
+            Read1::Play(play) => {
+                self.counts.plays += 1;
+                self.pending_counts.plays += 1;
+                self.pending.push(play);
+            }
+            Read1::Podcast => {
+                self.counts.podcasts += 1;
+                self.pending_counts.podcasts += 1;
+            }
+            Read1::Unknown => {
+                self.counts.unknown += 1;
+                self.pending_counts.unknown += 1;
+            }
+            Read1::Short => {
+                self.counts.short += 1;
+                self.pending_counts.short += 1;
+            }
+            Read1::NotAPlay => {
+                return Err(ExportError::WrongShape {
+                    file: self.file.to_string(),
+                    why: format!(
+                        "entry {} has no {} (this is not a {} file)",
+                        self.counts.entries,
+                        match self.kind {
+                            FileKind::Extended => "ts time",
+                            FileKind::Account => "endTime",
+                        },
+                        match self.kind {
+                            FileKind::Extended => "Streaming_History_Audio",
+                            FileKind::Account => "StreamingHistory_music",
+                        }
+                    ),
+                })
+            }
+        }
+        if self.pending.len() >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for &mut Reading<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for &mut Reading<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of plays")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        loop {
+            // An element that is not an object (a number, a list) is no play record.
+            let next: Option<Option<Entry>> = match seq.next_element::<EntryOrOther>() {
+                Ok(Some(EntryOrOther(e))) => Some(e),
+                Ok(None) => None,
+                Err(e) => return Err(e),
+            };
+            let Some(entry) = next else {
+                return Ok(());
+            };
+            let entry = entry.unwrap_or_default();
+            if let Err(failure) = self.one(entry) {
+                self.failure = Some(failure);
+                // Stop reading: the rest of the file does not matter any more.
+                return Err(serde::de::Error::custom("stopped"));
+            }
+        }
+    }
+}
+
+/// An element of the list: an entry object, or anything else (read and ignored, which then
+/// counts as an entry with no time).
+struct EntryOrOther(Option<Entry>);
+
+impl<'de> Deserialize<'de> for EntryOrOther {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        match value {
+            serde_json::Value::Object(_) => {
+                Ok(EntryOrOther(serde_json::from_value::<Entry>(value).ok()))
+            }
+            _ => Ok(EntryOrOther(None)),
+        }
+    }
+}
+
+/// What an upload is, from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upload {
+    Zip,
+    Json,
+}
+
+/// A ZIP by its signature, JSON by its first character (after a byte-order mark and
+/// white space); anything else is refused before it is read.
+pub fn sniff(head: &[u8]) -> Result<Upload, ExportError> {
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        return Ok(Upload::Zip);
+    }
+    let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    match text.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') | Some(b'{') => Ok(Upload::Json),
+        _ => Err(ExportError::NotZipOrJson),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Cursor, Write};
+
+    fn extended(entries: &str) -> String {
+        format!("[{entries}]")
+    }
+
+    const TRACK: &str = r#"{"ts":"2024-03-01T10:00:00Z","platform":"ios","ms_played":200000,
+        "conn_country":"ID","ip_addr":"203.0.113.1","master_metadata_track_name":"Song",
+        "master_metadata_album_artist_name":"Band","master_metadata_album_album_name":"Album",
+        "spotify_track_uri":"spotify:track:4iV5W9uYEdYUVa79Axb7Rh","episode_name":null,
+        "episode_show_name":null,"spotify_episode_uri":null,"reason_start":"trackdone",
+        "reason_end":"trackdone","shuffle":false,"skipped":null,"offline":false,
+        "offline_timestamp":0,"incognito_mode":false}"#;
+    const EPISODE: &str = r#"{"ts":"2024-03-01T11:00:00Z","ms_played":900000,
+        "master_metadata_track_name":null,"master_metadata_album_artist_name":null,
+        "spotify_track_uri":null,"episode_name":"Talk","spotify_episode_uri":"spotify:episode:abc"}"#;
+    const NAMELESS: &str = r#"{"ts":"2024-03-01T12:00:00Z","ms_played":100000,
+        "master_metadata_track_name":null,"master_metadata_album_artist_name":null,"spotify_track_uri":null}"#;
+    const SHORT: &str = r#"{"ts":"2024-03-01T13:00:00Z","ms_played":12000,
+        "master_metadata_track_name":"Skip","master_metadata_album_artist_name":"Band",
+        "spotify_track_uri":"spotify:track:0000000000000000000001"}"#;
+    const LOCAL: &str = r#"{"ts":"2024-03-01T14:00:00Z","ms_played":180000,
+        "master_metadata_track_name":"Home Demo","master_metadata_album_artist_name":"Me",
+        "spotify_track_uri":null,"username":"old-field","ip_addr_decrypted":"x"}"#;
+
+    fn read(json: &str, kind: FileKind) -> Result<(Vec<Play>, Counts), ExportError> {
+        let mut plays = Vec::new();
+        let counts = read_file(
+            json.as_bytes(),
+            "Streaming_History_Audio_2024.json",
+            kind,
+            u64::MAX,
+            0,
+            &mut |batch, _| {
+                plays.extend(batch);
+                Ok(())
+            },
+        )?;
+        Ok((plays, counts))
+    }
+
+    #[test]
+    fn file_kinds_come_from_names() {
+        use FileKind::*;
+        for (name, kind) in [
+            (
+                "Spotify Extended Streaming History/Streaming_History_Audio_2019-2021_0.json",
+                Some(Extended),
+            ),
+            ("MyData/endsong_3.json", Some(Extended)),
+            (
+                "Spotify Account Data/StreamingHistory_music_0.json",
+                Some(Account),
+            ),
+            ("MyData/StreamingHistory1.json", Some(Account)),
+            ("Spotify Account Data/StreamingHistory_podcast_0.json", None),
+            (
+                "Spotify Extended Streaming History/Streaming_History_Video_2020.json",
+                None,
+            ),
+            ("Spotify Account Data/Userdata.json", None),
+            ("Streaming_History_Audio_2020.pdf", None),
+        ] {
+            assert_eq!(FileKind::of(name), kind, "{name}");
+        }
+    }
+
+    #[test]
+    fn extended_entries_follow_the_rule() {
+        let json = extended(&[TRACK, EPISODE, NAMELESS, SHORT, LOCAL].join(","));
+        let (plays, counts) = read(&json, FileKind::Extended).unwrap();
+        assert_eq!(
+            counts,
+            Counts {
+                entries: 5,
+                plays: 2,
+                podcasts: 1,
+                unknown: 1,
+                short: 1,
+                files: 1
+            }
+        );
+        assert_eq!(plays[0].track_id.as_deref(), Some("4iV5W9uYEdYUVa79Axb7Rh"));
+        assert_eq!(
+            (plays[0].track_name.as_str(), plays[0].artist_name.as_str()),
+            ("Song", "Band")
+        );
+        assert_eq!(plays[0].album_name.as_deref(), Some("Album"));
+        assert_eq!(plays[0].ms_played, 200_000);
+        assert_eq!(plays[0].played_at.to_rfc3339(), "2024-03-01T10:00:00+00:00");
+        assert_eq!(plays[0].source, Source::Extended);
+        // A local file: kept, keyed by its names (no id).
+        assert_eq!(plays[1].track_id, None);
+        assert_eq!(plays[1].track_name, "Home Demo");
+    }
+
+    #[test]
+    fn account_data_is_read_with_minute_times_and_no_ids() {
+        let json = r#"[{"endTime":"2021-10-14 21:13","artistName":"Band","trackName":"Song","msPlayed":59399},
+                       {"endTime":"2021-10-14 21:20","artistName":"Band","trackName":"Tiny","msPlayed":3000}]"#;
+        let (plays, counts) = read(json, FileKind::Account).unwrap();
+        assert_eq!((counts.plays, counts.short), (1, 1));
+        assert_eq!(plays[0].played_at.to_rfc3339(), "2021-10-14T21:13:00+00:00");
+        assert_eq!(
+            (plays[0].track_id.clone(), plays[0].source),
+            (None, Source::Account)
+        );
+    }
+
+    #[test]
+    fn the_wrong_shape_and_broken_json_are_named() {
+        let err = read(r#"{"username":"x","country":"ID"}"#, FileKind::Extended).unwrap_err();
+        assert!(matches!(err, ExportError::WrongShape { .. }), "{err}");
+        assert!(err.to_string().contains("not a list of plays"), "{err}");
+        // Account data read as extended: no `ts`.
+        let err = read(
+            r#"[{"endTime":"2021-10-14 21:13","msPlayed":1}]"#,
+            FileKind::Extended,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("entry 1 has no ts time"), "{err}");
+        let err = read(&extended(TRACK)[..120], FileKind::Extended).unwrap_err();
+        assert!(err.to_string().contains("cut off"), "{err}");
+        let err = read("[{\"ts\": nonsense}]", FileKind::Extended).unwrap_err();
+        assert!(matches!(err, ExportError::BadJson { .. }), "{err}");
+        // Nothing reached the caller from a file that failed at its first entry.
+        let mut called = false;
+        let _ = read_file(
+            &b"[{\"x\":1}]"[..],
+            "f.json",
+            FileKind::Extended,
+            u64::MAX,
+            0,
+            &mut |_, _| {
+                called = true;
+                Ok(())
+            },
+        );
+        assert!(!called);
+    }
+
+    #[test]
+    fn plays_arrive_in_batches_and_a_resume_skips_what_was_read() {
+        let many = vec![TRACK; BATCH * 2 + 7].join(",");
+        let json = extended(&many);
+        let mut sizes = Vec::new();
+        let counts = read_file(
+            json.as_bytes(),
+            "f.json",
+            FileKind::Extended,
+            u64::MAX,
+            0,
+            &mut |b, c| {
+                assert_eq!(b.len() as u64, c.plays);
+                sizes.push(b.len());
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(sizes, vec![BATCH, BATCH, 7]);
+        assert_eq!(counts.plays, (BATCH * 2 + 7) as u64);
+        let mut seen = 0;
+        let resumed = read_file(
+            json.as_bytes(),
+            "f.json",
+            FileKind::Extended,
+            u64::MAX,
+            BATCH as u64,
+            &mut |b, _| {
+                seen += b.len();
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, BATCH + 7);
+        assert_eq!(
+            resumed.entries,
+            (BATCH * 2 + 7) as u64,
+            "every entry is counted as read"
+        );
+        // A failing store stops the reading and says why.
+        let err = read_file(
+            json.as_bytes(),
+            "f.json",
+            FileKind::Extended,
+            u64::MAX,
+            0,
+            &mut |_, _| Err("the analytics node is down".into()),
+        )
+        .unwrap_err();
+        assert_eq!(err, ExportError::Store("the analytics node is down".into()));
+    }
+
+    fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        let mut writer = zip::ZipWriter::new(&mut out);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for (name, body) in files {
+            writer.start_file(*name, options).unwrap();
+            writer.write_all(body).unwrap();
+        }
+        writer.finish().unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn a_zip_is_read_file_by_file_in_name_order_and_resumes() {
+        let second = extended(&[TRACK, SHORT].join(","));
+        let first = extended(&[LOCAL, EPISODE].join(","));
+        let bytes = zip_of(&[
+            (
+                "Spotify Extended Streaming History/Streaming_History_Audio_2024_1.json",
+                second.as_bytes(),
+            ),
+            (
+                "Spotify Extended Streaming History/ReadMeFirst_ExtendedStreamingHistory.pdf",
+                b"%PDF",
+            ),
+            (
+                "Spotify Extended Streaming History/Streaming_History_Audio_2023_0.json",
+                first.as_bytes(),
+            ),
+        ]);
+        assert_eq!(sniff(&bytes).unwrap(), Upload::Zip);
+        let mut names = Vec::new();
+        let counts = read_zip(Cursor::new(&bytes), Limits::default(), 0, &mut |b, _| {
+            names.extend(b.into_iter().map(|p| p.track_name));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(names, vec!["Home Demo", "Song"], "2023 before 2024");
+        assert_eq!((counts.files, counts.entries, counts.plays), (2, 4, 2));
+        let mut again = Vec::new();
+        read_zip(Cursor::new(&bytes), Limits::default(), 3, &mut |b, _| {
+            again.extend(b.into_iter().map(|p| p.track_name));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            again,
+            Vec::<String>::new(),
+            "entry 4 is the short one: nothing new"
+        );
+        let mut two = Vec::new();
+        read_zip(Cursor::new(&bytes), Limits::default(), 2, &mut |b, _| {
+            two.extend(b.into_iter().map(|p| p.track_name));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(two, vec!["Song"]);
+    }
+
+    #[test]
+    fn other_uploads_are_refused_with_a_reason() {
+        assert_eq!(sniff(b"\xEF\xBB\xBF  [{").unwrap(), Upload::Json);
+        assert_eq!(sniff(b"%PDF-1.7").unwrap_err(), ExportError::NotZipOrJson);
+        assert_eq!(sniff(b"").unwrap_err(), ExportError::NotZipOrJson);
+        // Another kind of export: account data without streaming history.
+        let bytes = zip_of(&[
+            ("Spotify Account Data/Userdata.json", b"{}"),
+            ("Spotify Account Data/Playlist1.json", b"{}"),
+        ]);
+        let err = read_zip(
+            Cursor::new(&bytes),
+            Limits::default(),
+            0,
+            &mut |_, _| Ok(()),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ExportError::NoHistory(_)), "{err}");
+        assert!(err.to_string().contains("Userdata.json"), "{err}");
+        // A truncated ZIP.
+        let err = read_zip(
+            Cursor::new(&bytes[..bytes.len() / 2]),
+            Limits::default(),
+            0,
+            &mut |_, _| Ok(()),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ExportError::BadZip(_)), "{err}");
+    }
+
+    #[test]
+    fn a_zip_bomb_is_refused_before_it_is_unpacked() {
+        let zeros = vec![b' '; 4 * 1024 * 1024];
+        let bytes = zip_of(&[("Streaming_History_Audio_2024_0.json", &zeros)]);
+        assert!(bytes.len() < 40_000, "{} bytes packed", bytes.len());
+        let mut called = false;
+        let err = read_zip(Cursor::new(&bytes), Limits::default(), 0, &mut |_, _| {
+            called = true;
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(matches!(err, ExportError::TooBig(_)), "{err}");
+        assert!(!called);
+        // A file whose size the archive understates is cut at the limit as it is read.
+        let err = read_file(
+            &zeros[..],
+            "f.json",
+            FileKind::Extended,
+            1024,
+            0,
+            &mut |_, _| Ok(()),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ExportError::TooBig(_)), "{err}");
+    }
+}
