@@ -117,17 +117,12 @@ async fn the_panels_equal_a_direct_count_on_the_analytics_node() {
 }
 
 /// The plan of `query` on main as the app runs it: prepared, with its parameters.
-async fn plan(app: &TestApp, query: NamedQuery) -> Vec<String> {
+async fn plan(app: &TestApp, query: NamedQuery, args: &str) -> Vec<String> {
     let mut conn = app.state.stores.main.acquire().await.unwrap();
     sqlx::raw_sql(&format!("PREPARE panel AS {}", query.sql))
         .execute(&mut *conn)
         .await
         .unwrap_or_else(|e| panic!("{}: {e}", query.name));
-    let args = if query.sql.contains("$3") {
-        "'demo-alex', now() - interval '28 days', 10"
-    } else {
-        "'demo-alex'"
-    };
     let plan: Vec<String> = sqlx::query_scalar(&format!(
         "EXPLAIN (VERBOSE, COSTS OFF) EXECUTE panel({args})"
     ))
@@ -144,21 +139,52 @@ async fn plan(app: &TestApp, query: NamedQuery) -> Vec<String> {
 #[tokio::test]
 async fn every_panel_query_filters_and_groups_on_the_analytics_node() {
     let app = TestEnv::new().await.spawn().await;
-    for query in QUERIES {
-        let plan = plan(&app, query).await;
+    // (query, its arguments, the filter that must reach the remote side)
+    let mut cases: Vec<(NamedQuery, &str, &str)> = QUERIES
+        .into_iter()
+        .map(|q| {
+            let args = if q.sql.contains("$3") {
+                "'demo-alex', now() - interval '28 days', 10"
+            } else {
+                "'demo-alex'"
+            };
+            // The instance-wide count has no filter of its own.
+            let filter = if q.name == "listeners" {
+                ""
+            } else {
+                "(spotify_id = 'demo-alex')"
+            };
+            (q, args, filter)
+        })
+        .collect();
+    cases.push((
+        listening::ARTIST_HOURS,
+        "'demo-alex', 'Band'",
+        "(artist_name = 'Band')",
+    ));
+    cases.push((
+        listening::ARTIST_LISTENERS,
+        "'Band'",
+        "(artist_name = 'Band')",
+    ));
+    for (query, args, filter) in cases {
+        let plan = plan(&app, query, args).await;
         let remote: Vec<&String> = plan
             .iter()
             .filter(|l| l.trim_start().starts_with("Remote SQL:"))
             .collect();
         assert_eq!(remote.len(), 1, "{}: {plan:#?}", query.name);
         let remote = remote[0];
-        if query.name != "listeners" {
-            assert!(
-                remote.contains(" WHERE ") && remote.contains("(spotify_id = 'demo-alex')"),
-                "{}: the filter runs remotely: {remote}",
-                query.name
-            );
-        }
+        assert!(
+            remote.contains(" WHERE ") || filter.is_empty(),
+            "{}: the filter runs remotely: {remote}",
+            query.name
+        );
+        assert!(
+            remote.contains(filter),
+            "{}: the filter runs remotely: {remote}",
+            query.name
+        );
         if query.name != "totals" {
             assert!(
                 remote.contains("GROUP BY"),
@@ -398,5 +424,72 @@ async fn with_the_analytics_node_down_the_distributed_page_still_shows_the_plans
     );
     assert!(html.contains("could not run"), "each result says why");
     proxy.resume();
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_artist_page_shows_your_plays_per_month_and_listeners_here() {
+    let app = TestEnv::new().await.spawn().await;
+    let (browser, user) = listener_with_plays(&app, 2).await;
+    let (_other_browser, other) = app
+        .signed_in(Some(
+            personalify::server::sim::Simulator::demo_users()[1].id,
+        ))
+        .await;
+    // The person's top artist by minutes, with a page (in their lists).
+    let view = listening::load(&app.state.stores, &user.spotify_id, TimeRange::ShortTerm)
+        .await
+        .unwrap();
+    let top = view
+        .top_artists
+        .iter()
+        .find(|a| a.artist_id.is_some())
+        .expect("an artist in the person's lists");
+    let (plays, ms): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), sum(ms_played)::bigint FROM plays WHERE spotify_id = $1 AND artist_name = $2",
+    )
+    .bind(&user.spotify_id)
+    .bind(&top.name)
+    .fetch_one(&app.state.stores.analytics.pool)
+    .await
+    .unwrap();
+    // The other listener played them once (an export's play: name only).
+    plays::store(
+        &app.state.stores.analytics.pool,
+        &other.spotify_id,
+        &[Play {
+            played_at: chrono::Utc::now() - chrono::Duration::days(3),
+            track_id: None,
+            track_name: "Some Song".into(),
+            artist_name: top.name.clone(),
+            artist_id: None,
+            album_name: None,
+            ms_played: 200_000,
+            source: Source::Extended,
+        }],
+    )
+    .await
+    .unwrap();
+    let panel = listening::artist_plays(&app.state.stores.remote, &user.spotify_id, &top.name)
+        .await
+        .unwrap();
+    assert_eq!(i64::from(panel.plays), plays);
+    assert_eq!(i64::from(panel.minutes), ms / 60_000);
+    assert_eq!(panel.listeners, 2, "both listeners here");
+    assert_eq!(
+        panel.months.iter().map(|m| i64::from(m.plays)).sum::<i64>(),
+        plays
+    );
+    let id = top.artist_id.clone().unwrap();
+    let html = app.page(&browser, &format!("/artist/{id}")).await;
+    assert!(html.contains("data-testid=\"artist-plays-table\""));
+    assert!(
+        html.contains("2 of the 2 people on this server have played them."),
+        "listeners here"
+    );
+    assert!(
+        html.contains(&format!("{plays} time")),
+        "the count of plays"
+    );
     app.shutdown().await;
 }

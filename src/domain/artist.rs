@@ -26,6 +26,30 @@ pub struct ArtistPage {
     pub views: Option<i64>,
     /// People on this server with the artist in a top list, of all people here.
     pub listeners: Listeners,
+    /// The person's plays of the artist, from the analytics node; `None` when it did not
+    /// answer.
+    pub plays: Option<ArtistPlays>,
+}
+
+/// The person's plays of one artist (matched by name: an export's plays carry no ids),
+/// and how many people on this server have played them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtistPlays {
+    pub plays: u32,
+    pub minutes: u32,
+    /// Date (YYYY-MM-DD) of the first play.
+    pub first_day: Option<String>,
+    /// Plays and minutes per month (YYYY-MM), oldest first, months with plays only.
+    pub months: Vec<MonthPlays>,
+    /// People on this server with plays of the artist (the person included).
+    pub listeners: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonthPlays {
+    pub month: String,
+    pub plays: u32,
+    pub minutes: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

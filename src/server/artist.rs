@@ -20,7 +20,8 @@ pub const HISTORY_SYNCS: i64 = 10;
 /// The artist page for `spotify_id`, or `Ok(None)` when the artist is not in that
 /// person's top artists or top tracks (whether or not it exists: the page never says
 /// what other people listen to). One PostgreSQL round trip ([`Record::read`]), then the
-/// Redis counter and the cached history at once.
+/// Redis counter, the cached history and the plays on the analytics node at once (each may
+/// fail alone: its panel says so).
 pub async fn load(
     state: &AppState,
     user_id: i64,
@@ -40,7 +41,7 @@ pub async fn load(
         // In a list yet in no catalogue table: nothing to show.
         return Ok(None);
     };
-    let (history, views) = tokio::join!(
+    let (history, views, plays) = tokio::join!(
         history(
             &state.stores,
             state.config.cache_ttl,
@@ -49,6 +50,7 @@ pub async fn load(
             artist_id
         ),
         state.stores.cache.count_artist_view(artist_id),
+        crate::server::listening::artist_plays(&state.stores.remote, spotify_id, &name),
     );
     // Known to `artists` (a top-artists list), or only by name from a track's credits.
     let in_catalogue = record.name.is_some();
@@ -71,6 +73,9 @@ pub async fn load(
             with_artist: record.listeners,
             total: record.people,
         },
+        plays: plays
+            .map_err(|err| tracing::warn!(error = %err, "artist plays unavailable"))
+            .ok(),
     }))
 }
 

@@ -4,6 +4,7 @@
 //! joined on `main` with the local `artists`, `tracks` and top lists. [`QUERIES`] names
 //! them for the Distributed query page.
 
+use crate::domain::artist::{ArtistPlays, MonthPlays};
 use crate::domain::listening::{
     day_number, streaks, ByMinutes, DayMinutes, ListeningView, Totals, TIME_ZONE,
 };
@@ -110,6 +111,30 @@ pub const LISTENERS: NamedQuery = NamedQuery {
               ON p.spotify_id = u.spotify_id",
 };
 
+/// The artist page: the person's plays of one artist, by hour (summed into months on main).
+pub const ARTIST_HOURS: NamedQuery = NamedQuery {
+    name: "artist_hours",
+    title: "Your plays of an artist",
+    about: "Filtered by listener and artist name and grouped by hour on the analytics node.",
+    sql: "SELECT played_hour, sum(ms_played)::bigint AS ms, count(*)::bigint AS plays
+            FROM analytics.plays
+           WHERE spotify_id = $1 AND artist_name = $2
+           GROUP BY played_hour",
+};
+
+/// The artist page: people here who played the artist, a remote list joined with `users`.
+pub const ARTIST_LISTENERS: NamedQuery = NamedQuery {
+    name: "artist_listeners",
+    title: "Listeners of an artist on this instance",
+    about: "The listeners of the artist are found on the analytics node (an index on artist \
+            and listener), then joined with main's users and counted.",
+    sql: "SELECT count(*)::bigint
+            FROM users u
+            JOIN (SELECT spotify_id FROM analytics.plays
+                   WHERE artist_name = $1 GROUP BY spotify_id) p
+              ON p.spotify_id = u.spotify_id",
+};
+
 pub const QUERIES: [NamedQuery; 5] = [TOTALS, HOURS, TOP_ARTISTS, TOP_TRACKS, LISTENERS];
 
 /// How far back a range looks in the plays: Spotify's own windows.
@@ -146,14 +171,23 @@ pub async fn load(
     spotify_id: &str,
     range: TimeRange,
 ) -> Result<ListeningView, ListeningError> {
-    let remote = &stores.remote;
+    load_from(&stores.main, &stores.remote, spotify_id, range).await
+}
+
+/// [`load`] with the two pools given: `remote` for the queries over the foreign tables.
+pub async fn load_from(
+    main: &PgPool,
+    remote: &PgPool,
+    spotify_id: &str,
+    range: TimeRange,
+) -> Result<ListeningView, ListeningError> {
     let since = Utc::now() - window(range);
     let (totals, hours, artists, tracks, spotify) = tokio::try_join!(
         bounded(totals(remote, spotify_id)),
         bounded(hours(remote, spotify_id)),
         bounded(top(remote, TOP_ARTISTS, spotify_id, since)),
         bounded(top(remote, TOP_TRACKS, spotify_id, since)),
-        bounded(spotify_top(&stores.main, spotify_id, range)),
+        bounded(spotify_top(main, spotify_id, range)),
     )?;
     let days = days_of(&hours);
     let today = Utc::now().date_naive();
@@ -323,4 +357,56 @@ async fn spotify_top(
     .fetch_all(main)
     .await?;
     Ok((artists, tracks))
+}
+
+/// The artist page's plays panel for `spotify_id` and the artist called `artist_name`.
+pub async fn artist_plays(
+    remote: &PgPool,
+    spotify_id: &str,
+    artist_name: &str,
+) -> Result<ArtistPlays, ListeningError> {
+    let hours = async {
+        sqlx::query_as::<_, (DateTime<Utc>, i64, i64)>(ARTIST_HOURS.sql)
+            .bind(spotify_id)
+            .bind(artist_name)
+            .fetch_all(remote)
+            .await
+    };
+    let listeners = async {
+        sqlx::query_scalar::<_, i64>(ARTIST_LISTENERS.sql)
+            .bind(artist_name)
+            .fetch_one(remote)
+            .await
+    };
+    let (hours, listeners) = tokio::try_join!(bounded(hours), bounded(listeners))?;
+    let hours: Vec<HourBucket> = hours
+        .into_iter()
+        .map(|(at, ms, plays)| HourBucket { at, ms, plays })
+        .collect();
+    let days = days_of(&hours);
+    let mut months: Vec<MonthPlays> = Vec::new();
+    for d in &days {
+        let month = d.day.get(..7).unwrap_or(&d.day).to_string();
+        match months.last_mut() {
+            Some(m) if m.month == month => {
+                m.plays += d.plays;
+                m.minutes += d.minutes;
+            }
+            _ => months.push(MonthPlays {
+                month,
+                plays: d.plays,
+                minutes: d.minutes,
+            }),
+        }
+    }
+    let (ms, plays) = hours
+        .iter()
+        .fold((0i64, 0i64), |(ms, n), h| (ms + h.ms, n + h.plays));
+    Ok(ArtistPlays {
+        plays: u32::try_from(plays).unwrap_or(u32::MAX),
+        minutes: minutes(ms),
+        first_day: days.first().map(|d| d.day.clone()),
+        months,
+        listeners,
+    })
 }

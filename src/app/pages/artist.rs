@@ -5,8 +5,9 @@ use crate::app::components::cover::Cover;
 use crate::app::components::error_notice::ErrorNotice;
 use crate::app::components::sign_in_prompt::SignInPrompt;
 use crate::app::components::top_bar::TopBar;
-use crate::domain::artist::{ArtistHistory, ArtistPage, ArtistTrack, Listeners};
+use crate::domain::artist::{ArtistHistory, ArtistPage, ArtistPlays, ArtistTrack, Listeners};
 use crate::domain::chart::{artist_chart_url, rank_summary};
+use crate::domain::listening::duration_label;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
@@ -135,15 +136,61 @@ fn ArtistBody(page: ArtistPage) -> impl IntoView {
                 <h2 id="artist-server-title">"On this server"</h2>
                 <ServerFigures views=page.views listeners=page.listeners/>
             </section>
-            <section class="panel panel--placeholder" aria-labelledby="artist-analytics-title" data-testid="analytics-placeholder">
-                <h2 id="artist-analytics-title">"Listening across people " <span class="tag">"coming soon"</span></h2>
-                <p>
-                    "Plays of this artist from everyone's recently played, computed on Personalify's analytics node (a second PostgreSQL reached through postgres_fdw). "
-                    "This panel is a placeholder until that link is built; no figures here are real yet."
-                </p>
+            <section class="panel" aria-labelledby="artist-plays-title" data-testid="artist-plays">
+                <h2 id="artist-plays-title">"Your plays"</h2>
+                <PlaysPanel name=name.clone() plays=page.plays.clone() people=page.listeners.total/>
             </section>
         </div>
     }
+}
+
+/// The person's plays of the artist per month, from the analytics node, and how many
+/// people here have played them.
+#[component]
+fn PlaysPanel(name: String, plays: Option<ArtistPlays>, people: i64) -> impl IntoView {
+    let Some(plays) = plays else {
+        return view! {
+            <p class="notice" data-testid="artist-plays-unavailable">
+                "Your plays are unavailable right now: Personalify's analytics node is not answering. Everything else on this page is up to date."
+            </p>
+        }
+        .into_any();
+    };
+    let others = match (plays.listeners, people) {
+        (0, _) => "Nobody on this server has played them yet.".to_string(),
+        (_, 1) => "You are the only person on this server.".to_string(),
+        (1, total) => format!("1 of the {total} people on this server has played them."),
+        (n, total) => format!("{n} of the {total} people on this server have played them."),
+    };
+    if plays.plays == 0 {
+        return view! {
+            <p class="muted">{format!("No plays of {name} yet. Personalify reads your recently played every few minutes.")}</p>
+            <p data-testid="artist-instance-listeners">{others}</p>
+        }
+        .into_any();
+    }
+    let summary = format!(
+        "You played {name} {} time{} ({}) since {}.",
+        plays.plays,
+        if plays.plays == 1 { "" } else { "s" },
+        duration_label(u64::from(plays.minutes)),
+        plays.first_day.clone().unwrap_or_default()
+    );
+    view! {
+        <p data-testid="artist-plays-summary">{summary}</p>
+        <div class="table-scroll" tabindex="0" role="region" aria-label="Your plays per month">
+            <table class="ranks" data-testid="artist-plays-table">
+                <thead><tr><th scope="col">"Month"</th><th scope="col">"Plays"</th><th scope="col">"Listened"</th></tr></thead>
+                <tbody>
+                    {plays.months.into_iter().rev().take(12).map(|m| view! {
+                        <tr><th scope="row">{m.month}</th><td>{m.plays}</td><td>{duration_label(u64::from(m.minutes))}</td></tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+        <p data-testid="artist-instance-listeners">{others}</p>
+    }
+    .into_any()
 }
 
 #[component]
