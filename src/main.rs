@@ -31,6 +31,7 @@ async fn main() -> std::process::ExitCode {
     match command {
         Some("bench-sync") => return bench_sync(config, &args[1..]).await,
         Some("bench-pages") => return bench_pages(config, &args[1..]).await,
+        Some("bench-listening") => return bench_listening(config, &args[1..]).await,
         Some("soak") => return soak(config, &args[1..]).await,
         _ => {}
     }
@@ -133,6 +134,46 @@ async fn bench_sync(
         }
         Err(e) => {
             eprintln!("personalify bench-sync: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `personalify bench-listening [--plays 2000000] [--users 50] [--heavy 200000] [--runs 40]`.
+#[cfg(feature = "ssr")]
+async fn bench_listening(
+    config: personalify::server::config::Config,
+    args: &[String],
+) -> std::process::ExitCode {
+    use personalify::server::bench::listening::{self, ListeningBenchOptions};
+    use std::process::ExitCode;
+    const USAGE: &str = "usage: personalify bench-listening [--plays 2000000] [--users 50] [--heavy 200000] [--runs 40]";
+    let mut options = ListeningBenchOptions::default();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().and_then(|v| v.parse::<u64>().ok());
+        match (flag.as_str(), value) {
+            ("--plays", Some(n)) if (1..=100_000_000).contains(&n) => options.plays = n,
+            ("--users", Some(n)) if (2..=10_000).contains(&n) => options.users = n as u32,
+            ("--heavy", Some(n)) => options.heavy = n,
+            ("--runs", Some(n)) if (1..=10_000).contains(&n) => options.runs = n as u32,
+            _ => {
+                eprintln!("personalify bench-listening: bad option {flag}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if options.heavy > options.plays {
+        eprintln!("personalify bench-listening: --heavy must not exceed --plays\n{USAGE}");
+        return ExitCode::from(2);
+    }
+    match listening::run(config, options).await {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("personalify bench-listening: {err}");
             ExitCode::FAILURE
         }
     }

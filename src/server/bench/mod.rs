@@ -1,7 +1,9 @@
 //! Benchmarks, run from the release binary: `personalify bench-sync` (`make bench`),
-//! `personalify bench-pages` (`make bench-pages`) and `personalify soak` (`make soak`). Measurements, not tests: they print
+//! `personalify bench-pages` (`make bench-pages`), `personalify bench-listening`
+//! (`make bench-listening`) and `personalify soak` (`make soak`). Measurements, not tests: they print
 //! numbers against the real stores and assert nothing.
 
+pub mod listening;
 pub mod load;
 pub mod pages;
 pub mod soak;

@@ -1,0 +1,243 @@
+//! `personalify bench-listening` (`make bench-listening`): the Listening panels' queries,
+//! run on `main` through postgres_fdw against plays on the analytics node, in databases of
+//! its own: N plays over U listeners, one of them heavy. Prints p50/p95 per query for the
+//! heavy listener and for a typical one, and the whole page's load. Asserts nothing.
+
+use super::ms;
+use crate::domain::TimeRange;
+use crate::server::config::{expose, Config};
+use crate::server::listening::{self, NamedQuery};
+use crate::server::store::{fdw, pg};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use std::time::{Duration, Instant};
+
+const MAIN_DB: &str = "personalify_listening_bench";
+const ANALYTICS_DB: &str = "analytics_listening_bench";
+
+#[derive(Debug, Clone, Copy)]
+pub struct ListeningBenchOptions {
+    /// Plays in the whole table.
+    pub plays: u64,
+    pub users: u32,
+    /// Plays of the heavy listener (part of `plays`).
+    pub heavy: u64,
+    /// Timed runs of each query.
+    pub runs: u32,
+}
+
+impl Default for ListeningBenchOptions {
+    fn default() -> Self {
+        ListeningBenchOptions {
+            plays: 2_000_000,
+            users: 50,
+            heavy: 200_000,
+            runs: 40,
+        }
+    }
+}
+
+fn with_database(url: &str, database: &str) -> Result<String, String> {
+    let mut url = url::Url::parse(url).map_err(|e| e.to_string())?;
+    url.set_path(&format!("/{database}"));
+    Ok(url.to_string())
+}
+
+async fn admin(url: &str, statements: &[String]) -> Result<(), String> {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(url)
+        .await
+        .map_err(|e| format!("cannot reach PostgreSQL: {e}"))?;
+    for statement in statements {
+        sqlx::query(statement)
+            .execute(&mut admin)
+            .await
+            .map_err(|e| format!("{statement}: {e}"))?;
+    }
+    Ok(())
+}
+
+pub async fn run(config: Config, options: ListeningBenchOptions) -> Result<String, String> {
+    let main_admin = with_database(expose(&config.database_url), "postgres")?;
+    let analytics_admin = with_database(expose(&config.analytics_database_url), "postgres")?;
+    let recreate = |db: &str| {
+        vec![
+            format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+            format!("CREATE DATABASE {db}"),
+        ]
+    };
+    admin(&main_admin, &recreate(MAIN_DB)).await?;
+    admin(&analytics_admin, &recreate(ANALYTICS_DB)).await?;
+    let outcome = measure(&config, options).await;
+    let drop = |db: &str| vec![format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")];
+    let _ = admin(&main_admin, &drop(MAIN_DB)).await;
+    let _ = admin(&analytics_admin, &drop(ANALYTICS_DB)).await;
+    outcome
+}
+
+async fn measure(config: &Config, options: ListeningBenchOptions) -> Result<String, String> {
+    let main_url: secrecy::SecretString =
+        with_database(expose(&config.database_url), MAIN_DB)?.into();
+    let analytics_url = with_database(expose(&config.analytics_database_url), ANALYTICS_DB)?;
+    let main = pg::connect_main(&main_url, Duration::from_secs(10))
+        .await
+        .map_err(|e| e.to_string())?;
+    let analytics = PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&analytics_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    pg::ANALYTICS_MIGRATIONS
+        .run(&analytics)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut target = config.analytics_fdw.clone();
+    target.dbname = ANALYTICS_DB.into();
+    fdw::ensure(&main, &analytics, &target)
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let started = Instant::now();
+    seed(&main, &analytics, options).await?;
+    let seeded = started.elapsed();
+
+    let remote = pg::remote_reader(&main_url, Duration::from_secs(60));
+    let mut report = format!(
+        "bench-listening: {} plays over {} listeners (the heavy one: {}), seeded in {:.1} s\n\
+         each query {} times on main through postgres_fdw (after one warm-up run)\n\n\
+         {:<14} {:>12} {:>10} {:>10} {:>10} {:>10}\n",
+        options.plays,
+        options.users,
+        options.heavy,
+        seeded.as_secs_f64(),
+        options.runs,
+        "query",
+        "listener",
+        "rows",
+        "p50 ms",
+        "p95 ms",
+        "max ms"
+    );
+    let typical_plays = (options.plays - options.heavy) / u64::from(options.users.max(2) - 1);
+    for (who, label) in [("bench-000", options.heavy), ("bench-001", typical_plays)] {
+        for query in listening::QUERIES {
+            let (rows, times) = time_query(&remote, query, who, options.runs).await?;
+            report.push_str(&format!(
+                "{:<14} {:>12} {:>10} {:>10.1} {:>10.1} {:>10.1}\n",
+                query.name,
+                format!("{label} plays"),
+                rows,
+                percentile(&times, 0.50),
+                percentile(&times, 0.95),
+                percentile(&times, 1.0),
+            ));
+        }
+    }
+    // The whole page: every panel concurrently, as /listening loads them.
+    let stores_like = PageStores {
+        main: main.clone(),
+        remote: remote.clone(),
+    };
+    let mut page = Vec::new();
+    for _ in 0..options.runs.max(1) {
+        let t = Instant::now();
+        stores_like.load("bench-000").await?;
+        page.push(ms(t.elapsed()));
+    }
+    report.push_str(&format!(
+        "\nthe whole page (all panels at once), heavy listener: p50 {:.1} ms, p95 {:.1} ms\n",
+        percentile(&page, 0.50),
+        percentile(&page, 0.95)
+    ));
+    Ok(report)
+}
+
+/// What `listening::load` needs, without the rest of the stores.
+struct PageStores {
+    main: PgPool,
+    remote: PgPool,
+}
+
+impl PageStores {
+    async fn load(&self, spotify_id: &str) -> Result<(), String> {
+        listening::load_from(&self.main, &self.remote, spotify_id, TimeRange::ShortTerm)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+async fn time_query(
+    remote: &PgPool,
+    query: NamedQuery,
+    spotify_id: &str,
+    runs: u32,
+) -> Result<(usize, Vec<f64>), String> {
+    let since = chrono::Utc::now() - listening::window(TimeRange::ShortTerm);
+    let once = || async {
+        let mut q = sqlx::query(query.sql).bind(spotify_id);
+        if query.sql.contains("$3") {
+            q = q.bind(since).bind(listening::TOP);
+        }
+        q.fetch_all(remote).await.map(|rows| rows.len())
+    };
+    let rows = once().await.map_err(|e| format!("{}: {e}", query.name))?;
+    let mut times = Vec::with_capacity(runs as usize);
+    for _ in 0..runs {
+        let t = Instant::now();
+        once().await.map_err(|e| format!("{}: {e}", query.name))?;
+        times.push(ms(t.elapsed()));
+    }
+    Ok((rows, times))
+}
+
+fn percentile(times: &[f64], p: f64) -> f64 {
+    let mut sorted = times.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Listeners on main; plays on the analytics node, generated there: 500 artists with 10
+/// tracks each, weighted towards the first ones, spread over three years.
+async fn seed(main: &PgPool, analytics: &PgPool, o: ListeningBenchOptions) -> Result<(), String> {
+    sqlx::query(
+        "INSERT INTO users (spotify_id, display_name)
+         SELECT 'bench-' || lpad(g::text, 3, '0'), 'Listener ' || g
+           FROM generate_series(0, $1 - 1) g",
+    )
+    .bind(i64::from(o.users))
+    .execute(main)
+    .await
+    .map_err(|e| e.to_string())?;
+    let others = o.plays.saturating_sub(o.heavy);
+    let each = others / u64::from(o.users.max(2) - 1);
+    for user in 0..o.users {
+        let n = if user == 0 { o.heavy } else { each };
+        sqlx::query(
+            "INSERT INTO plays (spotify_id, played_at, track_key, track_id, track_name,
+                                artist_name, artist_id, album_name, ms_played, source)
+             SELECT $1, now() - (random() * interval '1095 days'),
+                    't' || a || '-' || t, 't' || a || '-' || t, 'Track ' || a || '-' || t,
+                    'Artist ' || a, 'a' || a, 'Album ' || a,
+                    120000 + (random() * 180000)::int, 'recent'
+               FROM (SELECT (power(random(), 2) * 500)::int AS a,
+                            (random() * 10)::int AS t
+                       FROM generate_series(1, $2)) g
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(format!("bench-{user:03}"))
+        .bind(i64::try_from(n).unwrap_or(i64::MAX))
+        .execute(analytics)
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    sqlx::query("ANALYZE plays")
+        .execute(analytics)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
