@@ -44,7 +44,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home \
-      --shell /usr/sbin/nologin personalify
+      --shell /usr/sbin/nologin personalify \
+ && mkdir -p /var/lib/personalify/imports \
+ && chown personalify:personalify /var/lib/personalify/imports
 
 WORKDIR /app
 # Migrations are embedded in the binary; the site holds the WASM, JS and CSS.

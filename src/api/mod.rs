@@ -6,6 +6,7 @@
 pub mod artist;
 pub mod distributed;
 pub mod history;
+pub mod imports;
 pub mod listening;
 pub mod site;
 pub mod top;

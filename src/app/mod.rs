@@ -23,6 +23,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <HydrationScripts options/>
                 // Draws the page's charts, if any (it loads ECharts only then); tiny, deferred.
                 <script src="/charts.js" defer></script>
+                // Upload progress on the Import page (the form works without it); tiny.
+                <script src="/import.js" defer></script>
                 <MetaTags/>
             </head>
             <body>
@@ -82,6 +84,7 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("history") view={Lazy::<pages::history::HistoryRoute>::new()} ssr=SsrMode::Async/>
                 <Route path=(StaticSegment("artist"), ParamSegment("id")) view={Lazy::<pages::artist::ArtistRoute>::new()} ssr=SsrMode::Async/>
                 <Route path=StaticSegment("listening") view={Lazy::<pages::listening::ListeningRoute>::new()} ssr=SsrMode::Async/>
+                <Route path=StaticSegment("import") view={Lazy::<pages::import::ImportRoute>::new()} ssr=SsrMode::Async/>
                 <Route path=StaticSegment("distributed") view={Lazy::<pages::distributed::DistributedRoute>::new()} ssr=SsrMode::Async/>
             </Routes>
         </Router>

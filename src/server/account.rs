@@ -325,15 +325,21 @@ pub async fn delete_user(state: &AppState, user_id: i64) -> Result<Deleted, Dele
             DeleteError::StoreDown("The cache (Redis)")
         })?;
     }
-    deleted.analytics_rows += sqlx::query("DELETE FROM plays WHERE spotify_id = $1")
-        .bind(&spotify_id)
-        .execute(&stores.analytics.pool)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "account deletion: analytics node error");
-            DeleteError::StoreDown("The analytics node")
-        })?
-        .rows_affected();
+    // Plays, and those of an import still being read.
+    for statement in [
+        "DELETE FROM plays WHERE spotify_id = $1",
+        "DELETE FROM import_staging WHERE spotify_id = $1",
+    ] {
+        deleted.analytics_rows += sqlx::query(statement)
+            .bind(&spotify_id)
+            .execute(&stores.analytics.pool)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "account deletion: analytics node error");
+                DeleteError::StoreDown("The analytics node")
+            })?
+            .rows_affected();
+    }
     // 3. The record, in one transaction: the lists (keyed by Spotify id) and the user, whose
     //    tokens, sessions and sync runs go with them (ON DELETE CASCADE).
     let mut tx = stores.main.begin().await.map_err(main_down)?;

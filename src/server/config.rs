@@ -65,6 +65,12 @@ pub struct Config {
     /// How often each listener's recently played is polled (`PLAYS_POLL_SECS`, default 300;
     /// 0: not at all). Spotify keeps 50 plays, so at most 3600.
     pub plays_poll_every: Duration,
+    /// Where uploads of privacy exports wait while they are imported (`IMPORT_DIR`,
+    /// default `personalify-imports` in the system's temporary folder; set it to a lasting
+    /// folder for imports to resume after a reboot), and the largest upload taken
+    /// (`IMPORT_MAX_MB`, default 256).
+    pub import_dir: std::path::PathBuf,
+    pub import_max_bytes: u64,
     /// Start a sync right after each sign-in (`SYNC_ON_LOGIN`, default true).
     pub sync_on_login: bool,
     /// How long a looked-up session is reused without asking PostgreSQL again
@@ -364,6 +370,15 @@ impl Config {
                 "must be at most 3600: Spotify keeps a listener's last 50 plays only, and a longer wait loses plays",
             ));
         }
+        let import_dir = match env.optional("IMPORT_DIR")? {
+            Some(dir) => std::path::PathBuf::from(dir),
+            None => std::env::temp_dir().join("personalify-imports"),
+        };
+        let import_max_mb: u64 =
+            env.parsed("IMPORT_MAX_MB", 256u64, "a whole number of megabytes")?;
+        if !(1..=4096).contains(&import_max_mb) {
+            return Err(problem("IMPORT_MAX_MB", "must be between 1 and 4096"));
+        }
         let sync_on_login = env.parsed("SYNC_ON_LOGIN", true, "true or false")?;
         let demo_hostile_names = env.parsed("DEMO_HOSTILE_NAMES", false, "true or false")?;
         let session_cache_ttl = Duration::from_secs(env.parsed(
@@ -481,6 +496,8 @@ impl Config {
             request_timeout,
             sync_on_login,
             plays_poll_every,
+            import_dir,
+            import_max_bytes: import_max_mb * 1024 * 1024,
             startup_timeout,
             log_format,
         })

@@ -9,6 +9,7 @@ pub mod charts;
 pub mod config;
 pub mod distributed;
 pub mod health;
+pub mod imports;
 pub mod listener;
 pub mod listening;
 pub mod metrics;

@@ -231,6 +231,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(super::account::router())
         .merge(super::charts::router())
+        .merge(super::imports::router())
         .leptos_routes_with_context(
             &state,
             routes,
@@ -324,6 +325,15 @@ pub fn spawn_background(state: &AppState) {
         move || super::plays::ingest::run_poller(polled.clone()),
         open.clone(),
     );
+    // Imports a stopped process left unfinished go on.
+    let resumed = state.clone();
+    tokio::spawn(async move {
+        match super::plays::import::resume_unfinished(&resumed).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(imports = n, "unfinished imports resumed"),
+            Err(e) => tracing::warn!(error = %e, "cannot look for unfinished imports"),
+        }
+    });
     let swept = state.stores.main.clone();
     state.tasks.supervise(
         "sweeper",

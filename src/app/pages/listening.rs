@@ -57,6 +57,8 @@ pub fn Listening() -> impl IntoView {
                 "From your plays: Personalify reads your recently played every few minutes and keeps every play on its analytics node. Days and hours are in "
                 {TIME_ZONE} ". "
                 <a href="/distributed">"How these are queried"</a>
+                " · "
+                <a href="/import">"Import your full history"</a>
             </p>
             <div class="toolbar"><RangeSwitch range/></div>
             <KeepWhileLoading loading="Loading your plays…">
@@ -83,7 +85,8 @@ fn ListeningBody(view: ListeningView) -> impl IntoView {
                 <h2>"No plays yet"</h2>
                 <p>
                     "Personalify reads your recently played every few minutes, so your plays appear here soon after you listen. "
-                    "Spotify keeps only your last 50 plays, so what you played before you signed in is not there."
+                    "Spotify keeps only your last 50 plays; for everything before, "
+                    <a href="/import">"import your streaming history"</a> "."
                 </p>
             </section>
         }

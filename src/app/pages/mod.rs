@@ -2,6 +2,7 @@ pub mod artist;
 pub mod dashboard;
 pub mod distributed;
 pub mod history;
+pub mod import;
 pub mod landing;
 pub mod listening;
 pub mod not_found;

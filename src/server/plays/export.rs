@@ -66,6 +66,8 @@ impl Default for Limits {
 pub enum FileKind {
     Extended,
     Account,
+    /// A JSON file uploaded alone: each entry's own fields say which (`ts` or `endTime`).
+    Either,
 }
 
 impl FileKind {
@@ -291,6 +293,23 @@ pub fn read_zip<R: Read + Seek>(
     Ok(counts)
 }
 
+/// Read a JSON file uploaded on its own (either history), like [`read_file`].
+pub fn read_json(
+    reader: impl Read,
+    max_bytes: u64,
+    skip: u64,
+    batch: &mut dyn FnMut(Vec<Play>, Counts) -> Result<(), String>,
+) -> Result<Counts, ExportError> {
+    read_file(
+        reader,
+        "This file",
+        FileKind::Either,
+        max_bytes,
+        skip,
+        batch,
+    )
+}
+
 /// Stops reading after `left` bytes and says so (a JSON parser sees a cut-off file; the
 /// caller reports the size instead).
 struct LimitedReader<R> {
@@ -354,6 +373,12 @@ fn nonempty(s: Option<String>) -> Option<String> {
 }
 
 fn classify(entry: Entry, kind: FileKind) -> Read1 {
+    let kind = match kind {
+        FileKind::Either if entry.ts.is_some() => FileKind::Extended,
+        FileKind::Either if entry.end_time.is_some() => FileKind::Account,
+        FileKind::Either => return Read1::NotAPlay,
+        known => known,
+    };
     let (at, ms, track, artist, album, track_id, source) = match kind {
         FileKind::Extended => {
             let Some(at) = entry
@@ -380,7 +405,7 @@ fn classify(entry: Entry, kind: FileKind) -> Read1 {
                 Source::Extended,
             )
         }
-        FileKind::Account => {
+        FileKind::Account | FileKind::Either => {
             let Some(at) = entry
                 .end_time
                 .as_deref()
@@ -480,10 +505,12 @@ impl Reading<'_> {
                         match self.kind {
                             FileKind::Extended => "ts time",
                             FileKind::Account => "endTime",
+                            FileKind::Either => "time (ts or endTime)",
                         },
                         match self.kind {
                             FileKind::Extended => "Streaming_History_Audio",
                             FileKind::Account => "StreamingHistory_music",
+                            FileKind::Either => "streaming history",
                         }
                     ),
                 })

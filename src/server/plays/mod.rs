@@ -8,6 +8,7 @@
 //! the times are exact, so two real plays of one track a minute apart both count.
 
 pub mod export;
+pub mod import;
 pub mod ingest;
 
 use chrono::{DateTime, Utc};
@@ -64,38 +65,60 @@ pub async fn store(
     if plays.is_empty() {
         return Ok(0);
     }
-    let mut at = Vec::with_capacity(plays.len());
-    let mut track_id = Vec::with_capacity(plays.len());
-    let mut track_name = Vec::with_capacity(plays.len());
-    let mut artist_name = Vec::with_capacity(plays.len());
-    let mut artist_id = Vec::with_capacity(plays.len());
-    let mut album_name = Vec::with_capacity(plays.len());
-    let mut ms_played = Vec::with_capacity(plays.len());
-    let mut source = Vec::with_capacity(plays.len());
-    for p in plays {
-        at.push(p.played_at);
-        track_id.push(p.track_id.as_deref());
-        track_name.push(p.track_name.as_str());
-        artist_name.push(p.artist_name.as_str());
-        artist_id.push(p.artist_id.as_deref());
-        album_name.push(p.album_name.as_deref());
-        ms_played.push(p.ms_played);
-        source.push(p.source.as_str());
-    }
+    let columns = Columns::of(plays);
     let done = sqlx::query(STORE_SQL)
         .bind(spotify_id)
-        .bind(&at)
-        .bind(&track_id)
-        .bind(&track_name)
-        .bind(&artist_name)
-        .bind(&artist_id)
-        .bind(&album_name)
-        .bind(&ms_played)
-        .bind(&source)
+        .bind(&columns.at)
+        .bind(&columns.track_id)
+        .bind(&columns.track_name)
+        .bind(&columns.artist_name)
+        .bind(&columns.artist_id)
+        .bind(&columns.album_name)
+        .bind(&columns.ms_played)
+        .bind(&columns.source)
         .bind(OVERLAP_SECS)
         .execute(analytics)
         .await?;
     Ok(done.rows_affected())
+}
+
+/// Plays as columns, for one `UNNEST` insert.
+pub(crate) struct Columns<'a> {
+    pub at: Vec<DateTime<Utc>>,
+    pub track_id: Vec<Option<&'a str>>,
+    pub track_name: Vec<&'a str>,
+    pub artist_name: Vec<&'a str>,
+    pub artist_id: Vec<Option<&'a str>>,
+    pub album_name: Vec<Option<&'a str>>,
+    pub ms_played: Vec<i32>,
+    pub source: Vec<&'static str>,
+}
+
+impl<'a> Columns<'a> {
+    pub fn of(plays: &'a [Play]) -> Self {
+        let n = plays.len();
+        let mut c = Columns {
+            at: Vec::with_capacity(n),
+            track_id: Vec::with_capacity(n),
+            track_name: Vec::with_capacity(n),
+            artist_name: Vec::with_capacity(n),
+            artist_id: Vec::with_capacity(n),
+            album_name: Vec::with_capacity(n),
+            ms_played: Vec::with_capacity(n),
+            source: Vec::with_capacity(n),
+        };
+        for p in plays {
+            c.at.push(p.played_at);
+            c.track_id.push(p.track_id.as_deref());
+            c.track_name.push(p.track_name.as_str());
+            c.artist_name.push(p.artist_name.as_str());
+            c.artist_id.push(p.artist_id.as_deref());
+            c.album_name.push(p.album_name.as_deref());
+            c.ms_played.push(p.ms_played);
+            c.source.push(p.source.as_str());
+        }
+        c
+    }
 }
 
 /// A play without a track id is keyed by its names (lower-cased), so the same song from

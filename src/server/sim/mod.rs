@@ -463,6 +463,98 @@ impl Simulator {
             .collect()
     }
 
+    /// A listener's privacy export as Spotify would send it: a ZIP holding
+    /// `Spotify Extended Streaming History/Streaming_History_Audio_<year>_0.json` for every
+    /// year of the last `days` days (the plays recently played shows, and every one
+    /// before), a ReadMe, and Userdata.json. Like real exports it also has podcast episodes
+    /// (every 37th entry), plays skipped within seconds (every 23rd) and a local file a
+    /// month. `None` for an id that is no listener.
+    pub fn sample_export(&self, spotify_user_id: &str, days: i64) -> Option<Vec<u8>> {
+        use std::io::Write;
+        let user = tastes::user_index(spotify_user_id)?;
+        let c = &self.shared.catalogue;
+        let now = self.now_ms();
+        let from = now - days * DAY_MS;
+        let mut by_year: std::collections::BTreeMap<i32, Vec<serde_json::Value>> =
+            std::collections::BTreeMap::new();
+        let ts = |ms: i64| {
+            chrono::DateTime::from_timestamp_millis(ms)
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_default()
+        };
+        let mut n: u64 = 0;
+        for day in from.div_euclid(DAY_MS)..=now.div_euclid(DAY_MS) {
+            for play in tastes::plays_on(c, user, day) {
+                if play.played_at_ms <= from || play.played_at_ms > now {
+                    continue;
+                }
+                n += 1;
+                let track = &c.tracks[play.track];
+                let year = chrono::DateTime::from_timestamp_millis(play.played_at_ms)
+                    .map(|t| chrono::Datelike::year(&t))
+                    .unwrap_or(1970);
+                let entry = if n % 37 == 0 {
+                    serde_json::json!({
+                        "ts": ts(play.played_at_ms), "platform": "android", "ms_played": 1_200_000,
+                        "conn_country": "ID", "master_metadata_track_name": null,
+                        "master_metadata_album_artist_name": null,
+                        "master_metadata_album_album_name": null, "spotify_track_uri": null,
+                        "episode_name": "Episode of the day", "episode_show_name": "A Podcast",
+                        "spotify_episode_uri": "spotify:episode:5Xt5DXGzch68nYYamXrNxZ",
+                        "reason_start": "clickrow", "reason_end": "endplay", "shuffle": false,
+                        "skipped": null, "offline": false, "offline_timestamp": 0,
+                        "incognito_mode": false,
+                    })
+                } else {
+                    let skipped = n % 23 == 0;
+                    let local = n % 1_500 == 0;
+                    serde_json::json!({
+                        "ts": ts(play.played_at_ms), "platform": "android",
+                        "ms_played": if skipped { 8_000 } else { i64::from(track.duration_ms) },
+                        "conn_country": "ID", "ip_addr": "203.0.113.7",
+                        "master_metadata_track_name": if local { "Home Recording".to_string() } else { track.name.clone() },
+                        "master_metadata_album_artist_name": c.artists[track.artist].name,
+                        "master_metadata_album_album_name": c.albums[track.album].name,
+                        "spotify_track_uri": if local { None } else { Some(format!("spotify:track:{}", track.id)) },
+                        "episode_name": null, "episode_show_name": null, "spotify_episode_uri": null,
+                        "reason_start": "trackdone", "reason_end": if skipped { "fwdbtn" } else { "trackdone" },
+                        "shuffle": n % 3 == 0, "skipped": skipped, "offline": false,
+                        "offline_timestamp": 0, "incognito_mode": false,
+                    })
+                };
+                by_year.entry(year).or_default().push(entry);
+            }
+        }
+        let mut out = std::io::Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut out);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        let folder = "Spotify Extended Streaming History";
+        let mut files = vec![(
+            format!("{folder}/ReadMeFirst_ExtendedStreamingHistory.pdf"),
+            b"%PDF-1.4 (sample)".to_vec(),
+        )];
+        for (year, entries) in by_year {
+            files.push((
+                format!("{folder}/Streaming_History_Audio_{year}_0.json"),
+                serde_json::to_vec(&entries).ok()?,
+            ));
+        }
+        files.push((
+            "Spotify Account Data/Userdata.json".to_string(),
+            serde_json::to_vec(
+                &serde_json::json!({ "username": spotify_user_id, "country": "ID" }),
+            )
+            .ok()?,
+        ));
+        for (name, body) in files {
+            zip.start_file(name, options).ok()?;
+            zip.write_all(&body).ok()?;
+        }
+        zip.finish().ok()?;
+        Some(out.into_inner())
+    }
+
     /// The next valid `/authorize` request is denied: `error=access_denied`.
     pub fn deny_next_consent(&self) {
         self.shared.deny_next_consent.store(true, Ordering::Relaxed);
