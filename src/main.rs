@@ -139,7 +139,8 @@ async fn bench_sync(
     }
 }
 
-/// `personalify bench-listening [--plays 2000000] [--users 50] [--heavy 200000] [--runs 40]`.
+/// `personalify bench-listening [--plays 2000000] [--users 50] [--heavy 200000] [--runs 40]
+/// [--import-plays 250000]`.
 #[cfg(feature = "ssr")]
 async fn bench_listening(
     config: personalify::server::config::Config,
@@ -147,7 +148,7 @@ async fn bench_listening(
 ) -> std::process::ExitCode {
     use personalify::server::bench::listening::{self, ListeningBenchOptions};
     use std::process::ExitCode;
-    const USAGE: &str = "usage: personalify bench-listening [--plays 2000000] [--users 50] [--heavy 200000] [--runs 40]";
+    const USAGE: &str = "usage: personalify bench-listening [--plays 2000000] [--users 50] [--heavy 200000] [--runs 40] [--import-plays 250000]";
     let mut options = ListeningBenchOptions::default();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -157,6 +158,7 @@ async fn bench_listening(
             ("--users", Some(n)) if (2..=10_000).contains(&n) => options.users = n as u32,
             ("--heavy", Some(n)) => options.heavy = n,
             ("--runs", Some(n)) if (1..=10_000).contains(&n) => options.runs = n as u32,
+            ("--import-plays", Some(n)) if n <= 10_000_000 => options.import_plays = n,
             _ => {
                 eprintln!("personalify bench-listening: bad option {flag}\n{USAGE}");
                 return ExitCode::from(2);

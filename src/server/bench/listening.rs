@@ -24,6 +24,8 @@ pub struct ListeningBenchOptions {
     pub heavy: u64,
     /// Timed runs of each query.
     pub runs: u32,
+    /// Plays in the export the import benchmark reads (0: skip it).
+    pub import_plays: u64,
 }
 
 impl Default for ListeningBenchOptions {
@@ -33,6 +35,7 @@ impl Default for ListeningBenchOptions {
             users: 50,
             heavy: 200_000,
             runs: 40,
+            import_plays: 250_000,
         }
     }
 }
@@ -149,7 +152,95 @@ async fn measure(config: &Config, options: ListeningBenchOptions) -> Result<Stri
         percentile(&page, 0.50),
         percentile(&page, 0.95)
     ));
+    if options.import_plays > 0 {
+        report.push_str(&import_bench(&analytics, options.import_plays).await?);
+    }
     Ok(report)
+}
+
+/// The peak resident memory of this process since it was last reset, in MB (Linux).
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Start counting the peak anew (Linux: clear_refs 5).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// An export of about `plays` plays (the simulator's, a year per file), imported as the
+/// import job does it: read and staged batch by batch, then moved into `plays` at once.
+async fn import_bench(analytics: &PgPool, plays: u64) -> Result<String, String> {
+    use crate::server::plays::export::{self, Limits};
+    use crate::server::plays::{import, Play};
+    use crate::server::sim::{SimConfig, Simulator};
+    let sim = Simulator::new(SimConfig::new(
+        "bench",
+        Vec::new(),
+        "http://127.0.0.1:9/sim",
+    ));
+    // About 50 plays a day, every 37th an episode and every 23rd a skip.
+    let days = i64::try_from(plays * 100 / 4_600)
+        .unwrap_or(i64::MAX)
+        .max(1);
+    let made = Instant::now();
+    let zip = tokio::task::spawn_blocking(move || sim.sample_export("demo-alex", days))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the simulator made no export")?;
+    let made = made.elapsed();
+    let size_mb = zip.len() as f64 / 1_048_576.0;
+    reset_peak_rss();
+    let before = peak_rss_mb().unwrap_or(0.0);
+    let started = Instant::now();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Play>>(2);
+    let reader = tokio::task::spawn_blocking(move || {
+        export::read_zip(
+            std::io::Cursor::new(zip),
+            Limits::default(),
+            0,
+            &mut |batch, _| tx.blocking_send(batch).map_err(|_| "stopped".to_string()),
+        )
+    });
+    while let Some(batch) = rx.recv().await {
+        import::stage(analytics, 1, "demo-alex", &batch)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let counts = reader
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let staged = started.elapsed();
+    let stored = import::finalize(analytics, 1)
+        .await
+        .map_err(|e| e.to_string())?;
+    let total = started.elapsed();
+    let peak = peak_rss_mb().unwrap_or(0.0);
+    Ok(format!(
+        "\nimport: an export of {:.1} MB ({} entries, {} plays kept) made in {:.1} s;\n\
+         read and staged in {:.1} s, moved into plays in {:.1} s ({} new): {:.0} plays/s \
+         parse to committed; peak RSS {:.0} MB (the process held {:.0} MB before, the ZIP in \
+         memory included)\n",
+        size_mb,
+        counts.entries,
+        counts.plays,
+        made.as_secs_f64(),
+        staged.as_secs_f64(),
+        (total - staged).as_secs_f64(),
+        stored,
+        counts.plays as f64 / total.as_secs_f64(),
+        peak,
+        before
+    ))
 }
 
 /// What `listening::load` needs, without the rest of the stores.

@@ -475,13 +475,25 @@ impl Simulator {
         let c = &self.shared.catalogue;
         let now = self.now_ms();
         let from = now - days * DAY_MS;
-        let mut by_year: std::collections::BTreeMap<i32, Vec<serde_json::Value>> =
-            std::collections::BTreeMap::new();
         let ts = |ms: i64| {
             chrono::DateTime::from_timestamp_millis(ms)
                 .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
                 .unwrap_or_default()
         };
+        // Written as it is generated, a year per file: memory holds the packed ZIP only.
+        let mut out = std::io::Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut out);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        let folder = "Spotify Extended Streaming History";
+        zip.start_file(
+            format!("{folder}/ReadMeFirst_ExtendedStreamingHistory.pdf"),
+            options,
+        )
+        .ok()?;
+        zip.write_all(b"%PDF-1.4 (sample)").ok()?;
+        let mut year_open: Option<i32> = None;
+        let mut first_in_file = true;
         let mut n: u64 = 0;
         for day in from.div_euclid(DAY_MS)..=now.div_euclid(DAY_MS) {
             for play in tastes::plays_on(c, user, day) {
@@ -493,6 +505,19 @@ impl Simulator {
                 let year = chrono::DateTime::from_timestamp_millis(play.played_at_ms)
                     .map(|t| chrono::Datelike::year(&t))
                     .unwrap_or(1970);
+                if year_open != Some(year) {
+                    if year_open.is_some() {
+                        zip.write_all(b"]").ok()?;
+                    }
+                    zip.start_file(
+                        format!("{folder}/Streaming_History_Audio_{year}_0.json"),
+                        options,
+                    )
+                    .ok()?;
+                    zip.write_all(b"[").ok()?;
+                    year_open = Some(year);
+                    first_in_file = true;
+                }
                 let entry = if n % 37 == 0 {
                     serde_json::json!({
                         "ts": ts(play.played_at_ms), "platform": "android", "ms_played": 1_200_000,
@@ -522,35 +547,23 @@ impl Simulator {
                         "offline_timestamp": 0, "incognito_mode": false,
                     })
                 };
-                by_year.entry(year).or_default().push(entry);
+                if !first_in_file {
+                    zip.write_all(b",").ok()?;
+                }
+                first_in_file = false;
+                serde_json::to_writer(&mut zip, &entry).ok()?;
             }
         }
-        let mut out = std::io::Cursor::new(Vec::new());
-        let mut zip = zip::ZipWriter::new(&mut out);
-        let options = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated);
-        let folder = "Spotify Extended Streaming History";
-        let mut files = vec![(
-            format!("{folder}/ReadMeFirst_ExtendedStreamingHistory.pdf"),
-            b"%PDF-1.4 (sample)".to_vec(),
-        )];
-        for (year, entries) in by_year {
-            files.push((
-                format!("{folder}/Streaming_History_Audio_{year}_0.json"),
-                serde_json::to_vec(&entries).ok()?,
-            ));
+        if year_open.is_some() {
+            zip.write_all(b"]").ok()?;
         }
-        files.push((
-            "Spotify Account Data/Userdata.json".to_string(),
-            serde_json::to_vec(
-                &serde_json::json!({ "username": spotify_user_id, "country": "ID" }),
-            )
-            .ok()?,
-        ));
-        for (name, body) in files {
-            zip.start_file(name, options).ok()?;
-            zip.write_all(&body).ok()?;
-        }
+        zip.start_file("Spotify Account Data/Userdata.json", options)
+            .ok()?;
+        serde_json::to_writer(
+            &mut zip,
+            &serde_json::json!({ "username": spotify_user_id, "country": "ID" }),
+        )
+        .ok()?;
         zip.finish().ok()?;
         Some(out.into_inner())
     }
