@@ -264,3 +264,36 @@ async fn an_import_that_meets_the_analytics_node_down_waits_then_finishes_whole(
     app.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn an_import_whose_upload_is_gone_fails_with_the_reason_and_adds_nothing() {
+    let (env, dir) = env().await;
+    let target = url_addr(env.analytics_url());
+    let proxy = PausableProxy::start(target).await;
+    let url = env.analytics_url().replacen(
+        &format!("{}:{}", target.ip(), target.port()),
+        &format!("127.0.0.1:{}", proxy.port),
+        1,
+    );
+    let app = env.set("ANALYTICS_DATABASE_URL", url).spawn().await;
+    let (browser, user) = app.signed_in(None).await;
+    let zip = sample(&app, &browser).await;
+    proxy.take_down();
+    let (status, body) = upload(&app, &browser, "my_spotify_data.zip", zip).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_i64().unwrap();
+    // The machine's temporary folder is cleared while the import waits.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    proxy.resume();
+    let (state, stored, .., error) = finished(&app, id).await;
+    assert_eq!((state.as_str(), stored), ("failed", None));
+    assert!(
+        error
+            .unwrap_or_default()
+            .contains("no longer on the server"),
+        "the reason is given"
+    );
+    assert_eq!(plays_of(&app, &user).await, 0, "nothing half imported");
+    app.shutdown().await;
+}

@@ -115,6 +115,11 @@ pub enum ExportError {
     WrongShape { file: String, why: String },
     #[error("{file} is not valid JSON ({why}). Download the export from Spotify again.")]
     BadJson { file: String, why: String },
+    #[error(
+        "The uploaded file is no longer on the server (its import folder was cleared, e.g. \
+         by a restart of the machine); upload it again."
+    )]
+    UploadGone,
     /// The caller's batch handler failed (storing the plays); its message.
     #[error("{0}")]
     Store(String),

@@ -154,13 +154,11 @@ async fn read_and_stage(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(Vec<Play>, Counts)>(2);
     let reader = tokio::task::spawn_blocking(move || -> Result<Counts, ExportError> {
         use std::io::Read;
-        let mut file = std::fs::File::open(&path)
-            .map_err(|e| ExportError::Store(format!("the upload is gone: {e}")))?;
+        let mut file = std::fs::File::open(&path).map_err(|_| ExportError::UploadGone)?;
         let mut head = [0u8; 8];
         let n = file.read(&mut head).unwrap_or(0);
         let kind = export::sniff(&head[..n])?;
-        let file = std::fs::File::open(&path)
-            .map_err(|e| ExportError::Store(format!("the upload is gone: {e}")))?;
+        let file = std::fs::File::open(&path).map_err(|_| ExportError::UploadGone)?;
         let mut send = |plays: Vec<Play>, counts: Counts| {
             tx.blocking_send((plays, counts))
                 .map_err(|_| "the import was stopped".to_string())
