@@ -13,4 +13,4 @@ bash scripts/services.sh up >/dev/null
 source scripts/env.sh
 step "release build (${RELEASE_BUILD[*]})" "${RELEASE_BUILD[@]}"
 export LEPTOS_OUTPUT_NAME=personalify LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg
-RUST_LOG=${RUST_LOG:-warn} "$(cargo_target_dir)/release/personalify" bench-listening "$@"
+RUST_LOG=${RUST_LOG:-warn,sqlx=error} "$(cargo_target_dir)/release/personalify" bench-listening "$@"
