@@ -884,15 +884,7 @@ async fn metrics_count_requests_syncs_spotify_and_the_outbox() {
 
 /// A test environment whose app reaches PostgreSQL `main` through a proxy the test controls.
 async fn main_behind_proxy() -> (TestEnv, PausableProxy) {
-    let env = TestEnv::new().await;
-    let target = url_addr(&env.vars["DATABASE_URL"]);
-    let proxy = PausableProxy::start(target).await;
-    let url = env.vars["DATABASE_URL"].replacen(
-        &format!("{}:{}", target.ip(), target.port()),
-        &format!("127.0.0.1:{}", proxy.port),
-        1,
-    );
-    (env.set("DATABASE_URL", url), proxy)
+    TestEnv::new().await.behind_proxy("DATABASE_URL").await
 }
 
 #[tokio::test]

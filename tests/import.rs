@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{url_addr, PausableProxy, TestApp, TestEnv};
+use common::{TestApp, TestEnv};
 use personalify::server::plays::ingest;
 use personalify::server::sync::SyncUser;
 use std::time::{Duration, Instant};
@@ -231,14 +231,8 @@ async fn bad_uploads_are_refused_with_their_reason_and_change_nothing() {
 #[tokio::test]
 async fn an_import_that_meets_the_analytics_node_down_waits_then_finishes_whole() {
     let (env, dir) = env().await;
-    let target = url_addr(env.analytics_url());
-    let proxy = PausableProxy::start(target).await;
-    let url = env.analytics_url().replacen(
-        &format!("{}:{}", target.ip(), target.port()),
-        &format!("127.0.0.1:{}", proxy.port),
-        1,
-    );
-    let app = env.set("ANALYTICS_DATABASE_URL", url).spawn().await;
+    let (env, proxy) = env.behind_proxy("ANALYTICS_DATABASE_URL").await;
+    let app = env.spawn().await;
     let (browser, user) = app.signed_in(None).await;
     let zip = sample(&app, &browser).await;
     proxy.take_down();
@@ -268,14 +262,8 @@ async fn an_import_that_meets_the_analytics_node_down_waits_then_finishes_whole(
 #[tokio::test]
 async fn an_import_whose_upload_is_gone_fails_with_the_reason_and_adds_nothing() {
     let (env, dir) = env().await;
-    let target = url_addr(env.analytics_url());
-    let proxy = PausableProxy::start(target).await;
-    let url = env.analytics_url().replacen(
-        &format!("{}:{}", target.ip(), target.port()),
-        &format!("127.0.0.1:{}", proxy.port),
-        1,
-    );
-    let app = env.set("ANALYTICS_DATABASE_URL", url).spawn().await;
+    let (env, proxy) = env.behind_proxy("ANALYTICS_DATABASE_URL").await;
+    let app = env.spawn().await;
     let (browser, user) = app.signed_in(None).await;
     let zip = sample(&app, &browser).await;
     proxy.take_down();

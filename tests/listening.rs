@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{url_addr, PausableProxy, TestApp, TestEnv};
+use common::{TestApp, TestEnv};
 use personalify::domain::TimeRange;
 use personalify::server::listening::{self, NamedQuery, QUERIES};
 use personalify::server::plays::{self, ingest, Play, Source};
@@ -198,15 +198,11 @@ async fn every_panel_query_filters_and_groups_on_the_analytics_node() {
 
 #[tokio::test]
 async fn the_panels_say_so_when_the_analytics_node_is_down() {
-    let env = TestEnv::new().await;
-    let target = url_addr(env.analytics_url());
-    let proxy = PausableProxy::start(target).await;
-    let url = env.analytics_url().replacen(
-        &format!("{}:{}", target.ip(), target.port()),
-        &format!("127.0.0.1:{}", proxy.port),
-        1,
-    );
-    let app = env.set("ANALYTICS_DATABASE_URL", url).spawn().await;
+    let (env, proxy) = TestEnv::new()
+        .await
+        .behind_proxy("ANALYTICS_DATABASE_URL")
+        .await;
+    let app = env.spawn().await;
     let (_browser, user) = app.signed_in(None).await;
     let timeout: String = sqlx::query_scalar("SHOW statement_timeout")
         .fetch_one(&app.state.stores.remote)
@@ -312,15 +308,11 @@ async fn the_listening_page_and_its_charts_show_the_plays() {
 
 #[tokio::test]
 async fn with_the_analytics_node_down_the_page_renders_and_says_so() {
-    let env = TestEnv::new().await;
-    let target = url_addr(env.analytics_url());
-    let proxy = PausableProxy::start(target).await;
-    let url = env.analytics_url().replacen(
-        &format!("{}:{}", target.ip(), target.port()),
-        &format!("127.0.0.1:{}", proxy.port),
-        1,
-    );
-    let app = env.set("ANALYTICS_DATABASE_URL", url).spawn().await;
+    let (env, proxy) = TestEnv::new()
+        .await
+        .behind_proxy("ANALYTICS_DATABASE_URL")
+        .await;
+    let app = env.spawn().await;
     let (browser, user) = app.signed_in(None).await;
     app.sync(&user).await;
     proxy.take_down();
@@ -404,15 +396,11 @@ async fn the_distributed_query_page_shows_each_query_its_result_and_its_remote_s
 
 #[tokio::test]
 async fn with_the_analytics_node_down_the_distributed_page_still_shows_the_plans() {
-    let env = TestEnv::new().await;
-    let target = url_addr(env.analytics_url());
-    let proxy = PausableProxy::start(target).await;
-    let url = env.analytics_url().replacen(
-        &format!("{}:{}", target.ip(), target.port()),
-        &format!("127.0.0.1:{}", proxy.port),
-        1,
-    );
-    let app = env.set("ANALYTICS_DATABASE_URL", url).spawn().await;
+    let (env, proxy) = TestEnv::new()
+        .await
+        .behind_proxy("ANALYTICS_DATABASE_URL")
+        .await;
+    let app = env.spawn().await;
     let (browser, _user) = app.signed_in(None).await;
     proxy.take_down();
     let response = browser.get(app.url("/distributed")).send().await.unwrap();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{url_addr, PausableProxy, TestApp, TestEnv};
+use common::{TestApp, TestEnv};
 use personalify::server::plays::{self, ingest, Play, Source};
 use personalify::server::sync::SyncUser;
 use std::collections::BTreeSet;
@@ -97,15 +97,11 @@ async fn polls_store_every_play_once_across_hours_and_a_restart() {
 
 #[tokio::test]
 async fn plays_polled_while_the_analytics_node_is_down_wait_on_main_and_arrive_once() {
-    let env = TestEnv::new().await;
-    let target = url_addr(env.analytics_url());
-    let proxy = PausableProxy::start(target).await;
-    let url = env.analytics_url().replacen(
-        &format!("{}:{}", target.ip(), target.port()),
-        &format!("127.0.0.1:{}", proxy.port),
-        1,
-    );
-    let app = env.set("ANALYTICS_DATABASE_URL", url).spawn().await;
+    let (env, proxy) = TestEnv::new()
+        .await
+        .behind_proxy("ANALYTICS_DATABASE_URL")
+        .await;
+    let app = env.spawn().await;
     let (_browser, user) = app.signed_in(None).await;
     sim(&app).freeze();
     let first = visible_now(&app, &user);

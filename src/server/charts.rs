@@ -140,6 +140,22 @@ pub fn rank_chart(synced_at: &[String], series: &[RankSeries]) -> Option<String>
     Some(option(&chart))
 }
 
+/// The colour scale of the listening heatmaps: from none to `most` minutes, below the chart.
+fn minutes_scale(most: u32) -> VisualMap {
+    VisualMap::new()
+        .min(0)
+        .max(f64::from(most))
+        .orient(Orient::Horizontal)
+        .left("center")
+        .bottom(0)
+        .calculable(false)
+        .item_height(120)
+        .in_range(VisualMapChannel::new().color(vec![
+            Color::from("rgba(29, 185, 84, 0.12)"),
+            Color::from("#1db954"),
+        ]))
+}
+
 /// Minutes per day over the last year, `from` to `to` (YYYY-MM-DD): a calendar of days
 /// coloured by minutes, the scale below it.
 pub fn days_chart(days: &[DayMinutes], from: &str, to: &str) -> Option<String> {
@@ -158,20 +174,7 @@ pub fn days_chart(days: &[DayMinutes], from: &str, to: &str) -> Option<String> {
         .collect();
     let chart = base()
         .tooltip(Tooltip::new().trigger(Trigger::Item))
-        .visual_map(
-            VisualMap::new()
-                .min(0)
-                .max(f64::from(most))
-                .orient(Orient::Horizontal)
-                .left("center")
-                .bottom(0)
-                .calculable(false)
-                .item_height(120)
-                .in_range(VisualMapChannel::new().color(vec![
-                    Color::from("rgba(29, 185, 84, 0.12)"),
-                    Color::from("#1db954"),
-                ])),
-        )
+        .visual_map(minutes_scale(most))
         .calendar(
             Calendar::new()
                 .range(Range::Range((from.to_string(), to.to_string())))
@@ -224,20 +227,7 @@ pub fn week_chart(week: &[Vec<u32>]) -> Option<String> {
                 .inverse(true)
                 .data(days),
         )
-        .visual_map(
-            VisualMap::new()
-                .min(0)
-                .max(f64::from(most))
-                .orient(Orient::Horizontal)
-                .left("center")
-                .bottom(0)
-                .calculable(false)
-                .item_height(120)
-                .in_range(VisualMapChannel::new().color(vec![
-                    Color::from("rgba(29, 185, 84, 0.12)"),
-                    Color::from("#1db954"),
-                ])),
-        )
+        .visual_map(minutes_scale(most))
         .series(Heatmap::new().name("Minutes").data(data));
     Some(option(&chart))
 }

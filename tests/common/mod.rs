@@ -147,6 +147,20 @@ impl TestEnv {
         }
     }
 
+    /// This environment with the store of `variable` (a PostgreSQL URL) reached through a
+    /// proxy the test controls (take it down, pause it, bring it back).
+    pub async fn behind_proxy(self, variable: &str) -> (TestEnv, PausableProxy) {
+        let url = self.vars[variable].clone();
+        let target = url_addr(&url);
+        let proxy = PausableProxy::start(target).await;
+        let proxied = url.replacen(
+            &format!("{}:{}", target.ip(), target.port()),
+            &format!("127.0.0.1:{}", proxy.port),
+            1,
+        );
+        (self.set(variable, proxied), proxy)
+    }
+
     pub fn set(mut self, name: &str, value: impl Into<String>) -> Self {
         self.vars.insert(name.to_string(), value.into());
         self
