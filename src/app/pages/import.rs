@@ -58,7 +58,9 @@ pub fn Import() -> impl IntoView {
                 <code>"StreamingHistory_music_….json"</code>
                 ", a year, no track ids) works too."
             </p>
-            <Suspense fallback=|| view! { <p aria-busy="true">"Loading your imports…"</p> }>
+            // A Transition: while an import runs the list is fetched again every two seconds,
+            // and stays on screen meanwhile.
+            <Transition fallback=|| view! { <p aria-busy="true">"Loading your imports…"</p> }>
                 {move || Suspend::new(async move {
                     match data.await {
                         Ok(Some(view)) => view! { <ImportBody view/> }.into_any(),
@@ -66,7 +68,7 @@ pub fn Import() -> impl IntoView {
                         Err(err) => view! { <ErrorNotice message=err.to_string()/> }.into_any(),
                     }
                 })}
-            </Suspense>
+            </Transition>
         </main>
     }
 }
@@ -133,7 +135,7 @@ fn ImportItem(i: ImportRow) -> impl IntoView {
     };
     let running = i.running();
     view! {
-        <li class="imports__item" data-testid=format!("import-{}", i.status)>
+        <li class="imports__item" data-testid=format!("import-{}", i.status) data-import-id=i.id>
             <strong>{i.file_name}</strong>
             <span class="muted">{format!(" · {} · {}", i.megabytes, i.created_at)}</span>
             {running.then(|| view! { <progress aria-label="Import progress"></progress> })}
