@@ -564,19 +564,59 @@ impl<'de> Visitor<'de> for &mut Reading<'_> {
     }
 }
 
-/// An element of the list: an entry object, or anything else (read and ignored, which then
-/// counts as an entry with no time).
+/// An element of the list: an entry object (read straight into [`Entry`], no tree in
+/// between), or anything else (read and dropped, which then counts as an entry with no
+/// time).
 struct EntryOrOther(Option<Entry>);
 
 impl<'de> Deserialize<'de> for EntryOrOther {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let value = serde_json::Value::deserialize(d)?;
-        match value {
-            serde_json::Value::Object(_) => {
-                Ok(EntryOrOther(serde_json::from_value::<Entry>(value).ok()))
+        struct Element;
+        impl<'de> Visitor<'de> for Element {
+            type Value = EntryOrOther;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a play record")
             }
-            _ => Ok(EntryOrOther(None)),
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<EntryOrOther, A::Error> {
+                Entry::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|e| EntryOrOther(Some(e)))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<EntryOrOther, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(EntryOrOther(None))
+            }
+
+            fn visit_bool<E>(self, _: bool) -> Result<EntryOrOther, E> {
+                Ok(EntryOrOther(None))
+            }
+
+            fn visit_i64<E>(self, _: i64) -> Result<EntryOrOther, E> {
+                Ok(EntryOrOther(None))
+            }
+
+            fn visit_u64<E>(self, _: u64) -> Result<EntryOrOther, E> {
+                Ok(EntryOrOther(None))
+            }
+
+            fn visit_f64<E>(self, _: f64) -> Result<EntryOrOther, E> {
+                Ok(EntryOrOther(None))
+            }
+
+            fn visit_str<E>(self, _: &str) -> Result<EntryOrOther, E> {
+                Ok(EntryOrOther(None))
+            }
+
+            fn visit_unit<E>(self) -> Result<EntryOrOther, E> {
+                Ok(EntryOrOther(None))
+            }
         }
+        d.deserialize_any(Element)
     }
 }
 
@@ -728,6 +768,9 @@ mod tests {
         assert!(err.to_string().contains("cut off"), "{err}");
         let err = read("[{\"ts\": nonsense}]", FileKind::Extended).unwrap_err();
         assert!(matches!(err, ExportError::BadJson { .. }), "{err}");
+        // An element that is no object is no play record.
+        let err = read(&format!("[1, {TRACK}]"), FileKind::Extended).unwrap_err();
+        assert!(err.to_string().contains("entry 1 has no ts time"), "{err}");
         // Nothing reached the caller from a file that failed at its first entry.
         let mut called = false;
         let _ = read_file(
