@@ -143,7 +143,7 @@ enum Stop {
 }
 
 /// Read the upload of `id` from `skip` entries on, staging every batch and recording the
-/// progress; returns the counts of the whole run.
+/// progress (and renewing the lease) after each.
 async fn read_and_stage(
     state: &AppState,
     id: i64,
@@ -203,8 +203,16 @@ async fn read_and_stage(
         .bind(LEASE_SECS)
         .execute(main)
         .await;
-        if let Err(e) = recorded {
-            return Err(Stop::StoreDown(e.to_string()));
+        match recorded {
+            Err(e) => return Err(Stop::StoreDown(e.to_string())),
+            // The lease went to another process (this one stalled past it): that one
+            // goes on; this one stops here, and the next try finds the import taken.
+            Ok(done) if done.rows_affected() == 0 => {
+                return Err(Stop::StoreDown(
+                    "another process took the import over".into(),
+                ))
+            }
+            Ok(_) => {}
         }
     }
     match reader.await {
