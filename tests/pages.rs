@@ -341,31 +341,38 @@ async fn building_another_router_does_not_stall_pages_being_rendered() {
         .await;
     let (browser, user) = app.signed_in(None).await;
     app.sync(&user).await;
+    // Routers are built, one after another, for as long as the pages are being asked for
+    // (so the two overlap whatever the machine's speed).
     let state = app.state.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
     let building = tokio::task::spawn_blocking(move || {
-        for _ in 0..300 {
+        let mut built = 0u32;
+        while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
             drop(personalify::server::startup::router(state.clone()));
+            built += 1;
         }
+        built
     });
     let mut stalled = 0;
-    let mut pages = 0;
-    while !building.is_finished() {
+    const PAGES: u32 = 30;
+    for _ in 0..PAGES {
         let response = browser
             .get(app.url("/dashboard"))
             .send()
             .await
             .expect("an answer");
-        pages += 1;
         let text = response.text().await.unwrap_or_default();
         if !text.contains("href=\"/artist/") {
             stalled += 1;
         }
     }
-    building.await.expect("routers built");
-    assert_eq!(stalled, 0, "{stalled} of {pages} pages stalled");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let built = building.await.expect("routers built");
+    assert_eq!(stalled, 0, "{stalled} of {PAGES} pages stalled");
     assert!(
-        pages > 10,
-        "pages were rendered while routers were built ({pages})"
+        built > 0,
+        "routers were built while the pages were rendered"
     );
     app.shutdown().await;
 }
