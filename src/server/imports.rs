@@ -17,7 +17,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
@@ -218,7 +218,7 @@ enum Kept {
 /// Write the field to `path` as it arrives; returns its size and first bytes.
 async fn keep(
     mut field: axum::extract::multipart::Field<'_>,
-    path: &PathBuf,
+    path: &Path,
     max: u64,
 ) -> Result<(u64, Vec<u8>), Kept> {
     let mut file = tokio::fs::File::create(path).await.map_err(Kept::Disk)?;
@@ -245,9 +245,9 @@ async fn keep(
 
 /// Refuse at once what is not an export: neither ZIP nor JSON, a ZIP with no history in
 /// it or beyond the limits, a JSON file whose first entries are no plays.
-async fn check(path: &PathBuf, head: &[u8]) -> Result<(), ExportError> {
+async fn check(path: &Path, head: &[u8]) -> Result<(), ExportError> {
     let kind = export::sniff(head)?;
-    let path = path.clone();
+    let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
         if kind == Upload::Json {
             // Its first batch of entries (or all of a small file) must read as plays.

@@ -518,7 +518,7 @@ impl Simulator {
                     year_open = Some(year);
                     first_in_file = true;
                 }
-                let entry = if n % 37 == 0 {
+                let entry = if n.is_multiple_of(37) {
                     serde_json::json!({
                         "ts": ts(play.played_at_ms), "platform": "android", "ms_played": 1_200_000,
                         "conn_country": "ID", "master_metadata_track_name": null,
@@ -531,8 +531,8 @@ impl Simulator {
                         "incognito_mode": false,
                     })
                 } else {
-                    let skipped = n % 23 == 0;
-                    let local = n % 1_500 == 0;
+                    let skipped = n.is_multiple_of(23);
+                    let local = n.is_multiple_of(1_500);
                     serde_json::json!({
                         "ts": ts(play.played_at_ms), "platform": "android",
                         "ms_played": if skipped { 8_000 } else { i64::from(track.duration_ms) },
@@ -543,7 +543,7 @@ impl Simulator {
                         "spotify_track_uri": if local { None } else { Some(format!("spotify:track:{}", track.id)) },
                         "episode_name": null, "episode_show_name": null, "spotify_episode_uri": null,
                         "reason_start": "trackdone", "reason_end": if skipped { "fwdbtn" } else { "trackdone" },
-                        "shuffle": n % 3 == 0, "skipped": skipped, "offline": false,
+                        "shuffle": n.is_multiple_of(3), "skipped": skipped, "offline": false,
                         "offline_timestamp": 0, "incognito_mode": false,
                     })
                 };
