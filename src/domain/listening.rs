@@ -2,6 +2,7 @@
 //! activity by weekday and hour, and top artists and tracks by minutes listened beside
 //! Spotify's own top lists. Computed on the analytics node, queried from `main`.
 
+use super::artist::MonthPlays;
 use super::TimeRange;
 use serde::{Deserialize, Serialize};
 
@@ -124,14 +125,22 @@ pub fn duration_label(minutes: u64) -> String {
     }
 }
 
-/// Minutes per month (YYYY-MM, oldest first) of `days`: the heatmap as a table.
-pub fn months(days: &[DayMinutes]) -> Vec<(String, u32)> {
-    let mut out: Vec<(String, u32)> = Vec::new();
+/// Plays and minutes per month (YYYY-MM, oldest first) of `days`: the heatmap as a table,
+/// and an artist's plays over time.
+pub fn months(days: &[DayMinutes]) -> Vec<MonthPlays> {
+    let mut out: Vec<MonthPlays> = Vec::new();
     for d in days {
-        let month = d.day.get(..7).unwrap_or(&d.day).to_string();
+        let month = d.day.get(..7).unwrap_or(&d.day);
         match out.last_mut() {
-            Some((m, minutes)) if *m == month => *minutes += d.minutes,
-            _ => out.push((month, d.minutes)),
+            Some(m) if m.month == month => {
+                m.plays += d.plays;
+                m.minutes += d.minutes;
+            }
+            _ => out.push(MonthPlays {
+                month: month.to_string(),
+                plays: d.plays,
+                minutes: d.minutes,
+            }),
         }
     }
     out
@@ -184,9 +193,14 @@ mod tests {
             day("2026-10-31", 7),
             day("2026-11-01", 3),
         ];
+        let month = |m: &str, plays, minutes| MonthPlays {
+            month: m.into(),
+            plays,
+            minutes,
+        };
         assert_eq!(
             months(&days),
-            vec![("2026-10".to_string(), 12), ("2026-11".to_string(), 3)]
+            vec![month("2026-10", 2, 12), month("2026-11", 1, 3)]
         );
     }
 }

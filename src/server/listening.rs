@@ -4,9 +4,9 @@
 //! joined on `main` with the local `artists`, `tracks` and top lists. [`QUERIES`] names
 //! them for the Distributed query page.
 
-use crate::domain::artist::{ArtistPlays, MonthPlays};
+use crate::domain::artist::ArtistPlays;
 use crate::domain::listening::{
-    day_number, streaks, ByMinutes, DayMinutes, ListeningView, Totals, TIME_ZONE,
+    day_number, months, streaks, ByMinutes, DayMinutes, ListeningView, Totals, TIME_ZONE,
 };
 use crate::domain::TimeRange;
 use crate::server::store::Stores;
@@ -185,8 +185,8 @@ pub async fn load_from(
     let (totals, hours, artists, tracks, spotify) = tokio::try_join!(
         bounded(totals(remote, spotify_id)),
         bounded(hours(remote, spotify_id)),
-        bounded(top(remote, TOP_ARTISTS, spotify_id, since)),
-        bounded(top(remote, TOP_TRACKS, spotify_id, since)),
+        bounded(top_artists(remote, spotify_id, since)),
+        bounded(top_tracks(remote, spotify_id, since)),
         bounded(spotify_top(main, spotify_id, range)),
     )?;
     let days = days_of(&hours);
@@ -290,46 +290,58 @@ pub fn week_of(hours: &[HourBucket], since: DateTime<Utc>) -> Vec<Vec<u32>> {
         .collect()
 }
 
-async fn top(
-    main: &PgPool,
-    query: NamedQuery,
+/// Top artists by minutes since `since`, most first.
+async fn top_artists(
+    remote: &PgPool,
     spotify_id: &str,
     since: DateTime<Utc>,
 ) -> Result<Vec<ByMinutes>, sqlx::Error> {
-    if query.name == TOP_ARTISTS.name {
-        let rows: Vec<(String, i64, i64, Option<String>)> = sqlx::query_as(query.sql)
-            .bind(spotify_id)
-            .bind(since)
-            .bind(TOP)
-            .fetch_all(main)
-            .await?;
-        return Ok(rows
-            .into_iter()
-            .map(|(name, ms, plays, artist_id)| ByMinutes {
-                name,
-                artist: None,
-                minutes: minutes(ms),
-                plays: u32::try_from(plays).unwrap_or(u32::MAX),
-                artist_id,
-            })
-            .collect());
-    }
-    let rows: Vec<(String, String, i64, i64, Option<String>)> = sqlx::query_as(query.sql)
+    let rows: Vec<(String, i64, i64, Option<String>)> = sqlx::query_as(TOP_ARTISTS.sql)
         .bind(spotify_id)
         .bind(since)
         .bind(TOP)
-        .fetch_all(main)
+        .fetch_all(remote)
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(name, artist, ms, plays, artist_id)| ByMinutes {
-            name,
-            artist: Some(artist),
-            minutes: minutes(ms),
-            plays: u32::try_from(plays).unwrap_or(u32::MAX),
-            artist_id,
+        .map(|(name, ms, plays, artist_id)| by_minutes(name, None, ms, plays, artist_id))
+        .collect())
+}
+
+/// Top tracks by minutes since `since`, most first.
+async fn top_tracks(
+    remote: &PgPool,
+    spotify_id: &str,
+    since: DateTime<Utc>,
+) -> Result<Vec<ByMinutes>, sqlx::Error> {
+    let rows: Vec<(String, String, i64, i64, Option<String>)> = sqlx::query_as(TOP_TRACKS.sql)
+        .bind(spotify_id)
+        .bind(since)
+        .bind(TOP)
+        .fetch_all(remote)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, artist, ms, plays, artist_id)| {
+            by_minutes(name, Some(artist), ms, plays, artist_id)
         })
         .collect())
+}
+
+fn by_minutes(
+    name: String,
+    artist: Option<String>,
+    ms: i64,
+    plays: i64,
+    artist_id: Option<String>,
+) -> ByMinutes {
+    ByMinutes {
+        name,
+        artist,
+        minutes: minutes(ms),
+        plays: u32::try_from(plays).unwrap_or(u32::MAX),
+        artist_id,
+    }
 }
 
 /// Spotify's own top 10 artists and tracks for `range` (local tables only).
@@ -384,21 +396,7 @@ pub async fn artist_plays(
         .map(|(at, ms, plays)| HourBucket { at, ms, plays })
         .collect();
     let days = days_of(&hours);
-    let mut months: Vec<MonthPlays> = Vec::new();
-    for d in &days {
-        let month = d.day.get(..7).unwrap_or(&d.day).to_string();
-        match months.last_mut() {
-            Some(m) if m.month == month => {
-                m.plays += d.plays;
-                m.minutes += d.minutes;
-            }
-            _ => months.push(MonthPlays {
-                month,
-                plays: d.plays,
-                minutes: d.minutes,
-            }),
-        }
-    }
+    let months = months(&days);
     let (ms, plays) = hours
         .iter()
         .fold((0i64, 0i64), |(ms, n), h| (ms + h.ms, n + h.plays));

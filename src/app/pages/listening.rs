@@ -114,8 +114,8 @@ fn ListeningBody(view: ListeningView) -> impl IntoView {
                     <table class="ranks" data-testid="months-table">
                         <thead><tr><th scope="col">"Month"</th><th scope="col">"Listened"</th></tr></thead>
                         <tbody>
-                            {months(&view.days).into_iter().map(|(month, minutes)| view! {
-                                <tr><th scope="row">{month}</th><td>{duration_label(u64::from(minutes))}</td></tr>
+                            {months(&view.days).into_iter().map(|m| view! {
+                                <tr><th scope="row">{m.month}</th><td>{duration_label(u64::from(m.minutes))}</td></tr>
                             }).collect_view()}
                         </tbody>
                     </table>

@@ -3,7 +3,7 @@
 //! its own: N plays over U listeners, one of them heavy. Prints p50/p95 per query for the
 //! heavy listener and for a typical one, and the whole page's load. Asserts nothing.
 
-use super::ms;
+use super::{drop_database, ms, recreate_database, with_database};
 use crate::domain::TimeRange;
 use crate::server::config::{expose, Config};
 use crate::server::listening::{self, NamedQuery};
@@ -40,41 +40,14 @@ impl Default for ListeningBenchOptions {
     }
 }
 
-fn with_database(url: &str, database: &str) -> Result<String, String> {
-    let mut url = url::Url::parse(url).map_err(|e| e.to_string())?;
-    url.set_path(&format!("/{database}"));
-    Ok(url.to_string())
-}
-
-async fn admin(url: &str, statements: &[String]) -> Result<(), String> {
-    use sqlx::Connection;
-    let mut admin = sqlx::PgConnection::connect(url)
-        .await
-        .map_err(|e| format!("cannot reach PostgreSQL: {e}"))?;
-    for statement in statements {
-        sqlx::query(statement)
-            .execute(&mut admin)
-            .await
-            .map_err(|e| format!("{statement}: {e}"))?;
-    }
-    Ok(())
-}
-
 pub async fn run(config: Config, options: ListeningBenchOptions) -> Result<String, String> {
     let main_admin = with_database(expose(&config.database_url), "postgres")?;
     let analytics_admin = with_database(expose(&config.analytics_database_url), "postgres")?;
-    let recreate = |db: &str| {
-        vec![
-            format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-            format!("CREATE DATABASE {db}"),
-        ]
-    };
-    admin(&main_admin, &recreate(MAIN_DB)).await?;
-    admin(&analytics_admin, &recreate(ANALYTICS_DB)).await?;
+    recreate_database(&main_admin, MAIN_DB).await?;
+    recreate_database(&analytics_admin, ANALYTICS_DB).await?;
     let outcome = measure(&config, options).await;
-    let drop = |db: &str| vec![format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")];
-    let _ = admin(&main_admin, &drop(MAIN_DB)).await;
-    let _ = admin(&analytics_admin, &drop(ANALYTICS_DB)).await;
+    drop_database(&main_admin, MAIN_DB).await;
+    drop_database(&analytics_admin, ANALYTICS_DB).await;
     outcome
 }
 

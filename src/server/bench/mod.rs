@@ -11,6 +11,39 @@ pub mod sync;
 
 use std::time::Duration;
 
+/// `url` with its database replaced by `database`.
+pub(super) fn with_database(url: &str, database: &str) -> Result<String, String> {
+    let mut url = url::Url::parse(url).map_err(|e| e.to_string())?;
+    url.set_path(&format!("/{database}"));
+    Ok(url.to_string())
+}
+
+pub(super) async fn recreate_database(admin_url: &str, database: &str) -> Result<(), String> {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(admin_url)
+        .await
+        .map_err(|e| format!("cannot reach PostgreSQL to create {database}: {e}"))?;
+    for statement in [
+        format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+        format!("CREATE DATABASE {database}"),
+    ] {
+        sqlx::query(&statement)
+            .execute(&mut admin)
+            .await
+            .map_err(|e| format!("{statement}: {e}"))?;
+    }
+    Ok(())
+}
+
+pub(super) async fn drop_database(admin_url: &str, database: &str) {
+    use sqlx::Connection;
+    if let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await;
+    }
+}
+
 fn location(res: &reqwest::Response) -> Result<String, String> {
     res.headers()
         .get(reqwest::header::LOCATION)

@@ -9,7 +9,7 @@
 //! MongoDB database and Redis key prefix, so a local instance's data is never touched).
 
 use super::load::{self, Load, Measured};
-use super::{ms, sign_in};
+use super::{drop_database, ms, recreate_database, sign_in, with_database};
 use crate::domain::TimeRange;
 use crate::server::auth::session::{self, SESSION_COOKIE};
 use crate::server::config::{expose, Config, SpotifyMode};
@@ -56,39 +56,6 @@ struct BenchStores {
     config: Config,
     main_admin: String,
     analytics_admin: String,
-}
-
-/// `url` with its database replaced by `database`.
-fn with_database(url: &str, database: &str) -> Result<String, String> {
-    let mut url = url::Url::parse(url).map_err(|e| e.to_string())?;
-    url.set_path(&format!("/{database}"));
-    Ok(url.to_string())
-}
-
-async fn recreate_database(admin_url: &str, database: &str) -> Result<(), String> {
-    use sqlx::Connection;
-    let mut admin = sqlx::PgConnection::connect(admin_url)
-        .await
-        .map_err(|e| format!("cannot reach PostgreSQL to create {database}: {e}"))?;
-    for statement in [
-        format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
-        format!("CREATE DATABASE {database}"),
-    ] {
-        sqlx::query(&statement)
-            .execute(&mut admin)
-            .await
-            .map_err(|e| format!("{statement}: {e}"))?;
-    }
-    Ok(())
-}
-
-async fn drop_database(admin_url: &str, database: &str) {
-    use sqlx::Connection;
-    if let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await;
-    }
 }
 
 impl BenchStores {
