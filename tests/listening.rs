@@ -139,58 +139,108 @@ async fn plan(app: &TestApp, query: NamedQuery, args: &str) -> Vec<String> {
 #[tokio::test]
 async fn every_panel_query_filters_and_groups_on_the_analytics_node() {
     let app = TestEnv::new().await.spawn().await;
-    // (query, its arguments, the filter that must reach the remote side)
-    let mut cases: Vec<(NamedQuery, &str, &str)> = QUERIES
-        .into_iter()
-        .map(|q| {
-            let args = if q.sql.contains("$3") {
-                "'demo-alex', now() - interval '28 days', 10"
-            } else {
-                "'demo-alex'"
-            };
-            // The instance-wide count has no filter of its own.
-            let filter = if q.name == "listeners" {
-                ""
-            } else {
-                "(spotify_id = 'demo-alex')"
-            };
-            (q, args, filter)
-        })
-        .collect();
-    cases.push((
-        listening::ARTIST_HOURS,
-        "'demo-alex', 'Band'",
-        "(artist_name = 'Band')",
-    ));
-    cases.push((
-        listening::ARTIST_LISTENERS,
-        "'Band'",
-        "(artist_name = 'Band')",
-    ));
-    for (query, args, filter) in cases {
+    let listener = "(spotify_id = 'demo-alex')";
+    // (query, its arguments, remote scans, what each remote SQL must hold, grouped there)
+    let cases: Vec<(NamedQuery, &str, usize, Vec<&str>, bool)> = vec![
+        (
+            listening::ZONE,
+            "'demo-alex'",
+            1,
+            vec![listener, "listener_zones"],
+            false,
+        ),
+        // Three reads of the rollups, the two counts aggregated remotely.
+        (
+            listening::TOTALS,
+            "'demo-alex'",
+            3,
+            vec![listener, "plays_by_"],
+            false,
+        ),
+        (
+            listening::DAYS,
+            "'demo-alex'",
+            1,
+            vec![listener, "plays_by_hour"],
+            true,
+        ),
+        (
+            listening::WEEK,
+            "'demo-alex', '2026-11-01'",
+            1,
+            vec![listener, "(day >= '2026-11-01'"],
+            true,
+        ),
+        (
+            listening::TOP_ARTISTS,
+            "'demo-alex', now() - interval '28 days', 10",
+            1,
+            vec![listener, "played_at >=", "public.plays"],
+            true,
+        ),
+        (
+            listening::TOP_TRACKS,
+            "'demo-alex', now() - interval '28 days', 10",
+            1,
+            vec![listener, "played_at >=", "public.plays"],
+            true,
+        ),
+        // Instance-wide: one row per listener from the rollup, never the plays.
+        (
+            listening::LISTENERS,
+            "'demo-alex'",
+            1,
+            vec!["plays_by_listener"],
+            false,
+        ),
+        (
+            listening::ARTIST_DAYS,
+            "'demo-alex', 'Band', 'Europe/Berlin'",
+            1,
+            vec![listener, "(artist_name = 'Band')"],
+            true,
+        ),
+        (
+            listening::ARTIST_LISTENERS,
+            "'Band'",
+            1,
+            vec!["(artist_name = 'Band')", "plays_by_artist"],
+            false,
+        ),
+    ];
+    assert_eq!(
+        cases
+            .iter()
+            .filter(|c| QUERIES.iter().any(|q| q.name == c.0.name))
+            .count(),
+        QUERIES.len(),
+        "every panel query is checked"
+    );
+    for (query, args, scans, holds, grouped) in cases {
         let plan = plan(&app, query, args).await;
         let remote: Vec<&String> = plan
             .iter()
             .filter(|l| l.trim_start().starts_with("Remote SQL:"))
             .collect();
-        assert_eq!(remote.len(), 1, "{}: {plan:#?}", query.name);
-        let remote = remote[0];
-        assert!(
-            remote.contains(" WHERE ") || filter.is_empty(),
-            "{}: the filter runs remotely: {remote}",
-            query.name
-        );
-        assert!(
-            remote.contains(filter),
-            "{}: the filter runs remotely: {remote}",
-            query.name
-        );
-        if query.name != "totals" {
-            assert!(
-                remote.contains("GROUP BY"),
-                "{}: the grouping runs remotely: {remote}",
-                query.name
-            );
+        assert_eq!(remote.len(), scans, "{}: {plan:#?}", query.name);
+        for line in remote {
+            for part in &holds {
+                assert!(
+                    line.contains(part),
+                    "{}: {part} runs remotely: {line}",
+                    query.name
+                );
+            }
+            if grouped {
+                assert!(
+                    line.contains("GROUP BY"),
+                    "{}: grouped remotely: {line}",
+                    query.name
+                );
+            }
+            if query.name == "totals" && !line.contains("plays_by_listener") {
+                assert!(line.contains("count("), "totals: counted remotely: {line}");
+            }
         }
     }
     app.shutdown().await;
@@ -335,6 +385,19 @@ async fn with_the_analytics_node_down_the_page_renders_and_says_so() {
         .await
         .unwrap();
     assert_eq!(chart.status(), 503);
+    let zone = browser
+        .post(app.url("/listening/time-zone"))
+        .header("origin", app.url(""))
+        .form(&[("time_zone", "Europe/Berlin")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zone.status(), 503);
+    assert!(zone
+        .text()
+        .await
+        .unwrap()
+        .contains("analytics node is not answering"));
     proxy.resume();
     app.shutdown().await;
 }
@@ -352,8 +415,7 @@ async fn the_distributed_query_page_shows_each_query_its_result_and_its_remote_s
         .fetch_one(&app.state.stores.analytics.pool)
         .await
         .unwrap();
-    let totals = &view.queries[0];
-    assert_eq!(totals.name, "totals");
+    let totals = view.queries.iter().find(|q| q.name == "totals").unwrap();
     assert_eq!(
         totals.rows[0][0],
         plays.to_string(),
@@ -361,7 +423,8 @@ async fn the_distributed_query_page_shows_each_query_its_result_and_its_remote_s
     );
     for q in &view.queries {
         assert!(q.error.is_none(), "{}: {:?}", q.name, q.error);
-        assert_eq!(q.remote_sql().len(), 1, "{}: {:#?}", q.name, q.plan);
+        let scans = if q.name == "totals" { 3 } else { 1 };
+        assert_eq!(q.remote_sql().len(), scans, "{}: {:#?}", q.name, q.plan);
     }
     let listeners = view.queries.iter().find(|q| q.name == "listeners").unwrap();
     assert_eq!(
@@ -373,7 +436,13 @@ async fn the_distributed_query_page_shows_each_query_its_result_and_its_remote_s
         !view.server.iter().any(|(k, _)| k.contains("password")),
         "no password on the page"
     );
-    assert_eq!(view.tables[0].name, "analytics.plays");
+    let tables: Vec<&str> = view.tables.iter().map(|t| t.name.as_str()).collect();
+    for table in personalify::server::store::fdw::TABLES {
+        assert!(
+            tables.contains(&format!("analytics.{table}").as_str()),
+            "{tables:?}"
+        );
+    }
 
     let response = browser.get(app.url("/distributed")).send().await.unwrap();
     assert_eq!(response.status(), 200);
@@ -478,5 +547,298 @@ async fn the_artist_page_shows_your_plays_per_month_and_listeners_here() {
         html.contains(&format!("{plays} time")),
         "the count of plays"
     );
+    app.shutdown().await;
+}
+
+/// Each rollup against the same aggregate of `plays`, computed directly: rows in one and
+/// not the other, both ways (zero when they agree).
+async fn rollup_drift(analytics: &sqlx::PgPool) -> Vec<(String, i64)> {
+    let checks = [
+        (
+            "plays_by_hour",
+            "SELECT spotify_id, day, hour, dow, ms, plays FROM plays_by_hour",
+            "SELECT p.spotify_id, (p.played_at AT TIME ZONE COALESCE(z.time_zone, 'UTC'))::date,
+                    extract(hour FROM p.played_at AT TIME ZONE COALESCE(z.time_zone, 'UTC'))::smallint,
+                    extract(isodow FROM p.played_at AT TIME ZONE COALESCE(z.time_zone, 'UTC'))::smallint,
+                    sum(p.ms_played)::bigint, count(*)
+               FROM plays p LEFT JOIN listener_zones z USING (spotify_id) GROUP BY 1, 2, 3, 4",
+        ),
+        (
+            "plays_by_track",
+            "SELECT spotify_id, track_key, ms, plays FROM plays_by_track",
+            "SELECT spotify_id, track_key, sum(ms_played)::bigint, count(*) FROM plays GROUP BY 1, 2",
+        ),
+        (
+            "plays_by_artist",
+            "SELECT spotify_id, artist_name, ms, plays FROM plays_by_artist",
+            "SELECT spotify_id, artist_name, sum(ms_played)::bigint, count(*) FROM plays GROUP BY 1, 2",
+        ),
+        (
+            "plays_by_listener",
+            "SELECT spotify_id, ms, plays FROM plays_by_listener",
+            "SELECT spotify_id, sum(ms_played)::bigint, count(*) FROM plays GROUP BY 1",
+        ),
+    ];
+    let mut out = Vec::new();
+    for (name, rollup, direct) in checks {
+        let drift: i64 = sqlx::query_scalar(&format!(
+            "SELECT (SELECT count(*) FROM (({rollup}) EXCEPT ({direct})) a)
+                  + (SELECT count(*) FROM (({direct}) EXCEPT ({rollup})) b)"
+        ))
+        .fetch_one(analytics)
+        .await
+        .unwrap();
+        out.push((name.to_string(), drift));
+    }
+    out
+}
+
+fn no_drift(drift: &[(String, i64)]) -> bool {
+    drift.iter().all(|(_, n)| *n == 0)
+}
+
+fn play(at: chrono::DateTime<chrono::Utc>, track: &str, artist: &str, ms: i32) -> Play {
+    Play {
+        played_at: at,
+        track_id: Some(track.into()),
+        track_name: format!("Track {track}"),
+        artist_name: artist.into(),
+        artist_id: None,
+        album_name: None,
+        ms_played: ms,
+        source: Source::Recent,
+    }
+}
+
+#[tokio::test]
+async fn the_rollups_equal_the_plays_through_inserts_deletes_updates_and_zone_changes() {
+    let app = TestEnv::new().await.spawn().await;
+    let analytics = &app.state.stores.analytics.pool;
+    let t0 = chrono::Utc::now() - chrono::Duration::days(3);
+    let hour = chrono::Duration::hours(1);
+    // Two listeners; plays around midnight UTC, so a zone moves them across days.
+    let ana: Vec<Play> = (0..30)
+        .map(|i| {
+            play(
+                t0 + hour * i,
+                &format!("t{}", i % 4),
+                ["A", "B"][i as usize % 2],
+                60_000 + i * 1000,
+            )
+        })
+        .collect();
+    plays::store(analytics, "ana", &ana).await.unwrap();
+    plays::store(analytics, "ben", &ana[..5]).await.unwrap();
+    // The same plays again: stored once, counted once.
+    plays::store(analytics, "ana", &ana).await.unwrap();
+    assert!(
+        no_drift(&rollup_drift(analytics).await),
+        "{:?}",
+        rollup_drift(analytics).await
+    );
+    let (plays_n, ms): (i64, i64) =
+        sqlx::query_as("SELECT plays, ms FROM plays_by_listener WHERE spotify_id = 'ana'")
+            .fetch_one(analytics)
+            .await
+            .unwrap();
+    assert_eq!(plays_n, 30);
+    assert_eq!(ms, (0..30).map(|i| 60_000 + i * 1000).sum::<i64>());
+
+    // A deletion, an update that moves plays to another artist and hour, an import.
+    sqlx::query("DELETE FROM plays WHERE spotify_id = 'ana' AND track_key = 't0'")
+        .execute(analytics)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE plays SET artist_name = 'C', played_at = played_at + interval '90 minutes'
+          WHERE spotify_id = 'ana' AND track_key = 't1'",
+    )
+    .execute(analytics)
+    .await
+    .unwrap();
+    personalify::server::plays::import::stage(
+        analytics,
+        77,
+        "ana",
+        &[play(t0 - hour, "t9", "D", 5_000)],
+    )
+    .await
+    .unwrap();
+    personalify::server::plays::import::finalize(analytics, 77)
+        .await
+        .unwrap();
+    let drift = rollup_drift(analytics).await;
+    assert!(no_drift(&drift), "{drift:?}");
+    let artists: Vec<String> = sqlx::query_scalar(
+        "SELECT artist_name FROM plays_by_artist WHERE spotify_id = 'ana' ORDER BY 1",
+    )
+    .fetch_all(analytics)
+    .await
+    .unwrap();
+    assert_eq!(
+        artists,
+        ["A", "B", "C", "D"],
+        "what no play counts in any more is gone"
+    );
+
+    // A zone 5.5 hours ahead: ana's days and hours are recounted, ben's stay in UTC.
+    let ben_before: Vec<(chrono::NaiveDate, i16)> = sqlx::query_as(
+        "SELECT day, hour FROM plays_by_hour WHERE spotify_id = 'ben' ORDER BY 1, 2",
+    )
+    .fetch_all(analytics)
+    .await
+    .unwrap();
+    personalify::server::time_zone::set(analytics, "ana", "Asia/Kolkata")
+        .await
+        .unwrap();
+    // A play written after the change counts in the new zone.
+    plays::store(analytics, "ana", &[play(t0 + hour * 40, "t5", "A", 1_000)])
+        .await
+        .unwrap();
+    let drift = rollup_drift(analytics).await;
+    assert!(no_drift(&drift), "{drift:?}");
+    let ben_after: Vec<(chrono::NaiveDate, i16)> = sqlx::query_as(
+        "SELECT day, hour FROM plays_by_hour WHERE spotify_id = 'ben' ORDER BY 1, 2",
+    )
+    .fetch_all(analytics)
+    .await
+    .unwrap();
+    assert_eq!(ben_before, ben_after);
+    // The Listening page's days are Kolkata's: equal to a direct count in that zone.
+    sqlx::query("INSERT INTO users (spotify_id, display_name) VALUES ('ana', 'Ana')")
+        .execute(&app.state.stores.main)
+        .await
+        .unwrap();
+    let view = listening::load(&app.state.stores, "ana", TimeRange::ShortTerm)
+        .await
+        .unwrap();
+    assert_eq!(
+        (view.time_zone.as_str(), view.zone_set),
+        ("Asia/Kolkata", true)
+    );
+    let direct: Vec<(chrono::NaiveDate, i64)> = sqlx::query_as(
+        "SELECT (played_at AT TIME ZONE 'Asia/Kolkata')::date, count(*) FROM plays
+          WHERE spotify_id = 'ana' GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(analytics)
+    .await
+    .unwrap();
+    let shown: Vec<(String, u32)> = view.days.iter().map(|d| (d.day.clone(), d.plays)).collect();
+    let direct: Vec<(String, u32)> = direct
+        .into_iter()
+        .map(|(d, n)| (d.to_string(), n as u32))
+        .collect();
+    assert_eq!(shown, direct);
+    let utc_days: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT (played_at AT TIME ZONE 'UTC')::date) FROM plays WHERE spotify_id = 'ana'",
+    )
+    .fetch_one(analytics)
+    .await
+    .unwrap();
+    assert_ne!(
+        shown.len() as i64,
+        utc_days,
+        "the zone moved plays across midnight"
+    );
+
+    // An unknown zone changes nothing.
+    let err = personalify::server::time_zone::set(analytics, "ana", "Mars/Olympus")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("not a time zone this server knows"),
+        "{err}"
+    );
+    let zone: String =
+        sqlx::query_scalar("SELECT time_zone FROM listener_zones WHERE spotify_id = 'ana'")
+            .fetch_one(analytics)
+            .await
+            .unwrap();
+    assert_eq!(zone, "Asia/Kolkata");
+
+    // TRUNCATE empties the rollups with the plays.
+    sqlx::query("TRUNCATE plays")
+        .execute(analytics)
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM plays_by_hour) + (SELECT count(*) FROM plays_by_track)
+              + (SELECT count(*) FROM plays_by_artist) + (SELECT count(*) FROM plays_by_listener)",
+    )
+    .fetch_one(analytics)
+    .await
+    .unwrap();
+    assert_eq!(left, 0);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_listener_sets_their_time_zone_by_form_and_bad_names_are_refused() {
+    let app = TestEnv::new().await.spawn().await;
+    let (browser, user) = app.signed_in(None).await;
+    let post = |zone: &str, json: bool| {
+        let mut request = browser
+            .post(app.url("/listening/time-zone"))
+            .header("origin", app.url(""))
+            .form(&[("time_zone", zone)]);
+        if json {
+            request = request.header("accept", "application/json");
+        }
+        request.send()
+    };
+    let html = app.page(&browser, "/listening").await;
+    assert!(html.contains("data-zone-set=\"false\""), "not chosen yet");
+    assert!(html.contains("value=\"UTC\""));
+
+    for (zone, says) in [
+        ("Mars/Olympus", "not a time zone this server knows"),
+        (
+            "Europe/Berlin'; DROP TABLE plays; --",
+            "not a time zone name",
+        ),
+        ("", "not a time zone name"),
+    ] {
+        let response = post(zone, false).await.unwrap();
+        assert_eq!(response.status(), 400, "{zone}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains(says), "{zone}: {body}");
+    }
+    let json = post("Nowhere/Land", true).await.unwrap();
+    assert_eq!(json.status(), 400);
+    let body: serde_json::Value = json.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("Europe/Berlin"),
+        "{body}"
+    );
+    let zones: i64 = sqlx::query_scalar("SELECT count(*) FROM listener_zones")
+        .fetch_one(&app.state.stores.analytics.pool)
+        .await
+        .unwrap();
+    assert_eq!(zones, 0, "nothing was saved");
+
+    let response = post("America/New_York", false).await.unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(common::location(&response), "/listening");
+    let response = post(" Asia/Tokyo ", true).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["time_zone"], "Asia/Tokyo");
+    let html = app.page(&browser, "/listening").await;
+    assert!(html.contains("data-zone-set=\"true\"") && html.contains("value=\"Asia/Tokyo\""));
+    let zone = listening::zone(&app.state.stores.remote, &user.spotify_id)
+        .await
+        .unwrap();
+    assert_eq!((zone.name.as_str(), zone.set), ("Asia/Tokyo", true));
+
+    let anonymous = app
+        .browser()
+        .post(app.url("/listening/time-zone"))
+        .header("origin", app.url(""))
+        .form(&[("time_zone", "UTC")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
     app.shutdown().await;
 }

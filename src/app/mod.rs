@@ -24,7 +24,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // Draws the page's charts, if any (it loads ECharts only then); tiny, deferred.
                 <script src="/charts.js" defer></script>
                 // Upload progress on the Import page (the form works without it); tiny.
-                <script src="/import.js" defer></script>
+                <script src="/enhance.js" defer></script>
                 <MetaTags/>
             </head>
             <body>

@@ -6,12 +6,13 @@ use super::artist::MonthPlays;
 use super::TimeRange;
 use serde::{Deserialize, Serialize};
 
-/// Days, weekdays and hours are in this time zone (the page says so).
-pub const TIME_ZONE: &str = "UTC";
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListeningView {
     pub range: TimeRange,
+    /// The IANA time zone days, weekdays and hours are in (the page says so).
+    pub time_zone: String,
+    /// Whether the listener chose it (else it is UTC, and the page offers the browser's).
+    pub zone_set: bool,
     pub totals: Totals,
     /// Days with plays, oldest first, over the last year (the heatmap).
     pub days: Vec<DayMinutes>,

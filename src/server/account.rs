@@ -177,6 +177,15 @@ pub async fn export_user(state: &AppState, user_id: i64) -> Result<Value, Respon
             return Err(unavailable("The listening history (the analytics node)"));
         }
     };
+    let time_zone: Option<String> =
+        sqlx::query_scalar("SELECT time_zone FROM listener_zones WHERE spotify_id = $1")
+            .bind(&spotify_id)
+            .fetch_optional(&state.stores.analytics.pool)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "export: analytics node error");
+                unavailable("The listening history (the analytics node)")
+            })?;
     Ok(json!({
         "format": "personalify-export/1",
         "exported_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -184,6 +193,7 @@ pub async fn export_user(state: &AppState, user_id: i64) -> Result<Value, Respon
             "spotify_id": spotify_id,
             "display_name": display_name,
             "created_at": created_at,
+            "time_zone": time_zone,
         },
         "spotify_connection": connection.map(|(scope, needs_relogin, updated_at)| json!({
             "scope": scope,
@@ -325,10 +335,12 @@ pub async fn delete_user(state: &AppState, user_id: i64) -> Result<Deleted, Dele
             DeleteError::StoreDown("The cache (Redis)")
         })?;
     }
-    // Plays, and those of an import still being read.
+    // Plays (their rollups go with them, by trigger), those of an import still being
+    // read, and the time zone they were counted in.
     for statement in [
         "DELETE FROM plays WHERE spotify_id = $1",
         "DELETE FROM import_staging WHERE spotify_id = $1",
+        "DELETE FROM listener_zones WHERE spotify_id = $1",
     ] {
         deleted.analytics_rows += sqlx::query(statement)
             .bind(&spotify_id)

@@ -423,15 +423,12 @@ const PLAYS_DOWN: NoChart = NoChart(
     "Your listening history is unavailable right now.",
 );
 
-/// The signed-in person's plays by hour, for the two listening charts.
-async fn listening_hours(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<Vec<crate::server::listening::HourBucket>, NoChart> {
-    let user = signed_in(state, headers).await?;
-    let hours = crate::server::listening::hours(&state.stores.remote, &user.spotify_id);
-    match tokio::time::timeout(crate::server::listening::DEADLINE, hours).await {
-        Ok(Ok(hours)) => Ok(hours),
+/// A remote read for a listening chart, within the panels' deadline.
+async fn plays_bounded<T>(
+    read: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, NoChart> {
+    match tokio::time::timeout(crate::server::listening::DEADLINE, read).await {
+        Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "listening chart: analytics node unavailable");
             Err(PLAYS_DOWN)
@@ -444,14 +441,14 @@ async fn listening_days(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, NoChart> {
-    let hours = listening_hours(&state, &headers).await?;
-    let today = chrono::Utc::now().date_naive();
-    let from = today - chrono::Duration::days(364);
-    let days: Vec<DayMinutes> = crate::server::listening::days_of(&hours)
-        .into_iter()
-        .filter(|d| d.day >= from.to_string())
-        .collect();
-    let option = days_chart(&days, &from.to_string(), &today.to_string()).ok_or(NOTHING_TO_DRAW)?;
+    use crate::server::listening;
+    let user = signed_in(&state, &headers).await?;
+    let remote = &state.stores.remote;
+    let zone = plays_bounded(listening::zone(remote, &user.spotify_id)).await?;
+    let days = plays_bounded(listening::days(remote, &user.spotify_id)).await?;
+    let from = (zone.today - chrono::Duration::days(364)).to_string();
+    let days: Vec<DayMinutes> = days.into_iter().filter(|d| d.day >= from).collect();
+    let option = days_chart(&days, &from, &zone.today.to_string()).ok_or(NOTHING_TO_DRAW)?;
     Ok(chart(option, None, None))
 }
 
@@ -460,10 +457,13 @@ async fn listening_week(
     headers: HeaderMap,
     Query(params): Params,
 ) -> Result<Response, NoChart> {
+    use crate::server::listening;
     let range = range_param(&params)?;
-    let hours = listening_hours(&state, &headers).await?;
-    let since = chrono::Utc::now() - crate::server::listening::window(range);
-    let week = crate::server::listening::week_of(&hours, since);
+    let user = signed_in(&state, &headers).await?;
+    let remote = &state.stores.remote;
+    let zone = plays_bounded(listening::zone(remote, &user.spotify_id)).await?;
+    let from = listening::from_day(zone.today, range);
+    let week = plays_bounded(listening::week(remote, &user.spotify_id, from)).await?;
     let option = week_chart(&week).ok_or(NOTHING_TO_DRAW)?;
     Ok(chart(option, None, None))
 }

@@ -7,11 +7,11 @@
 //! without remote estimates), so with the analytics node down the plans still show and
 //! each result says it is unavailable.
 
-use super::listening::{self, NamedQuery, DEADLINE, TOP};
+use super::listening::{self, arguments, Args, NamedQuery, DEADLINE};
 use super::store::{fdw, Stores};
 use crate::domain::distributed::{DistributedView, ForeignTable, QueryRun};
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::postgres::PgRow;
 use sqlx::{Column, PgPool, Row, TypeInfo};
 use std::time::Instant;
 
@@ -19,14 +19,38 @@ use std::time::Instant;
 pub const ROWS_SHOWN: usize = 10;
 
 pub async fn load(stores: &Stores, spotify_id: &str) -> Result<DistributedView, sqlx::Error> {
-    let since = Utc::now() - listening::window(crate::domain::TimeRange::ShortTerm);
+    let range = crate::domain::TimeRange::ShortTerm;
+    let since = Utc::now() - listening::window(range);
     let server = server_options(&stores.main).await?;
     let tables = foreign_tables(&stores.main).await?;
+    // The week grid's first day is in the listener's zone; with the node down, UTC's.
+    let zone = tokio::time::timeout(DEADLINE, listening::zone(&stores.remote, spotify_id))
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let (time_zone, today) = match zone {
+        Some(zone) => (zone.name, zone.today),
+        None => ("UTC".to_string(), Utc::now().date_naive()),
+    };
+    let from_day = listening::from_day(today, range);
     // Concurrently: with the node stalled, each waits out its deadline at the same time.
     let mut tasks = tokio::task::JoinSet::new();
     for (i, query) in listening::QUERIES.into_iter().enumerate() {
-        let (remote, spotify_id) = (stores.remote.clone(), spotify_id.to_string());
-        tasks.spawn(async move { (i, run(&remote, query, &spotify_id, since).await) });
+        let (remote, spotify_id, time_zone) = (
+            stores.remote.clone(),
+            spotify_id.to_string(),
+            time_zone.clone(),
+        );
+        tasks.spawn(async move {
+            let args = Args {
+                spotify_id: &spotify_id,
+                since,
+                from_day,
+                artist: "",
+                time_zone: &time_zone,
+            };
+            (i, run(&remote, query, &args).await)
+        });
     }
     let mut queries: Vec<(usize, QueryRun)> = tasks.join_all().await;
     queries.sort_by_key(|(i, _)| *i);
@@ -38,37 +62,8 @@ pub async fn load(stores: &Stores, spotify_id: &str) -> Result<DistributedView, 
     })
 }
 
-/// The parameters of `query`, bound, and what each stands for.
-fn arguments(
-    query: NamedQuery,
-    spotify_id: &str,
-    since: DateTime<Utc>,
-) -> (PgArguments, Vec<String>) {
-    use sqlx::Arguments;
-    let mut args = PgArguments::default();
-    let mut said = Vec::new();
-    // Binding plain values into a fresh argument list cannot fail.
-    let _ = args.add(spotify_id);
-    said.push("$1 = your Spotify id".to_string());
-    if query.sql.contains("$3") {
-        let _ = args.add(since);
-        said.push(format!(
-            "$2 = {} (4 weeks ago)",
-            since.format("%Y-%m-%d %H:%M UTC")
-        ));
-        let _ = args.add(TOP);
-        said.push(format!("$3 = {TOP} (rows)"));
-    }
-    (args, said)
-}
-
-async fn run(
-    remote: &PgPool,
-    query: NamedQuery,
-    spotify_id: &str,
-    since: DateTime<Utc>,
-) -> QueryRun {
-    let (plan_args, params) = arguments(query, spotify_id, since);
+async fn run(remote: &PgPool, query: NamedQuery, args: &Args<'_>) -> QueryRun {
+    let (plan_args, params) = arguments(query, args);
     let explain = format!("EXPLAIN (VERBOSE, COSTS OFF) {}", query.sql);
     let plan = tokio::time::timeout(
         DEADLINE,
@@ -83,7 +78,7 @@ async fn run(
         }
         Err(_) => vec!["(the plan is unavailable: no answer in time)".into()],
     };
-    let (args, _) = arguments(query, spotify_id, since);
+    let (args, _) = arguments(query, args);
     let started = Instant::now();
     let rows = tokio::time::timeout(
         DEADLINE,

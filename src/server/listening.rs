@@ -1,18 +1,24 @@
-//! The Listening page's data: cross-node queries run on `main` over the foreign table
-//! `analytics.plays`, each filtered by the listener and aggregated on the analytics node
+//! The Listening page's data: cross-node queries run on `main` over the foreign tables in
+//! schema `analytics`, each filtered by the listener and aggregated on the analytics node
 //! (their `Remote SQL` carries the `WHERE` and the `GROUP BY`, checked by tests), and
-//! joined on `main` with the local `artists`, `tracks` and top lists. [`QUERIES`] names
+//! joined on `main` with the local `users`, `artists` and top lists. [`QUERIES`] names
 //! them for the Distributed query page.
+//!
+//! Totals, days, the week grid and the listener counts read the rollups the analytics
+//! node keeps as plays are written (`plays_by_hour`, `_by_track`, `_by_artist`,
+//! `_by_listener`: migrations/analytics/20261129000004_rollups.sql), so their cost does
+//! not grow with a listener's plays; the top lists, which need any window, aggregate
+//! `plays` itself. Days and hours are in the listener's time zone ([`zone`]).
 
 use crate::domain::artist::ArtistPlays;
 use crate::domain::listening::{
-    day_number, months, streaks, ByMinutes, DayMinutes, ListeningView, Totals, TIME_ZONE,
+    day_number, months, streaks, ByMinutes, DayMinutes, ListeningView, Totals,
 };
 use crate::domain::TimeRange;
 use crate::server::store::Stores;
-use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::postgres::PgArguments;
 use sqlx::PgPool;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// A panel's query gets this long; the page then says the panel is unavailable.
@@ -28,28 +34,75 @@ pub struct NamedQuery {
     /// What it shows, and where each part runs.
     pub about: &'static str,
     pub sql: &'static str,
+    pub params: Params,
 }
+
+/// What a [`NamedQuery`]'s `$n` are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Params {
+    /// `$1` the listener's Spotify id.
+    Listener,
+    /// `$1` the listener, `$2` the first local day of the range (a date).
+    ListenerFromDay,
+    /// `$1` the listener, `$2` the start of the range (a timestamp), `$3` how many rows.
+    ListenerSinceTop,
+    /// `$1` the listener, `$2` an artist's name, `$3` the listener's time zone.
+    ListenerArtistZone,
+    /// `$1` an artist's name.
+    Artist,
+}
+
+/// The listener's time zone (NULL: never set, so UTC) and their today in it. The zone is
+/// kept on the analytics node, where days and hours are counted in it
+/// (`set_listener_zone`); the date is worked out on main.
+pub const ZONE: NamedQuery = NamedQuery {
+    name: "zone",
+    title: "Your time zone",
+    about: "Read from the analytics node, which counts your days and hours in it; today's \
+            date in it is worked out on main.",
+    sql: "SELECT z.time_zone, (now() AT TIME ZONE COALESCE(z.time_zone, 'UTC'))::date AS today
+            FROM (VALUES (1)) one
+            LEFT JOIN analytics.listener_zones z ON z.spotify_id = $1",
+    params: Params::Listener,
+};
 
 pub const TOTALS: NamedQuery = NamedQuery {
     name: "totals",
     title: "Totals",
-    about: "Counted on the analytics node: one row comes back.",
-    sql: "SELECT count(*)::bigint, COALESCE(sum(ms_played), 0)::bigint,
-                 count(DISTINCT track_key)::bigint, count(DISTINCT lower(artist_name))::bigint
-            FROM analytics.plays
-           WHERE spotify_id = $1",
+    about: "Read from the rollups the analytics node keeps as plays arrive (per listener, \
+            per track, per artist): three small answers, however many plays there are.",
+    sql: "SELECT COALESCE(l.plays, 0)::bigint AS plays, COALESCE(l.ms, 0)::bigint AS ms,
+                 (SELECT count(*) FROM analytics.plays_by_track
+                   WHERE spotify_id = $1)::bigint AS tracks,
+                 (SELECT count(DISTINCT lower(artist_name)) FROM analytics.plays_by_artist
+                   WHERE spotify_id = $1)::bigint AS artists
+            FROM (VALUES (1)) one
+            LEFT JOIN analytics.plays_by_listener l ON l.spotify_id = $1",
+    params: Params::Listener,
 };
 
-pub const HOURS: NamedQuery = NamedQuery {
-    name: "hours",
-    title: "Minutes per hour (for days, streaks and the week grid)",
-    about: "Grouped by the hour a play ended in (a column stored with each play) on the \
-            analytics node: at most 24 rows a day come back; main sums them into days, \
-            weekdays and hours.",
-    sql: "SELECT played_hour, sum(ms_played)::bigint AS ms, count(*)::bigint AS plays
-            FROM analytics.plays
+pub const DAYS: NamedQuery = NamedQuery {
+    name: "days",
+    title: "Minutes per day (the calendar and the streaks)",
+    about: "Summed per day on the analytics node from its rollup by listener, local day and \
+            hour: one row per day with plays comes back.",
+    sql: "SELECT day, sum(ms)::bigint AS ms, sum(plays)::bigint AS plays
+            FROM analytics.plays_by_hour
            WHERE spotify_id = $1
-           GROUP BY played_hour",
+           GROUP BY day",
+    params: Params::Listener,
+};
+
+pub const WEEK: NamedQuery = NamedQuery {
+    name: "week",
+    title: "Minutes by weekday and hour",
+    about: "Filtered by the range's first day and summed per weekday and hour on the \
+            analytics node, from the same rollup: at most 168 rows come back.",
+    sql: "SELECT dow, hour, sum(ms)::bigint AS ms
+            FROM analytics.plays_by_hour
+           WHERE spotify_id = $1 AND day >= $2
+           GROUP BY dow, hour",
+    params: Params::ListenerFromDay,
 };
 
 pub const TOP_ARTISTS: NamedQuery = NamedQuery {
@@ -71,6 +124,7 @@ pub const TOP_ARTISTS: NamedQuery = NamedQuery {
                   LIMIT 1) ua ON true
            ORDER BY p.ms DESC, p.artist_name
            LIMIT $3",
+    params: Params::ListenerSinceTop,
 };
 
 pub const TOP_TRACKS: NamedQuery = NamedQuery {
@@ -93,6 +147,7 @@ pub const TOP_TRACKS: NamedQuery = NamedQuery {
                   LIMIT 1) ua ON true
            ORDER BY p.ms DESC, p.track_name
            LIMIT $3",
+    params: Params::ListenerSinceTop,
 };
 
 /// The seed design's example: a remote table joined with the local `users`. Instance-wide,
@@ -100,42 +155,103 @@ pub const TOP_TRACKS: NamedQuery = NamedQuery {
 pub const LISTENERS: NamedQuery = NamedQuery {
     name: "listeners",
     title: "Listeners on this instance (the seed's users ⋈ a remote table)",
-    about: "Plays are counted per listener on the analytics node, then joined on main with its \
+    about: "The analytics node's rollup per listener (one row each) is joined on main with its \
             users table: how many people here have plays, their plays, and yours.",
     sql: "SELECT count(*)::bigint AS listeners,
                  COALESCE(sum(p.plays), 0)::bigint AS plays,
                  COALESCE(sum(p.plays) FILTER (WHERE u.spotify_id = $1), 0)::bigint AS yours
             FROM users u
-            JOIN (SELECT spotify_id, count(*)::bigint AS plays
-                    FROM analytics.plays GROUP BY spotify_id) p
-              ON p.spotify_id = u.spotify_id",
+            JOIN analytics.plays_by_listener p ON p.spotify_id = u.spotify_id",
+    params: Params::Listener,
 };
 
-/// The artist page: the person's plays of one artist, by hour (summed into months on main).
-pub const ARTIST_HOURS: NamedQuery = NamedQuery {
-    name: "artist_hours",
+/// The artist page: the person's plays of one artist per local day. Grouped by hour on the
+/// analytics node (a plain column, so pushed down); main puts the hours into days in the
+/// listener's zone (an expression with a constant zone is not pushed down).
+pub const ARTIST_DAYS: NamedQuery = NamedQuery {
+    name: "artist_days",
     title: "Your plays of an artist",
-    about: "Filtered by listener and artist name and grouped by hour on the analytics node.",
-    sql: "SELECT played_hour, sum(ms_played)::bigint AS ms, count(*)::bigint AS plays
-            FROM analytics.plays
-           WHERE spotify_id = $1 AND artist_name = $2
-           GROUP BY played_hour",
+    about: "Filtered by listener and artist name and grouped by hour on the analytics node; \
+            main sums the hours into days in your time zone.",
+    sql: "SELECT (h.played_hour AT TIME ZONE $3)::date AS day,
+                 sum(h.ms)::bigint AS ms, sum(h.plays)::bigint AS plays
+            FROM (SELECT played_hour, sum(ms_played)::bigint AS ms, count(*)::bigint AS plays
+                    FROM analytics.plays
+                   WHERE spotify_id = $1 AND artist_name = $2
+                   GROUP BY played_hour) h
+           GROUP BY 1",
+    params: Params::ListenerArtistZone,
 };
 
 /// The artist page: people here who played the artist, a remote list joined with `users`.
 pub const ARTIST_LISTENERS: NamedQuery = NamedQuery {
     name: "artist_listeners",
     title: "Listeners of an artist on this instance",
-    about: "The listeners of the artist are found on the analytics node (an index on artist \
-            and listener), then joined with main's users and counted.",
+    about: "The artist's listeners are read from the analytics node's rollup per listener and \
+            artist (indexed by artist), then joined with main's users and counted.",
     sql: "SELECT count(*)::bigint
             FROM users u
-            JOIN (SELECT spotify_id FROM analytics.plays
-                   WHERE artist_name = $1 GROUP BY spotify_id) p
-              ON p.spotify_id = u.spotify_id",
+            JOIN analytics.plays_by_artist p ON p.spotify_id = u.spotify_id
+           WHERE p.artist_name = $1",
+    params: Params::Artist,
 };
 
-pub const QUERIES: [NamedQuery; 5] = [TOTALS, HOURS, TOP_ARTISTS, TOP_TRACKS, LISTENERS];
+/// The Listening page's queries, in the order the Distributed query page shows them.
+pub const QUERIES: [NamedQuery; 7] = [ZONE, TOTALS, DAYS, WEEK, TOP_ARTISTS, TOP_TRACKS, LISTENERS];
+
+/// Values for a query's parameters: see [`arguments`].
+#[derive(Debug, Clone)]
+pub struct Args<'a> {
+    pub spotify_id: &'a str,
+    /// The start of the range (the top lists).
+    pub since: DateTime<Utc>,
+    /// The range's first day in the listener's zone (the week grid).
+    pub from_day: NaiveDate,
+    pub artist: &'a str,
+    pub time_zone: &'a str,
+}
+
+/// `query`'s parameters bound from `args`, and what each stands for (in words).
+pub fn arguments(query: NamedQuery, args: &Args<'_>) -> (PgArguments, Vec<String>) {
+    use sqlx::Arguments;
+    let mut out = PgArguments::default();
+    let mut said = Vec::new();
+    // Binding plain values into a fresh argument list cannot fail.
+    match query.params {
+        Params::Artist => {
+            let _ = out.add(args.artist);
+            said.push(format!("$1 = {:?} (an artist)", args.artist));
+            return (out, said);
+        }
+        _ => {
+            let _ = out.add(args.spotify_id);
+            said.push("$1 = your Spotify id".to_string());
+        }
+    }
+    match query.params {
+        Params::Listener | Params::Artist => {}
+        Params::ListenerFromDay => {
+            let _ = out.add(args.from_day);
+            said.push(format!("$2 = {} (the range's first day)", args.from_day));
+        }
+        Params::ListenerSinceTop => {
+            let _ = out.add(args.since);
+            said.push(format!(
+                "$2 = {} (the range's start)",
+                args.since.format("%Y-%m-%d %H:%M UTC")
+            ));
+            let _ = out.add(TOP);
+            said.push(format!("$3 = {TOP} (rows)"));
+        }
+        Params::ListenerArtistZone => {
+            let _ = out.add(args.artist);
+            said.push(format!("$2 = {:?} (an artist)", args.artist));
+            let _ = out.add(args.time_zone);
+            said.push(format!("$3 = {} (your time zone)", args.time_zone));
+        }
+    }
+    (out, said)
+}
 
 /// How far back a range looks in the plays: Spotify's own windows.
 pub fn window(range: TimeRange) -> chrono::Duration {
@@ -163,9 +279,10 @@ async fn bounded<T>(
     }
 }
 
-/// Everything the Listening page shows for `spotify_id` and `range`. The remote queries
-/// run concurrently on `stores.remote` (each its own connection, so its own FDW
-/// connection); Spotify's own lists come from `main`'s tables.
+/// Everything the Listening page shows for `spotify_id` and `range`. The listener's zone
+/// is read first (the week grid's first day depends on it); then the remote queries run
+/// concurrently on `stores.remote` (each its own connection, so its own FDW connection);
+/// Spotify's own lists come from `main`'s tables.
 pub async fn load(
     stores: &Stores,
     spotify_id: &str,
@@ -181,19 +298,19 @@ pub async fn load_from(
     spotify_id: &str,
     range: TimeRange,
 ) -> Result<ListeningView, ListeningError> {
+    let zone = bounded(zone(remote, spotify_id)).await?;
     let since = Utc::now() - window(range);
-    let (totals, hours, artists, tracks, spotify) = tokio::try_join!(
+    let (totals, days, week, artists, tracks, spotify) = tokio::try_join!(
         bounded(totals(remote, spotify_id)),
-        bounded(hours(remote, spotify_id)),
+        bounded(days(remote, spotify_id)),
+        bounded(week(remote, spotify_id, from_day(zone.today, range))),
         bounded(top_artists(remote, spotify_id, since)),
         bounded(top_tracks(remote, spotify_id, since)),
         bounded(spotify_top(main, spotify_id, range)),
     )?;
-    let days = days_of(&hours);
-    let today = Utc::now().date_naive();
     let numbers: Vec<i64> = days.iter().filter_map(|d| day_number(&d.day)).collect();
-    let (current, longest) = streaks(&numbers, days_since_epoch(today));
-    let year_ago = (today - chrono::Duration::days(365)).to_string();
+    let (current, longest) = streaks(&numbers, days_since_epoch(zone.today));
+    let year_ago = (zone.today - chrono::Duration::days(365)).to_string();
     let totals = Totals {
         first_day: days.first().map(|d| d.day.clone()),
         last_day: days.last().map(|d| d.day.clone()),
@@ -204,8 +321,10 @@ pub async fn load_from(
     };
     Ok(ListeningView {
         range,
+        time_zone: zone.name,
+        zone_set: zone.set,
         totals,
-        week: week_of(&hours, since),
+        week,
         days: days.into_iter().filter(|d| d.day > year_ago).collect(),
         top_artists: artists,
         top_tracks: tracks,
@@ -226,6 +345,34 @@ fn minutes(ms: i64) -> u32 {
     u32::try_from(ms / 60_000).unwrap_or(u32::MAX)
 }
 
+/// A listener's time zone, as the analytics node counts their days and hours in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Zone {
+    /// An IANA name, `UTC` until the listener (or their browser) sets one.
+    pub name: String,
+    /// Whether it was set (else the page offers the browser's).
+    pub set: bool,
+    /// Today's date in it.
+    pub today: NaiveDate,
+}
+
+pub async fn zone(remote: &PgPool, spotify_id: &str) -> Result<Zone, sqlx::Error> {
+    let (name, today): (Option<String>, NaiveDate) = sqlx::query_as(ZONE.sql)
+        .bind(spotify_id)
+        .fetch_one(remote)
+        .await?;
+    Ok(Zone {
+        set: name.is_some(),
+        name: name.unwrap_or_else(|| "UTC".into()),
+        today,
+    })
+}
+
+/// The first day (in the listener's zone) of `range` ending `today`: 28 days for 4 weeks.
+pub fn from_day(today: NaiveDate, range: TimeRange) -> NaiveDate {
+    today - (window(range) - chrono::Duration::days(1))
+}
+
 async fn totals(remote: &PgPool, spotify_id: &str) -> Result<Totals, sqlx::Error> {
     let (plays, ms, tracks, artists): (i64, i64, i64, i64) = sqlx::query_as(TOTALS.sql)
         .bind(spotify_id)
@@ -240,37 +387,11 @@ async fn totals(remote: &PgPool, spotify_id: &str) -> Result<Totals, sqlx::Error
     })
 }
 
-/// Milliseconds and plays in one hour (UTC) of a listener's plays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HourBucket {
-    pub at: DateTime<Utc>,
-    pub ms: i64,
-    pub plays: i64,
-}
-
-/// Every hour with plays.
-pub async fn hours(remote: &PgPool, spotify_id: &str) -> Result<Vec<HourBucket>, sqlx::Error> {
-    let rows: Vec<(DateTime<Utc>, i64, i64)> = sqlx::query_as(HOURS.sql)
-        .bind(spotify_id)
-        .fetch_all(remote)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(at, ms, plays)| HourBucket { at, ms, plays })
-        .collect())
-}
-
-/// Days with plays (in [`TIME_ZONE`], which buckets of whole UTC hours can serve), oldest first.
-pub fn days_of(hours: &[HourBucket]) -> Vec<DayMinutes> {
-    debug_assert_eq!(TIME_ZONE, "UTC");
-    let mut days: BTreeMap<NaiveDate, (i64, i64)> = BTreeMap::new();
-    for h in hours {
-        let day = days.entry(h.at.date_naive()).or_default();
-        day.0 += h.ms;
-        day.1 += h.plays;
-    }
-    days.into_iter()
-        .map(|(day, (ms, plays))| DayMinutes {
+fn day_minutes(rows: Vec<(NaiveDate, i64, i64)>) -> Vec<DayMinutes> {
+    let mut rows = rows;
+    rows.sort_by_key(|(day, _, _)| *day);
+    rows.into_iter()
+        .map(|(day, ms, plays)| DayMinutes {
             day: day.to_string(),
             minutes: minutes(ms),
             plays: u32::try_from(plays).unwrap_or(u32::MAX),
@@ -278,16 +399,36 @@ pub fn days_of(hours: &[HourBucket]) -> Vec<DayMinutes> {
         .collect()
 }
 
-/// Minutes per weekday (Monday first) and hour ([`TIME_ZONE`]) since `since`.
-pub fn week_of(hours: &[HourBucket], since: DateTime<Utc>) -> Vec<Vec<u32>> {
-    let mut ms = vec![vec![0i64; 24]; 7];
-    for h in hours.iter().filter(|h| h.at >= since) {
-        let weekday = h.at.weekday().num_days_from_monday() as usize;
-        ms[weekday][h.at.hour() as usize] += h.ms;
+/// Every day with plays, in the listener's zone, oldest first.
+pub async fn days(remote: &PgPool, spotify_id: &str) -> Result<Vec<DayMinutes>, sqlx::Error> {
+    let rows: Vec<(NaiveDate, i64, i64)> = sqlx::query_as(DAYS.sql)
+        .bind(spotify_id)
+        .fetch_all(remote)
+        .await?;
+    Ok(day_minutes(rows))
+}
+
+/// Minutes per weekday (Monday first) and hour, in the listener's zone, from `from_day` on.
+pub async fn week(
+    remote: &PgPool,
+    spotify_id: &str,
+    from_day: NaiveDate,
+) -> Result<Vec<Vec<u32>>, sqlx::Error> {
+    let rows: Vec<(i16, i16, i64)> = sqlx::query_as(WEEK.sql)
+        .bind(spotify_id)
+        .bind(from_day)
+        .fetch_all(remote)
+        .await?;
+    let mut grid = vec![vec![0u32; 24]; 7];
+    for (dow, hour, ms) in rows {
+        let (Ok(d), Ok(h)) = (usize::try_from(dow - 1), usize::try_from(hour)) else {
+            continue;
+        };
+        if let Some(cell) = grid.get_mut(d).and_then(|row| row.get_mut(h)) {
+            *cell = minutes(ms);
+        }
     }
-    ms.into_iter()
-        .map(|row| row.into_iter().map(minutes).collect())
-        .collect()
+    Ok(grid)
 }
 
 /// Top artists by minutes since `since`, most first.
@@ -377,10 +518,12 @@ pub async fn artist_plays(
     spotify_id: &str,
     artist_name: &str,
 ) -> Result<ArtistPlays, ListeningError> {
-    let hours = async {
-        sqlx::query_as::<_, (DateTime<Utc>, i64, i64)>(ARTIST_HOURS.sql)
+    let zone = bounded(zone(remote, spotify_id)).await?;
+    let days = async {
+        sqlx::query_as::<_, (NaiveDate, i64, i64)>(ARTIST_DAYS.sql)
             .bind(spotify_id)
             .bind(artist_name)
+            .bind(&zone.name)
             .fetch_all(remote)
             .await
     };
@@ -390,21 +533,16 @@ pub async fn artist_plays(
             .fetch_one(remote)
             .await
     };
-    let (hours, listeners) = tokio::try_join!(bounded(hours), bounded(listeners))?;
-    let hours: Vec<HourBucket> = hours
-        .into_iter()
-        .map(|(at, ms, plays)| HourBucket { at, ms, plays })
-        .collect();
-    let days = days_of(&hours);
-    let months = months(&days);
-    let (ms, plays) = hours
+    let (days, listeners) = tokio::try_join!(bounded(days), bounded(listeners))?;
+    let (ms, plays) = days
         .iter()
-        .fold((0i64, 0i64), |(ms, n), h| (ms + h.ms, n + h.plays));
+        .fold((0i64, 0i64), |(ms, n), (_, m, p)| (ms + m, n + p));
+    let days = day_minutes(days);
     Ok(ArtistPlays {
         plays: u32::try_from(plays).unwrap_or(u32::MAX),
         minutes: minutes(ms),
         first_day: days.first().map(|d| d.day.clone()),
-        months,
+        months: months(&days),
         listeners,
     })
 }

@@ -26,3 +26,4 @@ pub mod store;
 pub mod sync;
 pub mod tasks;
 pub mod telemetry;
+pub mod time_zone;

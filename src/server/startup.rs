@@ -232,6 +232,7 @@ pub fn router(state: AppState) -> Router {
         .merge(super::account::router())
         .merge(super::charts::router())
         .merge(super::imports::router())
+        .merge(super::time_zone::router())
         .leptos_routes_with_context(
             &state,
             routes,

@@ -22,7 +22,7 @@ impl LazyRoute for ImportRoute {
 }
 
 /// Import Spotify's privacy export: a plain form (it works without JavaScript;
-/// `public/import.js` adds upload progress), what is kept and what is not, and each import
+/// `public/enhance.js` adds upload progress), what is kept and what is not, and each import
 /// with how far it has got (the page looks again every two seconds while one runs).
 #[component]
 pub fn Import() -> impl IntoView {

@@ -7,7 +7,7 @@ use crate::app::components::top_bar::TopBar;
 use crate::app::pages::dashboard::BadRange;
 use crate::domain::listening::{
     duration_label, months, week_chart_url, ByMinutes, ListeningView, Totals, DAYS_CHART_URL,
-    TIME_ZONE, WEEKDAYS,
+    WEEKDAYS,
 };
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -54,8 +54,7 @@ pub fn Listening() -> impl IntoView {
                 </a>
             </div>
             <p class="muted">
-                "From your plays: Personalify reads your recently played every few minutes and keeps every play on its analytics node. Days and hours are in "
-                {TIME_ZONE} ". "
+                "From your plays: Personalify reads your recently played every few minutes and keeps every play on its analytics node. "
                 <a href="/distributed">"How these are queried"</a>
                 " · "
                 <a href="/import">"Import your full history"</a>
@@ -79,6 +78,33 @@ pub fn Listening() -> impl IntoView {
 
 #[component]
 fn ListeningBody(view: ListeningView) -> impl IntoView {
+    view! {
+        <ZoneForm time_zone=view.time_zone.clone() set=view.zone_set/>
+        <ListeningPanels view/>
+    }
+}
+
+/// The time zone days and hours are counted in, and a form to change it (a plain form;
+/// `public/enhance.js` saves the browser's zone while none was chosen).
+#[component]
+fn ZoneForm(time_zone: String, set: bool) -> impl IntoView {
+    view! {
+        <form id="zone-form" class="zone-form" method="post" action="/listening/time-zone"
+            data-zone-set=if set { "true" } else { "false" } data-testid="zone-form">
+            <label for="time-zone">"Days and hours are in the time zone"</label>
+            <input id="time-zone" name="time_zone" type="text" value=time_zone.clone() required
+                maxlength="64" autocomplete="off" spellcheck="false" data-testid="time-zone"
+                aria-describedby="zone-message"/>
+            <button type="submit" class="button button--secondary">"Change"</button>
+            <span id="zone-message" class="muted" role="status">
+                {if set { String::new() } else { "(not chosen yet: UTC)".to_string() }}
+            </span>
+        </form>
+    }
+}
+
+#[component]
+fn ListeningPanels(view: ListeningView) -> impl IntoView {
     if view.totals.plays == 0 {
         return view! {
             <section class="panel" data-testid="no-plays">

@@ -81,7 +81,7 @@ async fn measure(config: &Config, options: ListeningBenchOptions) -> Result<Stri
     let mut report = format!(
         "bench-listening: {} plays over {} listeners (the heavy one: {}), seeded in {:.1} s\n\
          each query {} times on main through postgres_fdw (after one warm-up run)\n\n\
-         {:<14} {:>12} {:>10} {:>10} {:>10} {:>10}\n",
+         {:<17} {:>12} {:>10} {:>10} {:>10} {:>10}\n",
         options.plays,
         options.users,
         options.heavy,
@@ -96,10 +96,11 @@ async fn measure(config: &Config, options: ListeningBenchOptions) -> Result<Stri
     );
     let typical_plays = (options.plays - options.heavy) / u64::from(options.users.max(2) - 1);
     for (who, label) in [("bench-000", options.heavy), ("bench-001", typical_plays)] {
-        for query in listening::QUERIES {
+        let artist = [listening::ARTIST_DAYS, listening::ARTIST_LISTENERS];
+        for query in listening::QUERIES.into_iter().chain(artist) {
             let (rows, times) = time_query(&remote, query, who, options.runs).await?;
             report.push_str(&format!(
-                "{:<14} {:>12} {:>10} {:>10.1} {:>10.1} {:>10.1}\n",
+                "{:<17} {:>12} {:>10} {:>10.1} {:>10.1} {:>10.1}\n",
                 query.name,
                 format!("{label} plays"),
                 rows,
@@ -254,13 +255,22 @@ async fn time_query(
     spotify_id: &str,
     runs: u32,
 ) -> Result<(usize, Vec<f64>), String> {
-    let since = chrono::Utc::now() - listening::window(TimeRange::ShortTerm);
+    let range = TimeRange::ShortTerm;
+    let today = chrono::Utc::now().date_naive();
+    let args = listening::Args {
+        spotify_id,
+        since: chrono::Utc::now() - listening::window(range),
+        from_day: listening::from_day(today, range),
+        // The most played artist of the seed.
+        artist: "Artist 0",
+        time_zone: "UTC",
+    };
     let once = || async {
-        let mut q = sqlx::query(query.sql).bind(spotify_id);
-        if query.sql.contains("$3") {
-            q = q.bind(since).bind(listening::TOP);
-        }
-        q.fetch_all(remote).await.map(|rows| rows.len())
+        let (bound, _) = listening::arguments(query, &args);
+        sqlx::query_with(query.sql, bound)
+            .fetch_all(remote)
+            .await
+            .map(|rows| rows.len())
     };
     let rows = once().await.map_err(|e| format!("{}: {e}", query.name))?;
     let mut times = Vec::with_capacity(runs as usize);

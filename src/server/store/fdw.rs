@@ -18,9 +18,9 @@
 //! - `use_remote_estimate` false: true costs a remote `EXPLAIN` per foreign table in
 //!   every query plan, for queries whose shape (one foreign table, filtered by listener,
 //!   grouped) leaves the planner nothing to choose; a test checks the push-down instead.
-//! - `extensions` empty: the panels use only built-in immutable functions
-//!   (`timezone(text, timestamptz)`, `date_trunc` on a timestamp, `extract`), which ship
-//!   without it; nothing of an extension is to be run remotely.
+//! - `extensions` empty: the panels filter and group on plain columns and use only
+//!   built-in aggregates, which ship without it; nothing of an extension is to be run
+//!   remotely.
 //!
 //! The password never appears in a statement's text (so in no log of either server's or
 //! this process's): it goes to the server as a bound parameter into a transaction-local
@@ -35,7 +35,16 @@ pub const SERVER: &str = "analytics_node";
 /// The schema on `main` that holds the foreign tables.
 pub const SCHEMA: &str = "analytics";
 /// The remote tables (schema `public` of the analytics database) imported into [`SCHEMA`].
-pub const TABLES: &[&str] = &["plays"];
+/// `plays` (every play) and its rollups (kept by triggers on the analytics node; see
+/// migrations/analytics/20261129000004_rollups.sql), which the panels read.
+pub const TABLES: &[&str] = &[
+    "plays",
+    "plays_by_hour",
+    "plays_by_track",
+    "plays_by_artist",
+    "plays_by_listener",
+    "listener_zones",
+];
 
 /// Transaction-scoped advisory lock key: one set-up at a time across processes.
 const LOCK_KEY: i64 = 0x7065_7266_6477; // "perfdw"

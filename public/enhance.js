@@ -1,10 +1,41 @@
-// Upload progress for the Import page's form. Without this script the form still posts
-// (and the server answers with the Import page); with it the upload shows a progress bar,
-// a refusal shows its reason beside the form, and the page then follows the import. Wires
-// any import form that appears later too (client-side navigation).
+// What plain forms gain with a script; without it each form still posts and the server
+// answers with a page. Wires forms that appear later too (client-side navigation).
+//
+// 1. The Import page: upload progress; a refusal shows its reason beside the form, and the
+//    page then follows the import.
+// 2. The Listening page's time zone: while the listener has never chosen one (the form
+//    says data-zone-set="false"), the browser's own zone is saved once and the page
+//    reloaded, so days and hours are the listener's from the first visit.
 (function () {
   'use strict';
+  function wireZone() {
+    var form = document.getElementById('zone-form');
+    if (!form || form.getAttribute('data-wired')) return;
+    form.setAttribute('data-wired', '');
+    if (form.getAttribute('data-zone-set') !== 'false') return;
+    var zone = '';
+    try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ''; } catch (ignored) { return; }
+    // Once per tab: a refusal (an unknown name, the node down) is not retried in a loop.
+    try {
+      if (!zone || window.sessionStorage.getItem('zone-tried') === zone) return;
+      window.sessionStorage.setItem('zone-tried', zone);
+    } catch (ignored) { return; }
+    var message = document.getElementById('zone-message');
+    fetch(form.action, {
+      method: 'POST',
+      headers: { 'Accept': 'application/json', 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: 'time_zone=' + encodeURIComponent(zone),
+      credentials: 'same-origin'
+    }).then(function (response) {
+      if (response.ok) {
+        window.location.reload();
+      } else if (message) {
+        return response.json().then(function (body) { message.textContent = body.error || ''; });
+      }
+    }).catch(function () { /* the page stays in UTC and says so */ });
+  }
   function wire() {
+    wireZone();
     var form = document.getElementById('import-form');
     if (!form || form.getAttribute('data-wired')) return;
     form.setAttribute('data-wired', '');
