@@ -5,23 +5,12 @@
 //    page then follows the import.
 // 2. The Listening page's time zone: while the listener has never chosen one (the form
 //    says data-zone-set="false"), the browser's own zone is saved once and the page
-//    reloaded, so days and hours are the listener's from the first visit.
+//    reloaded, so days and hours are the listener's from the first visit; a zone typed
+//    into the form is saved the same way, and a refusal shows beside it.
 (function () {
   'use strict';
-  function wireZone() {
-    var form = document.getElementById('zone-form');
-    if (!form || form.getAttribute('data-wired')) return;
-    form.setAttribute('data-wired', '');
-    if (form.getAttribute('data-zone-set') !== 'false') return;
-    var zone = '';
-    try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ''; } catch (ignored) { return; }
-    // Once per tab: a refusal (an unknown name, the node down) is not retried in a loop.
-    try {
-      if (!zone || window.sessionStorage.getItem('zone-tried') === zone) return;
-      window.sessionStorage.setItem('zone-tried', zone);
-    } catch (ignored) { return; }
-    var message = document.getElementById('zone-message');
-    fetch(form.action, {
+  function saveZone(form, zone, message) {
+    return fetch(form.action, {
       method: 'POST',
       headers: { 'Accept': 'application/json', 'Content-Type': 'application/x-www-form-urlencoded' },
       body: 'time_zone=' + encodeURIComponent(zone),
@@ -29,10 +18,35 @@
     }).then(function (response) {
       if (response.ok) {
         window.location.reload();
-      } else if (message) {
-        return response.json().then(function (body) { message.textContent = body.error || ''; });
+        return;
       }
-    }).catch(function () { /* the page stays in UTC and says so */ });
+      return response.json().then(function (body) {
+        if (message) message.textContent = body.error || ('Not saved (HTTP ' + response.status + ').');
+      });
+    });
+  }
+  function wireZone() {
+    var form = document.getElementById('zone-form');
+    if (!form || form.getAttribute('data-wired')) return;
+    form.setAttribute('data-wired', '');
+    var message = document.getElementById('zone-message');
+    form.addEventListener('submit', function (event) {
+      var input = form.querySelector('input[name=time_zone]');
+      if (!input || !window.fetch) return;
+      event.preventDefault();
+      saveZone(form, input.value, message).catch(function () {
+        if (message) message.textContent = 'Not saved: the connection was lost. Try again.';
+      });
+    });
+    if (form.getAttribute('data-zone-set') !== 'false' || !window.fetch) return;
+    var zone = '';
+    try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ''; } catch (ignored) { return; }
+    // Once per tab: a refusal (an unknown name, the node down) is not retried in a loop.
+    try {
+      if (!zone || window.sessionStorage.getItem('zone-tried') === zone) return;
+      window.sessionStorage.setItem('zone-tried', zone);
+    } catch (ignored) { return; }
+    saveZone(form, zone, message).catch(function () { /* the page stays in UTC and says so */ });
   }
   function wire() {
     wireZone();

@@ -326,7 +326,7 @@ async fn seed(main: &PgPool, analytics: &PgPool, o: ListeningBenchOptions) -> Re
         .await
         .map_err(|e| e.to_string())?;
     }
-    sqlx::query("ANALYZE plays")
+    sqlx::query("ANALYZE")
         .execute(analytics)
         .await
         .map_err(|e| e.to_string())?;

@@ -226,7 +226,11 @@ pub fn read_file(
         left: max_bytes,
         exceeded: exceeded.clone(),
     };
-    let mut de = serde_json::Deserializer::from_reader(limited);
+    // serde_json reads a byte at a time: without a buffer each byte is a call through the
+    // limit, the ZIP's CRC check and the inflater (reading a 256,529-entry export took
+    // 8.0 s unbuffered, 0.9 s buffered, release build).
+    let mut de =
+        serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 16, limited));
     let mut state = Reading {
         file,
         kind,
