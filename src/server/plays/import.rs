@@ -38,7 +38,8 @@ pub fn upload_path(dir: &Path, id: i64) -> PathBuf {
     dir.join(format!("import-{id}.upload"))
 }
 
-/// Stage a batch of an import's plays (idempotent: a batch staged again adds nothing).
+/// Stage a batch of an import's plays. A batch staged again is harmless: [`finalize`]
+/// stores each play once.
 pub async fn stage(
     analytics: &PgPool,
     import_id: i64,
@@ -61,8 +62,7 @@ pub async fn stage(
             FROM unnest($3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
                         $8::text[], $9::int[], $10::text[])
                  AS x(played_at, track_id, track_name, artist_name, artist_id, album_name,
-                      ms_played, source)
-          ON CONFLICT DO NOTHING",
+                      ms_played, source)",
     )
     .bind(import_id)
     .bind(spotify_id)
