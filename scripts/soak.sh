@@ -19,4 +19,9 @@ soak_main="${DATABASE_URL%/*}/personalify_soak"
 psql "${DATABASE_URL%/*}/postgres" -qc 'DROP DATABASE IF EXISTS personalify_soak WITH (FORCE)' \
   -c 'CREATE DATABASE personalify_soak' >/dev/null
 export DATABASE_URL=$soak_main
+# And its own plays on the analytics node (it checks every listener's plays for gaps).
+soak_analytics="${ANALYTICS_DATABASE_URL%/*}/analytics_soak"
+psql "${ANALYTICS_DATABASE_URL%/*}/postgres" -qc 'DROP DATABASE IF EXISTS analytics_soak WITH (FORCE)' \
+  -c 'CREATE DATABASE analytics_soak' >/dev/null
+export ANALYTICS_DATABASE_URL=$soak_analytics
 RUST_LOG=${RUST_LOG:-error} "$(cargo_target_dir)/release/personalify" soak "$@"

@@ -227,8 +227,12 @@ async fn listener(base: String, id: &'static str, end: Instant, seen: Shared) {
                     }
                 }
             }
-            87..94 => {
+            87..91 => {
                 timed(&seen, "/settings", http.get(format!("{base}/settings"))).await;
+            }
+            91..95 => {
+                let url = format!("{base}/listening?range={range}");
+                timed(&seen, "/listening", http.get(url)).await;
             }
             _ => {
                 timed(&seen, "/readyz", http.get(format!("{base}/readyz"))).await;
@@ -432,6 +436,99 @@ async fn verify(state: &AppState, ids: &[&'static str], out: &mut String) -> boo
         synced_listeners * 3
     );
     ok &= unreadable == 0;
+    ok &= verify_plays(state, &ids, out).await;
+    ok
+}
+
+/// Plays: the stash delivered, each listener's stored plays exactly the simulator's
+/// between their first and last (nothing lost between, nothing doubled), and the rollups
+/// equal to the plays.
+async fn verify_plays(state: &AppState, ids: &[String], out: &mut String) -> bool {
+    let Some(sim) = state.sim.as_ref() else {
+        return true;
+    };
+    let analytics = &state.stores.analytics.pool;
+    let mut ok = true;
+    let delivered = crate::server::plays::ingest::deliver_stash(state).await;
+    let stashed: i64 = sqlx::query_scalar("SELECT count(*) FROM play_stash")
+        .fetch_one(&state.stores.main)
+        .await
+        .unwrap_or(-1);
+    let _ = writeln!(
+        out,
+        "plays: {} delivered from the stash at the end, {stashed} still waiting",
+        delivered
+            .as_ref()
+            .map_or_else(|e| format!("none ({e})"), |n| n.to_string()),
+    );
+    ok &= stashed == 0;
+    let (mut listeners, mut plays, mut wrong) = (0, 0usize, Vec::new());
+    for id in ids {
+        let stored: Vec<(Option<String>, i64)> = match sqlx::query_as(
+            "SELECT track_id, (extract(epoch FROM played_at) * 1000)::bigint
+               FROM plays WHERE spotify_id = $1 AND source = 'recent' ORDER BY played_at",
+        )
+        .bind(id)
+        .fetch_all(analytics)
+        .await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                let _ = writeln!(out, "cannot read plays: {e}");
+                return false;
+            }
+        };
+        let (Some(first), Some(last)) = (stored.first(), stored.last()) else {
+            continue;
+        };
+        listeners += 1;
+        plays += stored.len();
+        let expected: Vec<(Option<String>, i64)> = sim
+            .plays_between(id, first.1 - 1, last.1)
+            .into_iter()
+            .map(|(track, at)| (Some(track), at))
+            .collect();
+        if stored != expected {
+            wrong.push(format!(
+                "{id} ({} stored, {} played)",
+                stored.len(),
+                expected.len()
+            ));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "plays: {plays} over {listeners} listeners, each exactly the simulator's between its \
+         first and last: {}",
+        if wrong.is_empty() {
+            "yes".to_string()
+        } else {
+            format!("NO: {}", wrong.join(", "))
+        }
+    );
+    ok &= wrong.is_empty() && listeners > 0;
+    let drift: Result<i64, _> = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM (
+                   (SELECT spotify_id, plays, ms FROM plays_by_listener)
+                   EXCEPT (SELECT spotify_id, count(*), sum(ms_played) FROM plays GROUP BY 1)) a)
+              + (SELECT count(*) FROM (
+                   (SELECT spotify_id, track_key, plays, ms FROM plays_by_track)
+                   EXCEPT (SELECT spotify_id, track_key, count(*), sum(ms_played)
+                             FROM plays GROUP BY 1, 2)) b)
+              + (SELECT count(*) FROM (
+                   (SELECT spotify_id, sum(plays) FROM plays_by_hour GROUP BY 1)
+                   EXCEPT (SELECT spotify_id, count(*) FROM plays GROUP BY 1)) c)",
+    )
+    .fetch_one(analytics)
+    .await;
+    let _ = writeln!(
+        out,
+        "rollups differing from the plays: {}",
+        drift
+            .as_ref()
+            .map_or_else(|e| format!("unknown ({e})"), |n| n.to_string())
+    );
+    ok &= matches!(drift, Ok(0));
     ok
 }
 
