@@ -130,12 +130,12 @@ async fn the_sample_export_imports_exactly_once_beside_recently_played() {
         read - stored.unwrap() <= 50 && read - stored.unwrap() > 30,
         "the overlap"
     );
-    // The staging is empty, and the upload is gone.
-    let staged: i64 = sqlx::query_scalar("SELECT count(*) FROM import_staging")
-        .fetch_one(&app.state.stores.analytics.pool)
-        .await
-        .unwrap();
-    assert_eq!(staged, 0);
+    // What it stored is recorded with the plays, and the upload is gone.
+    let recorded =
+        personalify::server::plays::import::recorded(&app.state.stores.analytics.pool, id)
+            .await
+            .unwrap();
+    assert_eq!(recorded, stored);
     assert_eq!(files_in(&dir), 0);
 
     // The same file again adds nothing.
@@ -286,51 +286,50 @@ async fn an_import_whose_upload_is_gone_fails_with_the_reason_and_adds_nothing()
     app.shutdown().await;
 }
 
-/// A resumed import re-reads the batch whose progress was not recorded, and an export may
-/// hold an entry twice: both are staged twice and stored once.
+/// An export found broken after two batches were stored: its one transaction rolls back,
+/// so nothing of it is in `plays` or the rollups, and the import says why.
 #[tokio::test]
-async fn a_batch_staged_twice_is_stored_once() {
-    use personalify::server::plays::{import, Play, Source};
+async fn an_import_cut_off_midway_adds_nothing() {
     let (env, dir) = env().await;
+    let (env, proxy) = env.behind_proxy("ANALYTICS_DATABASE_URL").await;
     let app = env.spawn().await;
+    let (browser, user) = app.signed_in(None).await;
+    let zip = sample(&app, &browser).await;
+    proxy.take_down();
+    let (status, body) = upload(&app, &browser, "my_spotify_data.zip", zip).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_i64().unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // While it waits, its file becomes 12,000 good plays and then an entry cut off.
+    let mut json = String::from("[");
+    for i in 0..12_000 {
+        json.push_str(&format!(
+            r#"{{"ts":"2025-01-{:02}T{:02}:{:02}:00Z","ms_played":200000,"master_metadata_track_name":"Song {i}","master_metadata_album_artist_name":"Band","master_metadata_album_album_name":"Album","spotify_track_uri":"spotify:track:t{i}"}},"#,
+            1 + i / 1440 % 28,
+            i / 60 % 24,
+            i % 60
+        ));
+    }
+    json.push_str(r#"{"ts":"2025-02-01T00:00:00Z","ms_pl"#);
+    std::fs::write(dir.join(format!("import-{id}.upload")), json).unwrap();
+    proxy.resume();
+    let (state, stored, .., error) = finished(&app, id).await;
+    assert_eq!((state.as_str(), stored), ("failed", None));
+    assert!(
+        error.unwrap_or_default().contains("cut off"),
+        "the reason is given"
+    );
+    assert_eq!(plays_of(&app, &user).await, 0, "nothing half imported");
     let analytics = &app.state.stores.analytics.pool;
-    let at = chrono::Utc::now() - chrono::Duration::days(1);
-    let batch: Vec<Play> = (0..120)
-        .map(|i| Play {
-            played_at: at + chrono::Duration::minutes(i / 2 * 4),
-            track_id: Some(format!("t{}", i / 2)),
-            track_name: "Song".into(),
-            artist_name: "Band".into(),
-            artist_id: None,
-            album_name: None,
-            ms_played: 200_000,
-            source: Source::Extended,
-        })
-        .collect();
-    import::stage(analytics, 9, "ana", &batch).await.unwrap();
-    import::stage(analytics, 9, "ana", &batch[..60])
-        .await
-        .unwrap();
-    let staged: i64 = sqlx::query_scalar("SELECT count(*) FROM import_staging WHERE import_id = 9")
+    let rollup: i64 = sqlx::query_scalar("SELECT count(*) FROM plays_by_listener")
         .fetch_one(analytics)
         .await
         .unwrap();
-    assert_eq!(staged, 180);
-    assert_eq!(
-        import::finalize(analytics, 9).await.unwrap(),
-        60,
-        "60 distinct plays"
-    );
-    let (plays, rollup): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM plays WHERE spotify_id = 'ana'),
-                (SELECT plays FROM plays_by_listener WHERE spotify_id = 'ana')",
-    )
-    .fetch_one(analytics)
-    .await
-    .unwrap();
-    assert_eq!((plays, rollup), (60, 60));
-    // Finalised again (a retry after its commit): the recorded count, nothing moved.
-    assert_eq!(import::finalize(analytics, 9).await.unwrap(), 60);
+    assert_eq!(rollup, 0, "nor in the rollups");
+    let recorded = personalify::server::plays::import::recorded(analytics, id)
+        .await
+        .unwrap();
+    assert_eq!(recorded, None);
     app.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -62,6 +62,15 @@ pub async fn store(
     spotify_id: &str,
     plays: &[Play],
 ) -> Result<u64, sqlx::Error> {
+    store_with(analytics, spotify_id, plays).await
+}
+
+/// [`store`] on any executor: an import stores its batches in one transaction.
+pub async fn store_with<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    spotify_id: &str,
+    plays: &[Play],
+) -> Result<u64, sqlx::Error> {
     if plays.is_empty() {
         return Ok(0);
     }
@@ -77,7 +86,7 @@ pub async fn store(
         .bind(&columns.ms_played)
         .bind(&columns.source)
         .bind(OVERLAP_SECS)
-        .execute(analytics)
+        .execute(executor)
         .await?;
     Ok(done.rows_affected())
 }
