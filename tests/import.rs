@@ -130,12 +130,12 @@ async fn the_sample_export_imports_exactly_once_beside_recently_played() {
         read - stored.unwrap() <= 50 && read - stored.unwrap() > 30,
         "the overlap"
     );
-    // What it stored is recorded with the plays, and the upload is gone.
-    let recorded =
-        personalify::server::plays::import::recorded(&app.state.stores.analytics.pool, id)
-            .await
-            .unwrap();
-    assert_eq!(recorded, stored);
+    // The staging is empty, and the upload is gone.
+    let staged: i64 = sqlx::query_scalar("SELECT count(*) FROM import_staging")
+        .fetch_one(&app.state.stores.analytics.pool)
+        .await
+        .unwrap();
+    assert_eq!(staged, 0);
     assert_eq!(files_in(&dir), 0);
 
     // The same file again adds nothing.
@@ -286,8 +286,57 @@ async fn an_import_whose_upload_is_gone_fails_with_the_reason_and_adds_nothing()
     app.shutdown().await;
 }
 
-/// An export found broken after two batches were stored: its one transaction rolls back,
-/// so nothing of it is in `plays` or the rollups, and the import says why.
+/// A resumed import re-reads the batch whose progress was not recorded, and an export may
+/// hold an entry twice: both are staged twice and stored once.
+#[tokio::test]
+async fn a_batch_staged_twice_is_stored_once() {
+    use personalify::server::plays::{import, Play, Source};
+    let (env, dir) = env().await;
+    let app = env.spawn().await;
+    let analytics = &app.state.stores.analytics.pool;
+    let at = chrono::Utc::now() - chrono::Duration::days(1);
+    let batch: Vec<Play> = (0..120)
+        .map(|i| Play {
+            played_at: at + chrono::Duration::minutes(i / 2 * 4),
+            track_id: Some(format!("t{}", i / 2)),
+            track_name: "Song".into(),
+            artist_name: "Band".into(),
+            artist_id: None,
+            album_name: None,
+            ms_played: 200_000,
+            source: Source::Extended,
+        })
+        .collect();
+    import::stage(analytics, 9, "ana", &batch).await.unwrap();
+    import::stage(analytics, 9, "ana", &batch[..60])
+        .await
+        .unwrap();
+    let staged: i64 = sqlx::query_scalar("SELECT count(*) FROM import_staging WHERE import_id = 9")
+        .fetch_one(analytics)
+        .await
+        .unwrap();
+    assert_eq!(staged, 180);
+    assert_eq!(
+        import::finalize(analytics, 9).await.unwrap(),
+        60,
+        "60 distinct plays"
+    );
+    let (plays, rollup): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM plays WHERE spotify_id = 'ana'),
+                (SELECT plays FROM plays_by_listener WHERE spotify_id = 'ana')",
+    )
+    .fetch_one(analytics)
+    .await
+    .unwrap();
+    assert_eq!((plays, rollup), (60, 60));
+    // Finalised again (a retry after its commit): the recorded count, nothing moved.
+    assert_eq!(import::finalize(analytics, 9).await.unwrap(), 60);
+    app.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// An export found broken after two batches were staged: the import fails and its staging
+/// is dropped, so nothing of it is in `plays` or the rollups, and the import says why.
 #[tokio::test]
 async fn an_import_cut_off_midway_adds_nothing() {
     let (env, dir) = env().await;
@@ -326,10 +375,11 @@ async fn an_import_cut_off_midway_adds_nothing() {
         .await
         .unwrap();
     assert_eq!(rollup, 0, "nor in the rollups");
-    let recorded = personalify::server::plays::import::recorded(analytics, id)
+    let staged: i64 = sqlx::query_scalar("SELECT count(*) FROM import_staging")
+        .fetch_one(analytics)
         .await
         .unwrap();
-    assert_eq!(recorded, None);
+    assert_eq!(staged, 0, "its staging is gone");
     app.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -656,16 +656,17 @@ async fn the_rollups_equal_the_plays_through_inserts_deletes_updates_and_zone_ch
     .execute(analytics)
     .await
     .unwrap();
-    // An import's batches, in its one transaction.
-    let mut tx = analytics.begin().await.unwrap();
-    let batch = [play(t0 - hour, "t9", "D", 5_000)];
-    personalify::server::plays::import::store_batch(&mut tx, "ana", &batch)
+    personalify::server::plays::import::stage(
+        analytics,
+        77,
+        "ana",
+        &[play(t0 - hour, "t9", "D", 5_000)],
+    )
+    .await
+    .unwrap();
+    personalify::server::plays::import::finalize(analytics, 77)
         .await
         .unwrap();
-    personalify::server::plays::import::record(&mut tx, 77, 1)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
     let drift = rollup_drift(analytics).await;
     assert!(no_drift(&drift), "{drift:?}");
     let artists: Vec<String> = sqlx::query_scalar(

@@ -335,10 +335,11 @@ pub async fn delete_user(state: &AppState, user_id: i64) -> Result<Deleted, Dele
             DeleteError::StoreDown("The cache (Redis)")
         })?;
     }
-    // Plays (their rollups go with them, by trigger) and the time zone they were
-    // counted in.
+    // Plays (their rollups go with them, by trigger), those of an import still being
+    // read, and the time zone they were counted in.
     for statement in [
         "DELETE FROM plays WHERE spotify_id = $1",
+        "DELETE FROM import_staging WHERE spotify_id = $1",
         "DELETE FROM listener_zones WHERE spotify_id = $1",
     ] {
         deleted.analytics_rows += sqlx::query(statement)

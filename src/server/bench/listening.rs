@@ -151,7 +151,7 @@ fn reset_peak_rss() {
 }
 
 /// An export of about `plays` plays (the simulator's, a year per file), imported as the
-/// import job does it: read and stored batch by batch in one transaction, then committed.
+/// import job does it: read and staged batch by batch, then moved into `plays` at once.
 async fn import_bench(analytics: &PgPool, plays: u64) -> Result<String, String> {
     use crate::server::plays::export::{self, Limits};
     use crate::server::plays::{import, Play};
@@ -199,25 +199,18 @@ async fn import_bench(analytics: &PgPool, plays: u64) -> Result<String, String> 
         let before = peak_rss_mb().unwrap_or(0.0);
         let listener = format!("import-{run}");
         let started = Instant::now();
-        let (sender, mut rx) = tokio::sync::mpsc::channel::<Vec<Play>>(2);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Play>>(2);
         let copy = zip.clone();
         let reader = tokio::task::spawn_blocking(move || {
             export::read_zip(
                 std::io::Cursor::new(copy),
                 Limits::default(),
                 0,
-                &mut |batch, _| {
-                    sender
-                        .blocking_send(batch)
-                        .map_err(|_| "stopped".to_string())
-                },
+                &mut |batch, _| tx.blocking_send(batch).map_err(|_| "stopped".to_string()),
             )
         });
-        // As the import job does it: every batch in one transaction, then the commit.
-        let mut tx = analytics.begin().await.map_err(|e| e.to_string())?;
-        let mut stored = 0u64;
         while let Some(batch) = rx.recv().await {
-            stored += import::store_batch(&mut tx, &listener, &batch)
+            import::stage(analytics, run, &listener, &batch)
                 .await
                 .map_err(|e| e.to_string())?;
         }
@@ -225,21 +218,20 @@ async fn import_bench(analytics: &PgPool, plays: u64) -> Result<String, String> 
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        let read_and_stored = started.elapsed();
-        import::record(&mut tx, run, i64::try_from(stored).unwrap_or(i64::MAX))
+        let staged = started.elapsed();
+        let stored = import::finalize(analytics, run)
             .await
             .map_err(|e| e.to_string())?;
-        tx.commit().await.map_err(|e| e.to_string())?;
         let total = started.elapsed();
         let peak = peak_rss_mb().unwrap_or(0.0);
         let rate = counts.plays as f64 / total.as_secs_f64();
         runs.push(rate);
         lines.push_str(&format!(
-            "  run {run}: read and stored in {:.1} s, committed in {:.1} s ({} new): \
+            "  run {run}: read and staged in {:.1} s, moved into plays in {:.1} s ({} new): \
              {:.0} plays/s parse to committed; peak RSS {:.0} MB ({:.0} MB before, the ZIP \
              in memory included)\n",
-            read_and_stored.as_secs_f64(),
-            (total - read_and_stored).as_secs_f64(),
+            staged.as_secs_f64(),
+            (total - staged).as_secs_f64(),
             stored,
             rate,
             peak,

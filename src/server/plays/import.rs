@@ -1,20 +1,14 @@
 //! Importing a listener's privacy export: the upload is kept in a file while an import job
-//! reads it ([`super::export`]) on a blocking thread and stores it batch by batch into
-//! `plays` on the analytics node (by the same rule as the poller, [`super::store_with`]),
-//! all in **one transaction**, which also records how many plays were new
-//! (`import_results`). The progress is shown from `main` (`imports.entries_done`).
-//!
-//! So an import cut off midway (a restart, the analytics node down, an export found broken
-//! halfway) has added no plays: its transaction rolls back. A stopped import starts again
-//! from the beginning (after a restart, or when the analytics node is back): re-reading an
-//! export takes seconds. One that committed and was cut off before `main` heard of it is
-//! found in `import_results` and finished with the recorded count. Parsing and storing
-//! overlap (the reader thread runs ahead by two batches), which is what makes the import
-//! fast; the cost is that the listener's rollup rows stay locked until it commits (their
-//! recently-played poll waits, up to its deadline, and otherwise retries).
+//! reads it ([`super::export`]) on a blocking thread, batch by batch into `import_staging`
+//! on the analytics node, recording how far it got on `main` (`imports.entries_done`).
+//! When the whole export is read, one transaction on the analytics node moves the staged
+//! plays into `plays` (skipping plays it has, by the same rule as the poller) and records
+//! how many were new. So an import cut off midway has added no plays; it resumes where it
+//! stopped (after a restart, or when the analytics node is back), or, for an export that
+//! cannot be read, fails with the reason and its staging is removed.
 
 use super::export::{self, Counts, ExportError, Limits, Upload};
-use super::Play;
+use super::{Play, OVERLAP_SECS};
 use crate::server::state::AppState;
 use sqlx::PgPool;
 use std::path::{Path, PathBuf};
@@ -44,29 +38,107 @@ pub fn upload_path(dir: &Path, id: i64) -> PathBuf {
     dir.join(format!("import-{id}.upload"))
 }
 
-/// What import `id` stored, if its transaction committed.
-pub async fn recorded(analytics: &PgPool, id: i64) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT stored FROM import_results WHERE import_id = $1")
-        .bind(id)
-        .fetch_optional(analytics)
-        .await
-}
-
-/// Store one batch of import `id` in its transaction; returns the plays that were new.
-pub async fn store_batch(
-    tx: &mut sqlx::PgConnection,
+/// Stage a batch of an import's plays. A batch staged again is harmless: [`finalize`]
+/// stores each play once.
+pub async fn stage(
+    analytics: &PgPool,
+    import_id: i64,
     spotify_id: &str,
     plays: &[Play],
-) -> Result<u64, sqlx::Error> {
-    super::store_with(tx, spotify_id, plays).await
+) -> Result<(), sqlx::Error> {
+    if plays.is_empty() {
+        return Ok(());
+    }
+    let columns = super::Columns::of(plays);
+    sqlx::query(
+        r"INSERT INTO import_staging (import_id, spotify_id, played_at, track_key, track_id,
+                                      track_name, artist_name, artist_id, album_name,
+                                      ms_played, source)
+          SELECT $1, $2, x.played_at,
+                 COALESCE(x.track_id,
+                          'name:' || md5(lower(x.artist_name) || E'\n' || lower(x.track_name))),
+                 x.track_id, x.track_name, x.artist_name, x.artist_id, x.album_name,
+                 x.ms_played, x.source
+            FROM unnest($3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
+                        $8::text[], $9::int[], $10::text[])
+                 AS x(played_at, track_id, track_name, artist_name, artist_id, album_name,
+                      ms_played, source)",
+    )
+    .bind(import_id)
+    .bind(spotify_id)
+    .bind(&columns.at)
+    .bind(&columns.track_id)
+    .bind(&columns.track_name)
+    .bind(&columns.artist_name)
+    .bind(&columns.artist_id)
+    .bind(&columns.album_name)
+    .bind(&columns.ms_played)
+    .bind(&columns.source)
+    .execute(analytics)
+    .await?;
+    Ok(())
 }
 
-/// Record what import `id` stored, in its transaction (before the commit).
-pub async fn record(tx: &mut sqlx::PgConnection, id: i64, stored: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO import_results (import_id, stored) VALUES ($1, $2)")
-        .bind(id)
-        .bind(stored)
-        .execute(tx)
+/// Move an import's staged plays into `plays` in one transaction; returns how many were
+/// new. Run again after it committed, it returns the recorded count and moves nothing.
+pub async fn finalize(analytics: &PgPool, import_id: i64) -> Result<i64, sqlx::Error> {
+    let mut tx = analytics.begin().await?;
+    let recorded: Option<i64> =
+        sqlx::query_scalar("SELECT stored FROM import_results WHERE import_id = $1")
+            .bind(import_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if let Some(stored) = recorded {
+        return Ok(stored);
+    }
+    // One listener per import. Naming them in the query lets the planner look only at
+    // their plays for the overlap check (else it hashes every listener's: 1 s of 3.8 for
+    // a 240,000-play import into a 2,000,000-play table).
+    let listener: Option<String> =
+        sqlx::query_scalar("SELECT spotify_id FROM import_staging WHERE import_id = $1 LIMIT 1")
+            .bind(import_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let stored: i64 = sqlx::query_scalar(
+        r"WITH moved AS (
+              INSERT INTO plays (spotify_id, played_at, track_key, track_id, track_name,
+                                 artist_name, artist_id, album_name, ms_played, source)
+              SELECT s.spotify_id, s.played_at, s.track_key, s.track_id, s.track_name,
+                     s.artist_name, s.artist_id, s.album_name, s.ms_played, s.source
+                FROM import_staging s
+               WHERE s.import_id = $1
+                 AND s.spotify_id = $3
+                 AND NOT EXISTS (
+                     SELECT 1 FROM plays p
+                      WHERE p.spotify_id = $3
+                        AND p.played_at BETWEEN s.played_at - make_interval(secs => $2)
+                                            AND s.played_at + make_interval(secs => $2)
+                        AND p.track_key = s.track_key
+                        AND p.source <> s.source)
+              ON CONFLICT DO NOTHING
+              RETURNING 1)
+          INSERT INTO import_results (import_id, stored)
+          SELECT $1, count(*) FROM moved
+          RETURNING stored",
+    )
+    .bind(import_id)
+    .bind(OVERLAP_SECS)
+    .bind(listener.unwrap_or_default())
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM import_staging WHERE import_id = $1")
+        .bind(import_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(stored)
+}
+
+/// Remove what a failed import staged.
+pub async fn discard(analytics: &PgPool, import_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM import_staging WHERE import_id = $1")
+        .bind(import_id)
+        .execute(analytics)
         .await
         .map(|_| ())
 }
@@ -80,36 +152,16 @@ enum Stop {
     StoreDown(String),
 }
 
-/// Read the whole upload of `id` and store it in one transaction on the analytics node,
-/// recording the progress on `main` (and renewing the lease) after each batch. Returns
-/// how many plays were new, once committed.
-async fn read_and_store(
+/// Read the upload of `id` from `skip` entries on, staging every batch and recording the
+/// progress (and renewing the lease) after each.
+async fn read_and_stage(
     state: &AppState,
     id: i64,
     spotify_id: &str,
     path: PathBuf,
-) -> Result<i64, Stop> {
-    let analytics = &state.stores.analytics.pool;
-    let main = &state.stores.main;
-    let down = |e: sqlx::Error| Stop::StoreDown(e.to_string());
-    // Whatever an earlier try counted was rolled back with its transaction.
-    sqlx::query(
-        "UPDATE imports
-            SET entries_done = 0, plays_read = 0, podcasts = 0, unknown = 0, short = 0,
-                status = 'reading', updated_at = now()
-          WHERE id = $1 AND leased_by = $2",
-    )
-    .bind(id)
-    .bind(*RUNNER)
-    .execute(main)
-    .await
-    .map_err(down)?;
-    let mut tx = match tokio::time::timeout(STORE_DEADLINE, analytics.begin()).await {
-        Ok(Ok(tx)) => tx,
-        Ok(Err(e)) => return Err(down(e)),
-        Err(_) => return Err(Stop::StoreDown("the analytics node did not answer".into())),
-    };
-    let (sender, mut rx) = tokio::sync::mpsc::channel::<(Vec<Play>, Counts)>(2);
+    skip: u64,
+) -> Result<(), Stop> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Vec<Play>, Counts)>(2);
     let reader = tokio::task::spawn_blocking(move || -> Result<Counts, ExportError> {
         use std::io::Read;
         let mut file = std::fs::File::open(&path).map_err(|_| ExportError::UploadGone)?;
@@ -118,33 +170,33 @@ async fn read_and_store(
         let kind = export::sniff(&head[..n])?;
         let file = std::fs::File::open(&path).map_err(|_| ExportError::UploadGone)?;
         let mut send = |plays: Vec<Play>, counts: Counts| {
-            sender
-                .blocking_send((plays, counts))
+            tx.blocking_send((plays, counts))
                 .map_err(|_| "the import was stopped".to_string())
         };
         match kind {
             Upload::Zip => export::read_zip(
                 std::io::BufReader::new(file),
                 Limits::default(),
-                0,
+                skip,
                 &mut send,
             ),
             Upload::Json => {
                 // A JSON file alone: its shape says which history it is.
                 let reader = std::io::BufReader::new(file);
-                export::read_json(reader, Limits::default().max_file_bytes, 0, &mut send)
+                export::read_json(reader, Limits::default().max_file_bytes, skip, &mut send)
             }
         }
     });
-    let mut stored: i64 = 0;
+    let analytics = &state.stores.analytics.pool;
+    let main = &state.stores.main;
     while let Some((plays, counts)) = rx.recv().await {
-        let batch = tokio::time::timeout(STORE_DEADLINE, store_batch(&mut tx, spotify_id, &plays));
-        match batch.await {
-            Ok(Ok(n)) => stored += i64::try_from(n).unwrap_or(i64::MAX),
+        let staged = tokio::time::timeout(STORE_DEADLINE, stage(analytics, id, spotify_id, &plays));
+        match staged.await {
+            Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(Stop::StoreDown(e.to_string())),
             Err(_) => return Err(Stop::StoreDown("the analytics node did not answer".into())),
         }
-        let progress = sqlx::query(
+        let recorded = sqlx::query(
             "UPDATE imports
                 SET entries_done = entries_done + $2, plays_read = plays_read + $3,
                     podcasts = podcasts + $4, unknown = unknown + $5, short = short + $6,
@@ -161,10 +213,10 @@ async fn read_and_store(
         .bind(LEASE_SECS)
         .execute(main)
         .await;
-        match progress {
+        match recorded {
             Err(e) => return Err(Stop::StoreDown(e.to_string())),
             // The lease went to another process (this one stalled past it): that one
-            // goes on; this one stops here (its transaction rolls back).
+            // goes on; this one stops here, and the next try finds the import taken.
             Ok(done) if done.rows_affected() == 0 => {
                 return Err(Stop::StoreDown(
                     "another process took the import over".into(),
@@ -174,24 +226,10 @@ async fn read_and_store(
         }
     }
     match reader.await {
-        Ok(Ok(_)) => {}
-        Ok(Err(ExportError::Store(why))) => return Err(Stop::StoreDown(why)),
-        Ok(Err(e)) => return Err(Stop::Unreadable(e)),
-        Err(e) => return Err(Stop::StoreDown(format!("the reader stopped: {e}"))),
-    }
-    sqlx::query("UPDATE imports SET status = 'storing', updated_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(main)
-        .await
-        .map_err(down)?;
-    let commit = async {
-        record(&mut tx, id, stored).await?;
-        tx.commit().await
-    };
-    match tokio::time::timeout(STORE_DEADLINE, commit).await {
-        Ok(Ok(())) => Ok(stored),
-        Ok(Err(e)) => Err(down(e)),
-        Err(_) => Err(Stop::StoreDown("the analytics node did not answer".into())),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(ExportError::Store(why))) => Err(Stop::StoreDown(why)),
+        Ok(Err(e)) => Err(Stop::Unreadable(e)),
+        Err(e) => Err(Stop::StoreDown(format!("the reader stopped: {e}"))),
     }
 }
 
@@ -240,20 +278,30 @@ async fn run_once(state: &AppState, id: i64) -> Result<(), Stop> {
     .fetch_optional(main)
     .await
     .map_err(down)?;
-    let Some((spotify_id, _status, _entries_done)) = claimed else {
+    let Some((spotify_id, status, entries_done)) = claimed else {
         return Ok(());
     };
     let path = upload_path(&state.config.import_dir, id);
+    if status == "reading" {
+        read_and_stage(
+            state,
+            id,
+            &spotify_id,
+            path.clone(),
+            entries_done.max(0) as u64,
+        )
+        .await?;
+        sqlx::query("UPDATE imports SET status = 'storing', updated_at = now() WHERE id = $1")
+            .bind(id)
+            .execute(main)
+            .await
+            .map_err(down)?;
+    }
     let analytics = &state.stores.analytics.pool;
-    // Committed by an earlier try that was cut off before main heard of it?
-    let earlier = match tokio::time::timeout(STORE_DEADLINE, recorded(analytics, id)).await {
-        Ok(Ok(earlier)) => earlier,
+    let stored = match tokio::time::timeout(STORE_DEADLINE * 4, finalize(analytics, id)).await {
+        Ok(Ok(stored)) => stored,
         Ok(Err(e)) => return Err(down(e)),
         Err(_) => return Err(Stop::StoreDown("the analytics node did not answer".into())),
-    };
-    let stored = match earlier {
-        Some(stored) => stored,
-        None => read_and_store(state, id, &spotify_id, path.clone()).await?,
     };
     sqlx::query(
         "UPDATE imports
@@ -271,9 +319,9 @@ async fn run_once(state: &AppState, id: i64) -> Result<(), Stop> {
     Ok(())
 }
 
-/// The export cannot be read: say why on the import and drop the upload (what it stored
-/// was rolled back with its transaction).
+/// The export cannot be read: say why on the import, drop what it staged and the upload.
 async fn fail(state: &AppState, id: i64, why: &str) {
+    let _ = tokio::time::timeout(STORE_DEADLINE, discard(&state.stores.analytics.pool, id)).await;
     let recorded = sqlx::query(
         "UPDATE imports
             SET status = 'failed', error = $2, finished_at = now(), updated_at = now(),

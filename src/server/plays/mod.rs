@@ -62,15 +62,6 @@ pub async fn store(
     spotify_id: &str,
     plays: &[Play],
 ) -> Result<u64, sqlx::Error> {
-    store_with(analytics, spotify_id, plays).await
-}
-
-/// [`store`] on any executor: an import stores its batches in one transaction.
-pub async fn store_with<'e>(
-    executor: impl sqlx::PgExecutor<'e>,
-    spotify_id: &str,
-    plays: &[Play],
-) -> Result<u64, sqlx::Error> {
     if plays.is_empty() {
         return Ok(0);
     }
@@ -86,7 +77,7 @@ pub async fn store_with<'e>(
         .bind(&columns.ms_played)
         .bind(&columns.source)
         .bind(OVERLAP_SECS)
-        .execute(executor)
+        .execute(analytics)
         .await?;
     Ok(done.rows_affected())
 }
