@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestApp, TestEnv};
+use common::{PausableProxy, TestApp, TestEnv};
 use personalify::server::plays::ingest;
 use personalify::server::sync::SyncUser;
 use std::time::{Duration, Instant};
@@ -228,8 +228,9 @@ async fn bad_uploads_are_refused_with_their_reason_and_change_nothing() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[tokio::test]
-async fn an_import_that_meets_the_analytics_node_down_waits_then_finishes_whole() {
+/// A signed-in listener whose sample export was uploaded while the analytics node (behind
+/// a proxy the test controls) is down: the import waits for it.
+async fn waiting_import() -> (TestApp, PausableProxy, SyncUser, i64, std::path::PathBuf) {
     let (env, dir) = env().await;
     let (env, proxy) = env.behind_proxy("ANALYTICS_DATABASE_URL").await;
     let app = env.spawn().await;
@@ -239,6 +240,12 @@ async fn an_import_that_meets_the_analytics_node_down_waits_then_finishes_whole(
     let (status, body) = upload(&app, &browser, "my_spotify_data.zip", zip).await;
     assert_eq!(status, 201, "{body}");
     let id = body["id"].as_i64().unwrap();
+    (app, proxy, user, id, dir)
+}
+
+#[tokio::test]
+async fn an_import_that_meets_the_analytics_node_down_waits_then_finishes_whole() {
+    let (app, proxy, user, id, dir) = waiting_import().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let state: String = sqlx::query_scalar("SELECT status FROM imports WHERE id = $1")
         .bind(id)
@@ -261,15 +268,7 @@ async fn an_import_that_meets_the_analytics_node_down_waits_then_finishes_whole(
 
 #[tokio::test]
 async fn an_import_whose_upload_is_gone_fails_with_the_reason_and_adds_nothing() {
-    let (env, dir) = env().await;
-    let (env, proxy) = env.behind_proxy("ANALYTICS_DATABASE_URL").await;
-    let app = env.spawn().await;
-    let (browser, user) = app.signed_in(None).await;
-    let zip = sample(&app, &browser).await;
-    proxy.take_down();
-    let (status, body) = upload(&app, &browser, "my_spotify_data.zip", zip).await;
-    assert_eq!(status, 201, "{body}");
-    let id = body["id"].as_i64().unwrap();
+    let (app, proxy, user, id, dir) = waiting_import().await;
     // The machine's temporary folder is cleared while the import waits.
     tokio::time::sleep(Duration::from_secs(1)).await;
     std::fs::remove_dir_all(&dir).unwrap();
@@ -339,15 +338,7 @@ async fn a_batch_staged_twice_is_stored_once() {
 /// is dropped, so nothing of it is in `plays` or the rollups, and the import says why.
 #[tokio::test]
 async fn an_import_cut_off_midway_adds_nothing() {
-    let (env, dir) = env().await;
-    let (env, proxy) = env.behind_proxy("ANALYTICS_DATABASE_URL").await;
-    let app = env.spawn().await;
-    let (browser, user) = app.signed_in(None).await;
-    let zip = sample(&app, &browser).await;
-    proxy.take_down();
-    let (status, body) = upload(&app, &browser, "my_spotify_data.zip", zip).await;
-    assert_eq!(status, 201, "{body}");
-    let id = body["id"].as_i64().unwrap();
+    let (app, proxy, user, id, dir) = waiting_import().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     // While it waits, its file becomes 12,000 good plays and then an entry cut off.
     let mut json = String::from("[");
