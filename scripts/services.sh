@@ -2,6 +2,7 @@
 # Project-local service instances on fixed loopback ports, no Docker needed:
 #   main       PostgreSQL, system of record        127.0.0.1:55432  database personalify
 #   analytics  PostgreSQL, the postgres_fdw node   127.0.0.1:55433  database analytics
+#   analytics-2  PostgreSQL, a second such node    127.0.0.1:55434  database analytics
 #   redis      Redis, cache and coordination       127.0.0.1:56379
 #   mongo      mongod if on PATH, else SecantusDB  127.0.0.1:57017
 # Data lives under $DATA_DIR (default ./.data, git-ignored): one folder per service, logs
@@ -17,7 +18,7 @@ shopt -s extglob # for the @(a|b) pattern in mongo_pid
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SERVICES=(main analytics redis mongo)
+SERVICES=(main analytics analytics-2 redis mongo)
 
 # PostgreSQL will not run as root, so as root the clusters run as `postgres`, which must
 # be able to reach the data folder. A clone under a private home (CI may clone anywhere)
@@ -36,7 +37,7 @@ PG_USER=personalify
 PG_PASSWORD=personalify
 
 usage() {
-  sed -n '10,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '11,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -47,6 +48,7 @@ port_of() {
   case $1 in
     main) echo "$PG_MAIN_PORT" ;;
     analytics) echo "$PG_ANALYTICS_PORT" ;;
+    analytics-2) echo "$PG_ANALYTICS_2_PORT" ;;
     redis) echo "$REDIS_PORT" ;;
     mongo) echo "$MONGO_PORT" ;;
   esac
@@ -144,7 +146,7 @@ stop_pid() {
 }
 
 # ---------------------------------------------------------------------------------------
-# PostgreSQL: two clusters (main, analytics) from the same Debian binaries
+# PostgreSQL: three clusters (main, analytics, analytics-2) from the same Debian binaries
 
 PG_BIN=${PERSONALIFY_PG_BIN:-}
 
@@ -428,6 +430,7 @@ describe() {
   case $1 in
     main) echo "PostgreSQL main, port $PG_MAIN_PORT, database personalify" ;;
     analytics) echo "PostgreSQL analytics, port $PG_ANALYTICS_PORT, database analytics" ;;
+    analytics-2) echo "PostgreSQL analytics-2, port $PG_ANALYTICS_2_PORT, database analytics" ;;
     redis) echo "Redis, port $REDIS_PORT" ;;
     mongo)
       if command -v mongod >/dev/null; then
@@ -441,7 +444,7 @@ describe() {
 
 service_pid() {
   case $1 in
-    main | analytics) pg_pid "$1" ;;
+    main | analytics | analytics-2) pg_pid "$1" ;;
     redis) redis_pid ;;
     mongo) mongo_pid ;;
   esac
@@ -449,7 +452,7 @@ service_pid() {
 
 start_one() {
   case $1 in
-    main | analytics) pg_start "$1" ;;
+    main | analytics | analytics-2) pg_start "$1" ;;
     redis) redis_start ;;
     mongo) mongo_start ;;
   esac
@@ -457,7 +460,7 @@ start_one() {
 
 stop_one() {
   case $1 in
-    main | analytics) pg_stop "$1" ;;
+    main | analytics | analytics-2) pg_stop "$1" ;;
     redis) redis_stop ;;
     mongo) mongo_stop ;;
   esac
@@ -481,13 +484,13 @@ cmd_status() {
   for name in "${SERVICES[@]}"; do
     port=$(port_of "$name")
     if pid=$(service_pid "$name"); then
-      printf '%-10s %-6s %-5s pid %s\n' "$name" "$port" up "$pid"
+      printf '%-12s %-6s %-5s pid %s\n' "$name" "$port" up "$pid"
     elif port_open "$port"; then
       owner=$(port_owner "$port")
-      printf '%-10s %-6s %-5s -   (port taken by another process%s)\n' \
+      printf '%-12s %-6s %-5s -   (port taken by another process%s)\n' \
         "$name" "$port" down "${owner:+: $owner}"
     else
-      printf '%-10s %-6s %-5s -\n' "$name" "$port" down
+      printf '%-12s %-6s %-5s -\n' "$name" "$port" down
     fi
   done
 }
