@@ -550,50 +550,12 @@ async fn the_artist_page_shows_your_plays_per_month_and_listeners_here() {
     app.shutdown().await;
 }
 
-/// Each rollup against the same aggregate of `plays`, computed directly: rows in one and
-/// not the other, both ways (zero when they agree).
-async fn rollup_drift(analytics: &sqlx::PgPool) -> Vec<(String, i64)> {
-    let checks = [
-        (
-            "plays_by_hour",
-            "SELECT spotify_id, day, hour, dow, ms, plays FROM plays_by_hour",
-            "SELECT p.spotify_id, (p.played_at AT TIME ZONE COALESCE(z.time_zone, 'UTC'))::date,
-                    extract(hour FROM p.played_at AT TIME ZONE COALESCE(z.time_zone, 'UTC'))::smallint,
-                    extract(isodow FROM p.played_at AT TIME ZONE COALESCE(z.time_zone, 'UTC'))::smallint,
-                    sum(p.ms_played)::bigint, count(*)
-               FROM plays p LEFT JOIN listener_zones z USING (spotify_id) GROUP BY 1, 2, 3, 4",
-        ),
-        (
-            "plays_by_track",
-            "SELECT spotify_id, track_key, ms, plays FROM plays_by_track",
-            "SELECT spotify_id, track_key, sum(ms_played)::bigint, count(*) FROM plays GROUP BY 1, 2",
-        ),
-        (
-            "plays_by_artist",
-            "SELECT spotify_id, artist_name, ms, plays FROM plays_by_artist",
-            "SELECT spotify_id, artist_name, sum(ms_played)::bigint, count(*) FROM plays GROUP BY 1, 2",
-        ),
-        (
-            "plays_by_listener",
-            "SELECT spotify_id, ms, plays FROM plays_by_listener",
-            "SELECT spotify_id, sum(ms_played)::bigint, count(*) FROM plays GROUP BY 1",
-        ),
-    ];
-    let mut out = Vec::new();
-    for (name, rollup, direct) in checks {
-        let drift: i64 = sqlx::query_scalar(&format!(
-            "SELECT (SELECT count(*) FROM (({rollup}) EXCEPT ({direct})) a)
-                  + (SELECT count(*) FROM (({direct}) EXCEPT ({rollup})) b)"
-        ))
-        .fetch_one(analytics)
-        .await
-        .unwrap();
-        out.push((name.to_string(), drift));
-    }
-    out
+/// Each rollup's rows that differ from the same aggregate of `plays` computed directly.
+async fn rollup_drift(analytics: &sqlx::PgPool) -> Vec<(&'static str, i64)> {
+    plays::rollup_drift(analytics).await.unwrap()
 }
 
-fn no_drift(drift: &[(String, i64)]) -> bool {
+fn no_drift(drift: &[(&str, i64)]) -> bool {
     drift.iter().all(|(_, n)| *n == 0)
 }
 

@@ -8,9 +8,9 @@
 //! (`Accept: application/json`, as `public/enhance.js` does to show upload progress) gets
 //! `{"id": …}` or `{"error": "…"}` with the status.
 
-use super::auth::session::{self, SessionUser};
 use super::plays::export::{self, ExportError, Limits, Upload};
 use super::plays::import::{self, StartError};
+use super::reply::Reply;
 use super::state::AppState;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -34,45 +34,12 @@ pub fn router() -> Router<AppState> {
         .route("/import/sample.zip", get(sample))
 }
 
-/// The answer to an upload, as the client wants it.
-struct Reply {
-    json: bool,
-}
-
-impl Reply {
-    fn error(&self, status: StatusCode, message: impl Into<String>) -> Response {
-        let message = message.into();
-        if self.json {
-            (status, Json(serde_json::json!({ "error": message }))).into_response()
-        } else {
-            super::security::plain_text(status, message)
-        }
-    }
-
-    fn started(&self, id: i64) -> Response {
-        if self.json {
-            (StatusCode::CREATED, Json(serde_json::json!({ "id": id }))).into_response()
-        } else {
-            (StatusCode::SEE_OTHER, [(header::LOCATION, "/import")]).into_response()
-        }
-    }
-}
-
-async fn user(
-    state: &AppState,
-    headers: &HeaderMap,
-    reply: &Reply,
-) -> Result<SessionUser, Response> {
-    match session::current_user(&state.stores.main, &state.sessions, headers).await {
-        Ok(Some(user)) => Ok(user),
-        Ok(None) => Err(reply.error(StatusCode::UNAUTHORIZED, "Sign in to import your history.")),
-        Err(e) => {
-            tracing::error!(error = %e, "import: cannot read the session");
-            Err(reply.error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Personalify cannot reach its database right now. Try again in a minute.",
-            ))
-        }
+/// An upload was taken: its id for a script, the Import page for a form.
+fn started(reply: &Reply, id: i64) -> Response {
+    if reply.json {
+        (StatusCode::CREATED, Json(serde_json::json!({ "id": id }))).into_response()
+    } else {
+        (StatusCode::SEE_OTHER, [(header::LOCATION, "/import")]).into_response()
     }
 }
 
@@ -114,13 +81,11 @@ async fn upload(
     headers: HeaderMap,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
-    let reply = Reply {
-        json: headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("application/json")),
-    };
-    let user = match user(&state, &headers, &reply).await {
+    let reply = Reply::to(&headers);
+    let user = match reply
+        .user(&state, &headers, "Sign in to import your history.")
+        .await
+    {
         Ok(user) => user,
         Err(response) => return response,
     };
@@ -193,7 +158,7 @@ async fn upload(
         return reply.error(StatusCode::BAD_REQUEST, refused.to_string());
     }
     match import::start(&state, user.user_id, &name, bytes, &temp).await {
-        Ok(id) => reply.started(id),
+        Ok(id) => started(&reply, id),
         Err(StartError::Busy) => {
             let _ = tokio::fs::remove_file(&temp).await;
             reply.error(StatusCode::CONFLICT, StartError::Busy.to_string())
@@ -286,7 +251,10 @@ async fn sample(State(state): State<AppState>, headers: HeaderMap) -> Response {
             "The sample export exists in demo mode only.",
         );
     };
-    let user = match user(&state, &headers, &reply).await {
+    let user = match reply
+        .user(&state, &headers, "Sign in to import your history.")
+        .await
+    {
         Ok(user) => user,
         Err(response) => return response,
     };

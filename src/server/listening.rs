@@ -387,8 +387,8 @@ async fn totals(remote: &PgPool, spotify_id: &str) -> Result<Totals, sqlx::Error
     })
 }
 
-fn day_minutes(rows: Vec<(NaiveDate, i64, i64)>) -> Vec<DayMinutes> {
-    let mut rows = rows;
+/// Rows of (local day, ms, plays) as days, oldest first.
+fn day_minutes(mut rows: Vec<(NaiveDate, i64, i64)>) -> Vec<DayMinutes> {
     rows.sort_by_key(|(day, _, _)| *day);
     rows.into_iter()
         .map(|(day, ms, plays)| DayMinutes {

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod page_cache;
 pub mod plays;
 pub mod rate_limit;
+pub mod reply;
 pub mod retry;
 pub mod security;
 pub mod sim;

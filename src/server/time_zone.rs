@@ -5,7 +5,7 @@
 //! script asking for JSON (`public/enhance.js`, which saves the browser's zone while none
 //! was chosen) gets `{"time_zone": …}` or `{"error": …}`.
 
-use super::auth::session;
+use super::reply::Reply;
 use super::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -92,37 +92,18 @@ async fn change(
     headers: HeaderMap,
     form: Result<Form<ZoneForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let json = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/json"));
-    let error = |status: StatusCode, message: String| -> Response {
-        if json {
-            (status, Json(serde_json::json!({ "error": message }))).into_response()
-        } else {
-            super::security::plain_text(status, message)
-        }
-    };
-    let user = match session::current_user(&state.stores.main, &state.sessions, &headers).await {
-        Ok(Some(user)) => user,
-        Ok(None) => {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "Sign in to choose your time zone.".into(),
-            )
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "time zone: cannot read the session");
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Personalify cannot reach its database right now. Try again in a minute.".into(),
-            );
-        }
+    let reply = Reply::to(&headers);
+    let user = match reply
+        .user(&state, &headers, "Sign in to choose your time zone.")
+        .await
+    {
+        Ok(user) => user,
+        Err(response) => return response,
     };
     let Ok(Form(form)) = form else {
-        return error(
+        return reply.error(
             StatusCode::BAD_REQUEST,
-            "Send the time zone as a form field named time_zone.".into(),
+            "Send the time zone as a form field named time_zone.",
         );
     };
     match set(
@@ -132,14 +113,16 @@ async fn change(
     )
     .await
     {
-        Ok(_) if json => {
+        Ok(_) if reply.json => {
             Json(serde_json::json!({ "time_zone": form.time_zone.trim() })).into_response()
         }
         Ok(_) => (StatusCode::SEE_OTHER, [(header::LOCATION, "/listening")]).into_response(),
         Err(e @ (ZoneError::Malformed(_) | ZoneError::Unknown(_))) => {
-            error(StatusCode::BAD_REQUEST, e.to_string())
+            reply.error(StatusCode::BAD_REQUEST, e.to_string())
         }
-        Err(e @ ZoneError::Unavailable) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e @ ZoneError::Unavailable) => {
+            reply.error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
     }
 }
 

@@ -147,3 +147,47 @@ const STORE_SQL: &str = r"
               AND p.track_key = n.track_key
               AND p.source <> n.source)
     ON CONFLICT DO NOTHING";
+
+/// How far each rollup of `plays` on the analytics node (kept by trigger:
+/// migrations/analytics/20261129000004_rollups.sql) is from the same aggregate of `plays`
+/// computed directly: per rollup, the rows in one and not the other, both ways (0 when
+/// they agree). Reads every play: for tests and the soak, not for a page.
+pub async fn rollup_drift(analytics: &PgPool) -> Result<Vec<(&'static str, i64)>, sqlx::Error> {
+    const CHECKS: [(&str, &str, &str); 4] = [
+        (
+            "plays_by_hour",
+            "SELECT spotify_id, day, hour, dow, ms, plays FROM plays_by_hour",
+            "SELECT p.spotify_id, (p.played_at AT TIME ZONE COALESCE(z.time_zone, 'UTC'))::date,
+                    extract(hour FROM p.played_at AT TIME ZONE COALESCE(z.time_zone, 'UTC'))::smallint,
+                    extract(isodow FROM p.played_at AT TIME ZONE COALESCE(z.time_zone, 'UTC'))::smallint,
+                    sum(p.ms_played)::bigint, count(*)
+               FROM plays p LEFT JOIN listener_zones z USING (spotify_id) GROUP BY 1, 2, 3, 4",
+        ),
+        (
+            "plays_by_track",
+            "SELECT spotify_id, track_key, ms, plays FROM plays_by_track",
+            "SELECT spotify_id, track_key, sum(ms_played)::bigint, count(*) FROM plays GROUP BY 1, 2",
+        ),
+        (
+            "plays_by_artist",
+            "SELECT spotify_id, artist_name, ms, plays FROM plays_by_artist",
+            "SELECT spotify_id, artist_name, sum(ms_played)::bigint, count(*) FROM plays GROUP BY 1, 2",
+        ),
+        (
+            "plays_by_listener",
+            "SELECT spotify_id, ms, plays FROM plays_by_listener",
+            "SELECT spotify_id, sum(ms_played)::bigint, count(*) FROM plays GROUP BY 1",
+        ),
+    ];
+    let mut out = Vec::with_capacity(CHECKS.len());
+    for (name, rollup, direct) in CHECKS {
+        let drift: i64 = sqlx::query_scalar(&format!(
+            "SELECT (SELECT count(*) FROM (({rollup}) EXCEPT ({direct})) a)
+                  + (SELECT count(*) FROM (({direct}) EXCEPT ({rollup})) b)"
+        ))
+        .fetch_one(analytics)
+        .await?;
+        out.push((name, drift));
+    }
+    Ok(out)
+}
