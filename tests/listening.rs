@@ -576,7 +576,12 @@ fn play(at: chrono::DateTime<chrono::Utc>, track: &str, artist: &str, ms: i32) -
 async fn the_rollups_equal_the_plays_through_inserts_deletes_updates_and_zone_changes() {
     let app = TestEnv::new().await.spawn().await;
     let analytics = &app.state.stores.analytics.pool;
-    let t0 = chrono::Utc::now() - chrono::Duration::days(3);
+    // 20:00 UTC three days ago: the 30 hourly plays span three UTC days
+    // (4 + 24 + 2 hours) but only two in Kolkata (+5:30), whenever the test runs.
+    let t0 = (chrono::Utc::now().date_naive() - chrono::Duration::days(3))
+        .and_hms_opt(20, 0, 0)
+        .unwrap()
+        .and_utc();
     let hour = chrono::Duration::hours(1);
     // Two listeners; plays around midnight UTC, so a zone moves them across days.
     let ana: Vec<Play> = (0..30)
