@@ -161,6 +161,15 @@ pub async fn export_user(state: &AppState, user_id: i64) -> Result<Value, Respon
             return Err(unavailable("The sync history (MongoDB)"));
         }
     };
+    // The listener's node: their plays and zone are there (read as they are; a move of
+    // their partition meanwhile is a copy, so the old node still answers until it ends).
+    let node =
+        crate::server::shards::pool_of(&state.stores.analytics, &state.stores.main, &spotify_id)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "export: cannot find the listener's analytics node");
+                unavailable("The listening history (the analytics node)")
+            })?;
     let plays: Vec<Value> = match sqlx::query_scalar(
         "SELECT json_build_object('played_at', played_at, 'track_id', track_id,
                 'track_name', track_name, 'artist_name', artist_name, 'artist_id', artist_id,
@@ -168,7 +177,7 @@ pub async fn export_user(state: &AppState, user_id: i64) -> Result<Value, Respon
            FROM plays WHERE spotify_id = $1 ORDER BY played_at, track_key",
     )
     .bind(&spotify_id)
-    .fetch_all(&state.stores.analytics.pool)
+    .fetch_all(&node)
     .await
     {
         Ok(rows) => json_rows(rows),
@@ -180,7 +189,7 @@ pub async fn export_user(state: &AppState, user_id: i64) -> Result<Value, Respon
     let time_zone: Option<String> =
         sqlx::query_scalar("SELECT time_zone FROM listener_zones WHERE spotify_id = $1")
             .bind(&spotify_id)
-            .fetch_optional(&state.stores.analytics.pool)
+            .fetch_optional(&node)
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "export: analytics node error");
@@ -275,9 +284,39 @@ pub async fn delete_user(state: &AppState, user_id: i64) -> Result<Deleted, Dele
         return Err(DeleteError::SyncRunning);
     }
     let limit = Duration::from_secs(3);
+    let main_down = |e: sqlx::Error| {
+        tracing::error!(error = %e, "account deletion: database error");
+        DeleteError::StoreDown("The database")
+    };
+    let spotify_id: String = tokio::time::timeout(
+        limit,
+        sqlx::query_scalar("SELECT spotify_id FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_one(&stores.main),
+    )
+    .await
+    .map_err(|_| DeleteError::StoreDown("The database"))?
+    .map_err(main_down)?;
+    // Their plays' node, held against a move of their partition until they are deleted.
+    let shard = match tokio::time::timeout(limit, stores.analytics.shard(&stores.main, &spotify_id))
+        .await
+    {
+        Ok(Ok(shard)) => Some(shard),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "account deletion: the listener's analytics node");
+            None
+        }
+        Err(_) => None,
+    };
+    let shard_ping = async {
+        match &shard {
+            Some(shard) => super::store::pg::ping(&shard.pool).await,
+            None => Err("no node".to_string()),
+        }
+    };
     let (main, analytics, mongo, redis) = tokio::join!(
         tokio::time::timeout(limit, super::store::pg::ping(&stores.main)),
-        tokio::time::timeout(limit, super::store::pg::ping(&stores.analytics.pool)),
+        tokio::time::timeout(limit, shard_ping),
         tokio::time::timeout(limit, stores.mongo.ping()),
         tokio::time::timeout(limit, stores.cache.ping()),
     );
@@ -291,15 +330,9 @@ pub async fn delete_user(state: &AppState, user_id: i64) -> Result<Deleted, Dele
             return Err(DeleteError::StoreDown(name));
         }
     }
-    let main_down = |e: sqlx::Error| {
-        tracing::error!(error = %e, "account deletion: database error");
-        DeleteError::StoreDown("The database")
+    let Some(shard) = shard else {
+        return Err(DeleteError::StoreDown("The analytics node"));
     };
-    let spotify_id: String = sqlx::query_scalar("SELECT spotify_id FROM users WHERE id = $1")
-        .bind(user_id)
-        .fetch_one(&stores.main)
-        .await
-        .map_err(main_down)?;
     let mut deleted = Deleted::default();
 
     // 1. Nothing more goes to MongoDB for them.
@@ -344,7 +377,7 @@ pub async fn delete_user(state: &AppState, user_id: i64) -> Result<Deleted, Dele
     ] {
         deleted.analytics_rows += sqlx::query(statement)
             .bind(&spotify_id)
-            .execute(&stores.analytics.pool)
+            .execute(&shard.pool)
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "account deletion: analytics node error");
@@ -352,6 +385,7 @@ pub async fn delete_user(state: &AppState, user_id: i64) -> Result<Deleted, Dele
             })?
             .rows_affected();
     }
+    shard.release().await;
     // 3. The record, in one transaction: the lists (keyed by Spotify id) and the user, whose
     //    tokens, sessions and sync runs go with them (ON DELETE CASCADE).
     let mut tx = stores.main.begin().await.map_err(main_down)?;

@@ -25,6 +25,10 @@ pub struct Config {
     /// (`ANALYTICS_FDW_HOST` / `ANALYTICS_FDW_PORT`, default: the host and port of
     /// `ANALYTICS_DATABASE_URL`); database, user and password come from that URL.
     pub analytics_fdw: FdwTarget,
+    /// The second analytics node, `analytics-2` (`ANALYTICS_2_DATABASE_URL`, with
+    /// `ANALYTICS_2_FDW_HOST` / `_PORT` like the first). Unset: every partition of the
+    /// plays stays on `analytics`.
+    pub analytics_2: Option<NodeConfig>,
     pub mongodb_url: SecretString,
     pub mongodb_database: String,
     pub redis_url: SecretString,
@@ -106,6 +110,13 @@ pub enum SpotifyMode {
         accounts_url: url::Url,
         api_url: url::Url,
     },
+}
+
+/// An analytics node beyond the first: how this process reaches it, and how `main` does.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub database_url: SecretString,
+    pub fdw: FdwTarget,
 }
 
 /// Where the foreign server on `main` points, and as whom it signs in. The address is the
@@ -233,7 +244,18 @@ impl Config {
 
         let database_url = postgres_url(&env, "DATABASE_URL")?;
         let analytics_database_url = postgres_url(&env, "ANALYTICS_DATABASE_URL")?;
-        let analytics_fdw = fdw_target(&env, &analytics_database_url)?;
+        let analytics_fdw = fdw_target(&env, "ANALYTICS", &analytics_database_url)?;
+        let analytics_2 = match env.optional("ANALYTICS_2_DATABASE_URL")? {
+            None => None,
+            Some(_) => {
+                let url = postgres_url(&env, "ANALYTICS_2_DATABASE_URL")?;
+                let fdw = fdw_target(&env, "ANALYTICS_2", &url)?;
+                Some(NodeConfig {
+                    database_url: url.into(),
+                    fdw,
+                })
+            }
+        };
 
         let mongodb_url = env.required(
             "MONGODB_URL",
@@ -471,6 +493,7 @@ impl Config {
             database_url: database_url.into(),
             analytics_database_url: analytics_database_url.into(),
             analytics_fdw,
+            analytics_2,
             mongodb_url: mongodb_url.into(),
             mongodb_database,
             redis_url: redis_url.into(),
@@ -548,17 +571,24 @@ where
     Ok(value)
 }
 
-/// The foreign server's address and credentials: host and port from `ANALYTICS_FDW_HOST` /
-/// `ANALYTICS_FDW_PORT` when set (the address as `main`'s server sees it), else from
-/// `ANALYTICS_DATABASE_URL`, like the database, user and password.
-fn fdw_target<F>(env: &Source<F>, analytics_url: &str) -> Result<FdwTarget, ConfigError>
+/// A node's foreign server address and credentials: host and port from `{prefix}_FDW_HOST` /
+/// `{prefix}_FDW_PORT` when set (the address as `main`'s server sees it), else from
+/// `{prefix}_DATABASE_URL`, like the database, user and password.
+fn fdw_target<F>(
+    env: &Source<F>,
+    prefix: &str,
+    analytics_url: &str,
+) -> Result<FdwTarget, ConfigError>
 where
     F: Fn(&str) -> Result<Option<String>, ConfigError>,
 {
-    const URL: &str = "ANALYTICS_DATABASE_URL";
+    let url_var = format!("{prefix}_DATABASE_URL");
+    let host_var = format!("{prefix}_FDW_HOST");
+    let port_var = format!("{prefix}_FDW_PORT");
+    let url_name = url_var.as_str();
     let url = url::Url::parse(analytics_url).map_err(|_| {
         problem(
-            URL,
+            url_name,
             "is not a valid PostgreSQL URL (expected postgres://user:password@host:port/database)",
         )
     })?;
@@ -566,23 +596,28 @@ where
         percent_encoding::percent_decode_str(raw)
             .decode_utf8()
             .map(|s| s.into_owned())
-            .map_err(|_| problem(URL, "has a user, password or database that is not UTF-8"))
+            .map_err(|_| {
+                problem(
+                    url_name,
+                    "has a user, password or database that is not UTF-8",
+                )
+            })
     };
     let dbname = decode(url.path().trim_start_matches('/'))?;
     let user = decode(url.username())?;
     let password = decode(url.password().unwrap_or(""))?;
     if dbname.is_empty() || user.is_empty() {
         return Err(problem(
-            URL,
+            url_name,
             "must name the database and the user (postgres://user:password@host:port/database): main's postgres_fdw signs in with them",
         ));
     }
-    let host = match env.optional("ANALYTICS_FDW_HOST")? {
+    let host = match env.optional(&host_var)? {
         Some(host) => host,
         None => url
             .host_str()
             .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string())
-            .ok_or_else(|| problem(URL, "has no host"))?,
+            .ok_or_else(|| problem(url_name, "has no host"))?,
     };
     let host_ok = host.len() <= 255
         && host
@@ -590,18 +625,18 @@ where
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '/'));
     if !host_ok {
         return Err(problem(
-            "ANALYTICS_FDW_HOST",
+            &host_var,
             "must be a host name, an IP address or a socket directory (letters, digits, . - _ : /)",
         ));
     }
     let port = env.parsed(
-        "ANALYTICS_FDW_PORT",
+        &port_var,
         url.port().unwrap_or(5432),
         "a port number between 1 and 65535",
     )?;
     if port == 0 {
         return Err(problem(
-            "ANALYTICS_FDW_PORT",
+            &port_var,
             "is malformed; expected a port number between 1 and 65535",
         ));
     }

@@ -175,16 +175,16 @@ async fn server_options(main: &PgPool) -> Result<Vec<(String, String)>, sqlx::Er
         .collect())
 }
 
+/// main's partitioned tables over the nodes (their partitions are the foreign tables).
 async fn foreign_tables(main: &PgPool) -> Result<Vec<ForeignTable>, sqlx::Error> {
     let rows: Vec<(String, Vec<String>)> = sqlx::query_as(
         "SELECT c.relname::text,
                 array_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
                           ORDER BY a.attnum)
-           FROM pg_foreign_table f
-           JOIN pg_class c ON c.oid = f.ftrelid
+           FROM pg_class c
            JOIN pg_namespace n ON n.oid = c.relnamespace
            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-          WHERE n.nspname = $1
+          WHERE n.nspname = $1 AND c.relkind = 'p'
           GROUP BY c.relname ORDER BY 1",
     )
     .bind(fdw::SCHEMA)

@@ -40,6 +40,9 @@ pub struct Readiness {
 pub struct Stores {
     pub main: Probe,
     pub analytics: Probe,
+    /// The second analytics node, when one is configured.
+    #[serde(rename = "analytics-2", skip_serializing_if = "Option::is_none")]
+    pub analytics_2: Option<Probe>,
     pub mongo: Probe,
     pub redis: Probe,
 }
@@ -77,9 +80,12 @@ async fn probe(check: impl Future<Output = Result<(), String>>) -> Probe {
 
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let stores = &state.stores;
-    let analytics = async {
-        pg::ping(&stores.analytics.pool).await?;
-        if !stores.analytics.is_migrated() {
+    let node_check = |node: Option<pg::Node>| async move {
+        let Some(node) = node else {
+            return Ok(());
+        };
+        pg::ping(&node.pool).await?;
+        if !node.is_migrated() {
             return Err("reachable, migrations not applied yet".to_string());
         }
         match stores.analytics.link_state() {
@@ -98,9 +104,12 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             _ => None,
         }
     };
-    let (main, analytics, mongo, redis, outbox) = tokio::join!(
+    let second = stores.analytics.nodes().get(1).cloned();
+    let has_second = second.is_some();
+    let (main, analytics, analytics_2, mongo, redis, outbox) = tokio::join!(
         probe(pg::ping(&stores.main)),
-        probe(analytics),
+        probe(node_check(stores.analytics.nodes().first().cloned())),
+        probe(node_check(second)),
         probe(stores.mongo.ping()),
         probe(stores.cache.ping()),
         depth,
@@ -108,12 +117,22 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
     let stores = Stores {
         main,
         analytics,
+        analytics_2: has_second.then_some(analytics_2),
         mongo,
         redis,
+    };
+    let absent = Probe {
+        status: "ok",
+        latency_ms: 0.0,
+        error: None,
     };
     let down: Vec<&'static str> = [
         ("main", &stores.main),
         ("analytics", &stores.analytics),
+        (
+            "analytics-2",
+            stores.analytics_2.as_ref().unwrap_or(&absent),
+        ),
         ("mongo", &stores.mongo),
         ("redis", &stores.redis),
     ]
@@ -125,6 +144,10 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
         let why: Vec<String> = [
             ("main", &stores.main),
             ("analytics", &stores.analytics),
+            (
+                "analytics-2",
+                stores.analytics_2.as_ref().unwrap_or(&absent),
+            ),
             ("mongo", &stores.mongo),
             ("redis", &stores.redis),
         ]

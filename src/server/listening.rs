@@ -4,6 +4,13 @@
 //! joined on `main` with the local `users`, `artists` and top lists. [`QUERIES`] names
 //! them for the Distributed query page.
 //!
+//! The tables in `analytics` are partitioned by listener over the analytics nodes
+//! ([`crate::server::shards`]). A query for one listener names them in its `WHERE`, so
+//! it reads one partition on one node; and it groups by `spotify_id` too (one value, so
+//! the same groups): with `enable_partitionwise_aggregate` on (main's connections set it),
+//! a `GROUP BY` holding the partition key is what lets PostgreSQL 15 send the aggregate to
+//! the node; without it the node sends every row and main groups them.
+//!
 //! Totals, days, the week grid and the listener counts read the rollups the analytics
 //! node keeps as plays are written (`plays_by_hour`, `_by_track`, `_by_artist`,
 //! `_by_listener`: migrations/analytics/20261129000004_rollups.sql), so their cost does
@@ -72,10 +79,10 @@ pub const TOTALS: NamedQuery = NamedQuery {
     about: "Read from the rollups the analytics node keeps as plays arrive (per listener, \
             per track, per artist): three small answers, however many plays there are.",
     sql: "SELECT COALESCE(l.plays, 0)::bigint AS plays, COALESCE(l.ms, 0)::bigint AS ms,
-                 (SELECT count(*) FROM analytics.plays_by_track
-                   WHERE spotify_id = $1)::bigint AS tracks,
-                 (SELECT count(DISTINCT lower(artist_name)) FROM analytics.plays_by_artist
-                   WHERE spotify_id = $1)::bigint AS artists
+                 COALESCE((SELECT count(*) FROM analytics.plays_by_track
+                            WHERE spotify_id = $1 GROUP BY spotify_id), 0)::bigint AS tracks,
+                 COALESCE((SELECT count(DISTINCT lower(artist_name)) FROM analytics.plays_by_artist
+                            WHERE spotify_id = $1 GROUP BY spotify_id), 0)::bigint AS artists
             FROM (VALUES (1)) one
             LEFT JOIN analytics.plays_by_listener l ON l.spotify_id = $1",
     params: Params::Listener,
@@ -89,7 +96,7 @@ pub const DAYS: NamedQuery = NamedQuery {
     sql: "SELECT day, sum(ms)::bigint AS ms, sum(plays)::bigint AS plays
             FROM analytics.plays_by_hour
            WHERE spotify_id = $1
-           GROUP BY day",
+           GROUP BY spotify_id, day",
     params: Params::Listener,
 };
 
@@ -101,7 +108,7 @@ pub const WEEK: NamedQuery = NamedQuery {
     sql: "SELECT dow, hour, sum(ms)::bigint AS ms
             FROM analytics.plays_by_hour
            WHERE spotify_id = $1 AND day >= $2
-           GROUP BY dow, hour",
+           GROUP BY spotify_id, dow, hour",
     params: Params::ListenerFromDay,
 };
 
@@ -115,7 +122,7 @@ pub const TOP_ARTISTS: NamedQuery = NamedQuery {
                          sum(ms_played)::bigint AS ms, count(*)::bigint AS plays
                     FROM analytics.plays
                    WHERE spotify_id = $1 AND played_at >= $2
-                   GROUP BY artist_name) p
+                   GROUP BY spotify_id, artist_name) p
             LEFT JOIN LATERAL (
                  SELECT a.id AS artist_id FROM artists a
                    JOIN user_artists u ON u.artist_id = a.id AND u.spotify_id = $1
@@ -138,7 +145,7 @@ pub const TOP_TRACKS: NamedQuery = NamedQuery {
                          sum(ms_played)::bigint AS ms, count(*)::bigint AS plays
                     FROM analytics.plays
                    WHERE spotify_id = $1 AND played_at >= $2
-                   GROUP BY track_key) p
+                   GROUP BY spotify_id, track_key) p
             LEFT JOIN LATERAL (
                  SELECT a.id AS artist_id FROM artists a
                    JOIN user_artists u ON u.artist_id = a.id AND u.spotify_id = $1
@@ -178,7 +185,7 @@ pub const ARTIST_DAYS: NamedQuery = NamedQuery {
             FROM (SELECT played_hour, sum(ms_played)::bigint AS ms, count(*)::bigint AS plays
                     FROM analytics.plays
                    WHERE spotify_id = $1 AND artist_name = $2
-                   GROUP BY played_hour) h
+                   GROUP BY spotify_id, played_hour) h
            GROUP BY 1",
     params: Params::ListenerArtistZone,
 };

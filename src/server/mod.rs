@@ -19,6 +19,7 @@ pub mod rate_limit;
 pub mod reply;
 pub mod retry;
 pub mod security;
+pub mod shards;
 pub mod sim;
 pub mod spotify;
 pub mod startup;

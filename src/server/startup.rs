@@ -108,7 +108,9 @@ impl Application {
         let close = async {
             self.state.stores.main.close().await;
             self.state.stores.remote.close().await;
-            self.state.stores.analytics.pool.close().await;
+            for node in self.state.stores.analytics.nodes() {
+                node.pool.close().await;
+            }
         };
         if tokio::time::timeout(std::time::Duration::from_secs(5), close)
             .await
@@ -335,12 +337,45 @@ pub fn spawn_background(state: &AppState) {
             Err(e) => tracing::warn!(error = %e, "cannot look for unfinished imports"),
         }
     });
+    let analyzed = state.clone();
+    state.tasks.supervise(
+        "statistics",
+        move || run_statistics(analyzed.clone()),
+        open.clone(),
+    );
     let swept = state.stores.main.clone();
     state.tasks.supervise(
         "sweeper",
         move || super::account::run_sweeper(swept.clone()),
         open,
     );
+}
+
+/// Hourly: main's statistics of the analytics tables ([`super::store::fdw::analyze`]).
+async fn run_statistics(state: AppState) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    every.tick().await;
+    loop {
+        every.tick().await;
+        if !state.stores.analytics.is_ready() {
+            continue;
+        }
+        let main = &state.stores.main;
+        let analyzed = tokio::time::timeout(
+            std::time::Duration::from_secs(300),
+            super::store::fdw::analyze(main),
+        );
+        match analyzed.await {
+            Ok(Ok(())) => tracing::debug!("main's statistics of the analytics tables refreshed"),
+            Ok(Err(sqlx::Error::PoolClosed)) => return,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot refresh main's statistics of the analytics tables")
+            }
+            Err(_) => {
+                tracing::warn!("main's statistics of the analytics tables: no answer in 5 min")
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {

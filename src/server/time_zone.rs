@@ -82,6 +82,30 @@ pub async fn set(analytics: &PgPool, spotify_id: &str, zone: &str) -> Result<i64
     }
 }
 
+/// [`set`] on the listener's node, held against a move of their partition.
+pub async fn set_routed(state: &AppState, spotify_id: &str, zone: &str) -> Result<i64, ZoneError> {
+    if !well_formed(zone.trim()) {
+        return Err(ZoneError::Malformed(zone.trim().chars().take(64).collect()));
+    }
+    let stores = &state.stores;
+    let shard = match tokio::time::timeout(
+        DEADLINE,
+        stores.analytics.shard(&stores.main, spotify_id),
+    )
+    .await
+    {
+        Ok(Ok(shard)) => shard,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot change a listener's time zone");
+            return Err(ZoneError::Unavailable);
+        }
+        Err(_) => return Err(ZoneError::Unavailable),
+    };
+    let result = set(&shard.pool, spotify_id, zone).await;
+    shard.release().await;
+    result
+}
+
 #[derive(Debug, Deserialize)]
 struct ZoneForm {
     time_zone: String,
@@ -106,13 +130,7 @@ async fn change(
             "Send the time zone as a form field named time_zone.",
         );
     };
-    match set(
-        &state.stores.analytics.pool,
-        &user.spotify_id,
-        &form.time_zone,
-    )
-    .await
-    {
+    match set_routed(&state, &user.spotify_id, &form.time_zone).await {
         Ok(_) if reply.json => {
             Json(serde_json::json!({ "time_zone": form.time_zone.trim() })).into_response()
         }

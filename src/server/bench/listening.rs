@@ -69,7 +69,7 @@ async fn measure(config: &Config, options: ListeningBenchOptions) -> Result<Stri
         .map_err(|e| e.to_string())?;
     let mut target = config.analytics_fdw.clone();
     target.dbname = ANALYTICS_DB.into();
-    fdw::ensure(&main, &analytics, &target)
+    fdw::ensure(&main, &[fdw::Link::first(&analytics, &target)])
         .await
         .map_err(|e| e.to_string())?;
 

@@ -187,10 +187,16 @@ async fn read_and_stage(
             }
         }
     });
-    let analytics = &state.stores.analytics.pool;
     let main = &state.stores.main;
     while let Some((plays, counts)) = rx.recv().await {
-        let staged = tokio::time::timeout(STORE_DEADLINE, stage(analytics, id, spotify_id, &plays));
+        // On the listener's node, held against a move of their partition (which refuses
+        // to move a partition with an import in progress).
+        let staged = tokio::time::timeout(STORE_DEADLINE, async {
+            let shard = state.stores.analytics.shard(main, spotify_id).await?;
+            stage(&shard.pool, id, spotify_id, &plays).await?;
+            shard.release().await;
+            Ok::<_, super::RoutedError>(())
+        });
         match staged.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(Stop::StoreDown(e.to_string())),
@@ -297,10 +303,15 @@ async fn run_once(state: &AppState, id: i64) -> Result<(), Stop> {
             .await
             .map_err(down)?;
     }
-    let analytics = &state.stores.analytics.pool;
-    let stored = match tokio::time::timeout(STORE_DEADLINE * 4, finalize(analytics, id)).await {
+    let finalized = async {
+        let shard = state.stores.analytics.shard(main, &spotify_id).await?;
+        let stored = finalize(&shard.pool, id).await?;
+        shard.release().await;
+        Ok::<_, super::RoutedError>(stored)
+    };
+    let stored = match tokio::time::timeout(STORE_DEADLINE * 4, finalized).await {
         Ok(Ok(stored)) => stored,
-        Ok(Err(e)) => return Err(down(e)),
+        Ok(Err(e)) => return Err(Stop::StoreDown(e.to_string())),
         Err(_) => return Err(Stop::StoreDown("the analytics node did not answer".into())),
     };
     sqlx::query(
@@ -321,7 +332,10 @@ async fn run_once(state: &AppState, id: i64) -> Result<(), Stop> {
 
 /// The export cannot be read: say why on the import, drop what it staged and the upload.
 async fn fail(state: &AppState, id: i64, why: &str) {
-    let _ = tokio::time::timeout(STORE_DEADLINE, discard(&state.stores.analytics.pool, id)).await;
+    // Wherever it staged (a node it could not reach keeps the rows; they are never moved).
+    for node in state.stores.analytics.nodes() {
+        let _ = tokio::time::timeout(STORE_DEADLINE, discard(&node.pool, id)).await;
+    }
     let recorded = sqlx::query(
         "UPDATE imports
             SET status = 'failed', error = $2, finished_at = now(), updated_at = now(),

@@ -10,7 +10,7 @@
 //! delivered by [`deliver_stash`] when it is back — so an outage longer than 50 plays
 //! loses none.
 
-use super::{store, Play, Source};
+use super::{store_routed, Play, Source};
 use crate::server::auth::tokens;
 use crate::server::spotify::models::PlayHistory;
 use crate::server::state::AppState;
@@ -87,10 +87,10 @@ pub async fn poll_user(state: &AppState, user: &SyncUser) -> Result<Polled, Sync
         ..Polled::default()
     };
 
-    let stored = if plays.is_empty() || !state.stores.analytics.is_migrated() {
+    let stored = if plays.is_empty() {
         None
     } else {
-        let attempt = store(&state.stores.analytics.pool, &user.spotify_id, &plays);
+        let attempt = store_routed(&state.stores, &user.spotify_id, &plays);
         match tokio::time::timeout(STORE_DEADLINE, attempt).await {
             Ok(Ok(n)) => Some(n),
             Ok(Err(e)) => {
@@ -165,13 +165,11 @@ fn to_play(p: &PlayHistory) -> Option<Play> {
     })
 }
 
-/// Move plays kept on `main` during an analytics outage to the node, oldest first; each
+/// Move plays kept on `main` during an analytics outage to their nodes, oldest first; each
 /// batch is deleted once stored (stored twice after a crash between: harmless). Returns
-/// how many batches were delivered; stops at the first failure.
+/// how many batches were delivered. A listener whose node fails is skipped with the rest
+/// of their batches (kept in order), and the others go on.
 pub async fn deliver_stash(state: &AppState) -> Result<usize, sqlx::Error> {
-    if !state.stores.analytics.is_migrated() {
-        return Ok(0);
-    }
     let main = &state.stores.main;
     let rows: Vec<(i64, String, String)> =
         sqlx::query_as("SELECT id, spotify_id, plays::text FROM play_stash ORDER BY id LIMIT $1")
@@ -179,14 +177,25 @@ pub async fn deliver_stash(state: &AppState) -> Result<usize, sqlx::Error> {
             .fetch_all(main)
             .await?;
     let mut delivered = 0;
+    let mut waiting: std::collections::HashSet<String> = std::collections::HashSet::new();
     for (id, spotify_id, json) in rows {
+        if waiting.contains(&spotify_id) {
+            continue;
+        }
         match serde_json::from_str::<Vec<Play>>(&json) {
             Ok(plays) => {
-                let attempt = store(&state.stores.analytics.pool, &spotify_id, &plays);
+                let attempt = store_routed(&state.stores, &spotify_id, &plays);
                 match tokio::time::timeout(STORE_DEADLINE, attempt).await {
                     Ok(Ok(_)) => {}
-                    Ok(Err(e)) => return Err(e),
-                    Err(_) => return Ok(delivered),
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "a stashed batch of plays waits for its node");
+                        waiting.insert(spotify_id);
+                        continue;
+                    }
+                    Err(_) => {
+                        waiting.insert(spotify_id);
+                        continue;
+                    }
                 }
             }
             // Written by this module from the same type: only a bug gets here. Keep the

@@ -82,6 +82,30 @@ pub async fn store(
     Ok(done.rows_affected())
 }
 
+/// Why [`store_routed`] did not store.
+#[derive(Debug, thiserror::Error)]
+pub enum RoutedError {
+    #[error(transparent)]
+    Shard(#[from] crate::server::shards::ShardError),
+    #[error("analytics node: {0}")]
+    Node(#[from] sqlx::Error),
+}
+
+/// [`store`] on the node holding `spotify_id`'s partition, held against a move meanwhile.
+pub async fn store_routed(
+    stores: &crate::server::store::Stores,
+    spotify_id: &str,
+    plays: &[Play],
+) -> Result<u64, RoutedError> {
+    if plays.is_empty() {
+        return Ok(0);
+    }
+    let shard = stores.analytics.shard(&stores.main, spotify_id).await?;
+    let stored = store(&shard.pool, spotify_id, plays).await?;
+    shard.release().await;
+    Ok(stored)
+}
+
 /// Plays as columns, for one `UNNEST` insert.
 pub(crate) struct Columns<'a> {
     pub at: Vec<DateTime<Utc>>,

@@ -1,13 +1,22 @@
-//! postgres_fdw from `main` to the analytics node, owned by the app: [`ensure`] creates
+//! postgres_fdw from `main` to the analytics nodes, owned by the app: [`ensure`] creates
 //! what is missing and corrects what differs, and changes nothing when all is as
 //! configured.
 //!
-//! On `main`: extension `postgres_fdw`, foreign server [`SERVER`] at the address `main`'s
-//! server process reaches the analytics node by (`ANALYTICS_FDW_HOST` / `_PORT`), a user
-//! mapping for the app's role (the analytics URL's user and password), and in schema
-//! [`SCHEMA`] one foreign table per remote table in [`TABLES`] (`IMPORT FOREIGN SCHEMA ...
-//! LIMIT TO`). A remote table whose columns changed is imported again; a new one appears
-//! once its migration has run on the analytics node.
+//! On `main`: extension `postgres_fdw`; per node a foreign server ([`SERVER`] for
+//! `analytics`, `analytics_2_node` for `analytics-2`) at the address `main`'s server
+//! process reaches it by (`ANALYTICS_FDW_HOST` / `_PORT`, `ANALYTICS_2_FDW_...`), and a
+//! user mapping for the app's role (the node URL's user and password); the placement of
+//! each of the [`PARTITIONS`] partitions on a node (`shard_placements`, filled on first
+//! run); and in schema [`SCHEMA`], per table in [`TABLES`], a table `PARTITION BY HASH
+//! (spotify_id)` whose partitions are foreign tables, partition P on the server of the node
+//! it is placed on, pointing at that node's leaf `<table>_pP`. The nodes partition the same
+//! tables the same way (migrations/analytics/20261129000010_shards.sql), so each leaf
+//! holds exactly the rows main's partition stands for. A table whose columns changed on
+//! the nodes is created again; a partition on the wrong server is pointed at the right one.
+//!
+//! Foreign servers are `async_capable`, so a query over every partition (an instance-wide
+//! aggregate) scans the nodes concurrently, and `batch_size` 1000, so an `INSERT` through
+//! main sends rows to a node in batches.
 //!
 //! The server's options are chosen, not left to defaults (docs/ARCHITECTURE.md says why):
 //! - `connect_timeout` 5 s: libpq waits forever for a host that does not answer; a panel
@@ -15,9 +24,16 @@
 //! - `fetch_size` 1000: panels aggregate on the remote side and get a few hundred rows
 //!   back, but the account export and the Distributed query page read plays row by row;
 //!   1000 rows per round trip instead of 100 cuts those round trips tenfold.
-//! - `use_remote_estimate` false: true costs a remote `EXPLAIN` per foreign table in
-//!   every query plan, for queries whose shape (one foreign table, filtered by listener,
-//!   grouped) leaves the planner nothing to choose; a test checks the push-down instead.
+//! - `use_remote_estimate` false: true costs a remote `EXPLAIN` per foreign scan while
+//!   planning (0.5 ms for one listener's query, ~12 ms for one over all eight partitions,
+//!   measured on loopback), and a plan could then not be shown while a node is down.
+//!   Instead main keeps statistics of its foreign partitions ([`analyze`], after the set-up
+//!   and hourly): without any, the planner takes a listener's partition for a few rows and
+//!   groups them on main (a `count(*)` fetched every row of the listener); with them it
+//!   sends the aggregate. The plan tests check the push-down stays.
+//! - `fdw_tuple_cost` 0.2: what each row fetched from a node costs the planner.
+//!   PostgreSQL 15's default (0.01) makes shipping rows look nearly free, so grouping on
+//!   main wins ties it should lose; PostgreSQL 17 raised the default to 0.2 for this reason.
 //! - `extensions` empty: the panels filter and group on plain columns and use only
 //!   built-in aggregates, which ship without it; nothing of an extension is to be run
 //!   remotely.
@@ -30,13 +46,15 @@ use crate::server::config::{expose, FdwTarget};
 use sqlx::{PgConnection, PgPool, Row};
 use std::collections::BTreeMap;
 
-/// The foreign server on `main`.
+/// The foreign server on `main` for the first node, `analytics`.
 pub const SERVER: &str = "analytics_node";
-/// The schema on `main` that holds the foreign tables.
+/// The schema on `main` that holds the partitioned tables over the nodes.
 pub const SCHEMA: &str = "analytics";
-/// The remote tables (schema `public` of the analytics database) imported into [`SCHEMA`].
-/// `plays` (every play) and its rollups (kept by triggers on the analytics node; see
-/// migrations/analytics/20261129000004_rollups.sql), which the panels read.
+/// Hash partitions of every table in [`TABLES`], on main and on every node.
+pub const PARTITIONS: i16 = 8;
+/// The tables keyed by listener (schema `public` of each node), partitioned the same way
+/// on main and on the nodes. `plays` (every play) and its rollups (kept by triggers on
+/// the nodes; see migrations/analytics/20261129000004_rollups.sql), which the panels read.
 pub const TABLES: &[&str] = &[
     "plays",
     "plays_by_hour",
@@ -48,6 +66,29 @@ pub const TABLES: &[&str] = &[
 
 /// Transaction-scoped advisory lock key: one set-up at a time across processes.
 const LOCK_KEY: i64 = 0x7065_7266_6477; // "perfdw"
+
+/// One node as [`ensure`] sets it up.
+#[derive(Debug, Clone, Copy)]
+pub struct Link<'a> {
+    /// `analytics`, `analytics-2`: what `shard_placements` names.
+    pub node: &'static str,
+    pub server: &'static str,
+    /// This process's pool to the node; `None` while it is unreachable.
+    pub pool: Option<&'a PgPool>,
+    pub target: &'a FdwTarget,
+}
+
+impl<'a> Link<'a> {
+    /// The first node, reached by `pool`.
+    pub fn first(pool: &'a PgPool, target: &'a FdwTarget) -> Self {
+        Link {
+            node: "analytics",
+            server: SERVER,
+            pool: Some(pool),
+            target,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum FdwError {
@@ -62,16 +103,33 @@ pub enum FdwError {
     )]
     ExtensionMissing,
     #[error(
-        "main could not reach the analytics node at {host}:{port} \
-         (ANALYTICS_FDW_HOST / ANALYTICS_FDW_PORT: the address as main's server sees it): {reason}"
+        "main could not reach the analytics node {node} at {host}:{port} \
+         ({prefix}_FDW_HOST / {prefix}_FDW_PORT: the address as main's server sees it): {reason}"
     )]
     Unreachable {
+        node: &'static str,
+        prefix: &'static str,
         host: String,
         port: u16,
         reason: String,
     },
     #[error("remote table {0} does not exist on the analytics node (its migrations have not run)")]
     RemoteTableMissing(String),
+    #[error("no analytics node has its migrations applied yet")]
+    NoNode,
+    #[error(
+        "partition {part} of the plays is placed on {node}, which is not configured \
+         (set {variable}, or move the partition back with `personalify shards move`)"
+    )]
+    NodeNotConfigured {
+        part: i16,
+        node: String,
+        variable: &'static str,
+    },
+    #[error(
+        "the partitions cannot be placed while {0} is unreachable (a partition's rows may be there)"
+    )]
+    PlacementUnknown(&'static str),
     #[error("postgres_fdw set-up on main failed: {0}")]
     Sql(String),
 }
@@ -91,8 +149,12 @@ pub struct Changes {
     pub server_options: Vec<String>,
     pub created_mapping: bool,
     pub mapping_options: Vec<String>,
+    /// Partitions placed on a node for the first time, as `P -> node`.
+    pub placed: Vec<String>,
     pub imported: Vec<String>,
     pub reimported: Vec<String>,
+    /// Foreign partitions created or pointed at another node, as `table_pN -> server`.
+    pub partitions: Vec<String>,
 }
 
 impl Changes {
@@ -110,18 +172,19 @@ pub fn server_options(target: &FdwTarget) -> Vec<(&'static str, String)> {
         ("connect_timeout", "5".into()),
         ("fetch_size", "1000".into()),
         ("use_remote_estimate", "false".into()),
+        ("fdw_tuple_cost", "0.2".into()),
         ("extensions", String::new()),
+        ("async_capable", "true".into()),
+        ("batch_size", "1000".into()),
     ]
 }
 
-/// Make `main`'s postgres_fdw link to the analytics node what `target` says. `analytics`
-/// is the app's own pool to the node, used to read the remote tables' columns.
-pub async fn ensure(
-    main: &PgPool,
-    analytics: &PgPool,
-    target: &FdwTarget,
-) -> Result<Changes, FdwError> {
-    let remote = remote_columns(analytics).await?;
+/// Make `main`'s postgres_fdw link to the analytics nodes what `nodes` say (the first is
+/// `analytics`). Each node's pool, when it has one, is used to read the tables' columns
+/// and, on the first run only, to find which node holds a partition's rows.
+pub async fn ensure(main: &PgPool, nodes: &[Link<'_>]) -> Result<Changes, FdwError> {
+    let source = nodes.iter().find_map(|n| n.pool).ok_or(FdwError::NoNode)?;
+    let remote = remote_columns(source).await?;
     let mut tx = main.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(LOCK_KEY)
@@ -146,11 +209,149 @@ pub async fn ensure(
         changes.created_extension = true;
     }
 
-    ensure_server(&mut tx, target, &mut changes).await?;
-    ensure_mapping(&mut tx, target, &mut changes).await?;
-    ensure_tables(&mut tx, target, &remote, &mut changes).await?;
+    for (i, node) in nodes.iter().enumerate() {
+        let mut node_changes = Changes::default();
+        ensure_server(&mut tx, node.server, node.target, &mut node_changes).await?;
+        ensure_mapping(&mut tx, node.server, node.target, &mut node_changes).await?;
+        // The first node's option names as they are; another's prefixed with its name.
+        let name = |key: String| {
+            if i == 0 {
+                key
+            } else {
+                format!("{}.{key}", node.node)
+            }
+        };
+        changes.created_server |= node_changes.created_server;
+        changes.created_mapping |= node_changes.created_mapping;
+        changes
+            .server_options
+            .extend(node_changes.server_options.into_iter().map(name));
+        changes
+            .mapping_options
+            .extend(node_changes.mapping_options.into_iter().map(name));
+    }
+    let placements = ensure_placements(&mut tx, nodes, &mut changes).await?;
+    ensure_tables(&mut tx, nodes, &remote, &placements, &mut changes).await?;
     tx.commit().await?;
     Ok(changes)
+}
+
+/// Refresh main's statistics of its partitioned tables over the nodes (postgres_fdw
+/// samples each foreign partition), which the planner needs to see that grouping a
+/// listener's rows on their node beats fetching them. A node that is down fails it; the
+/// statistics it had stay.
+pub async fn analyze(main: &PgPool) -> Result<(), sqlx::Error> {
+    for table in TABLES {
+        sqlx::query(&format!("ANALYZE {SCHEMA}.{table}"))
+            .execute(main)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Ask each node holding a partition for one row through main, so a wrong address or
+/// password is named at start-up rather than by the first panel. Run after [`ensure`]:
+/// what it set up stays either way (a node that is down does not undo the others' link).
+pub async fn check_reachable(main: &PgPool, nodes: &[Link<'_>]) -> Result<(), FdwError> {
+    let placements: Vec<(i16, String)> =
+        sqlx::query_as("SELECT part, node FROM shard_placements ORDER BY part")
+            .fetch_all(main)
+            .await?;
+    for node in nodes {
+        let Some((part, _)) = placements.iter().find(|(_, n)| n == node.node) else {
+            continue;
+        };
+        sqlx::query(&format!(
+            "SELECT 1 FROM {SCHEMA}.listener_zones_p{part} LIMIT 1"
+        ))
+        .fetch_optional(main)
+        .await
+        .map_err(|e| match e.as_database_error().and_then(|d| d.code()) {
+            // 08001 / 08006: postgres_fdw could not connect (wrong host or port, node down).
+            Some(code) if code.starts_with("08") => FdwError::Unreachable {
+                node: node.node,
+                prefix: if node.node == "analytics" {
+                    "ANALYTICS"
+                } else {
+                    "ANALYTICS_2"
+                },
+                host: node.target.host.clone(),
+                port: node.target.port,
+                reason: e
+                    .as_database_error()
+                    .map(|d| d.message().to_string())
+                    .unwrap_or_default(),
+            },
+            _ => FdwError::from(e),
+        })?;
+    }
+    Ok(())
+}
+
+/// The variable that configures a node.
+fn variable_of(node: &str) -> &'static str {
+    match node {
+        "analytics" => "ANALYTICS_DATABASE_URL",
+        _ => "ANALYTICS_2_DATABASE_URL",
+    }
+}
+
+/// Each partition's node (index = partition), placing the partitions not placed yet: on
+/// the node whose leaves already hold rows of it (an instance that had one node), else
+/// partition P on node P mod the number of nodes.
+async fn ensure_placements(
+    tx: &mut PgConnection,
+    nodes: &[Link<'_>],
+    changes: &mut Changes,
+) -> Result<Vec<&'static str>, FdwError> {
+    let placed: BTreeMap<i16, String> =
+        sqlx::query_as::<_, (i16, String)>("SELECT part, node FROM shard_placements")
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+    let mut out = Vec::with_capacity(PARTITIONS as usize);
+    for part in 0..PARTITIONS {
+        let node = match placed.get(&part) {
+            Some(name) => nodes
+                .iter()
+                .find(|n| n.node == name)
+                .map(|n| n.node)
+                .ok_or_else(|| FdwError::NodeNotConfigured {
+                    part,
+                    node: name.clone(),
+                    variable: variable_of(name),
+                })?,
+            None => {
+                let mut holder = None;
+                for node in nodes {
+                    let pool = node.pool.ok_or(FdwError::PlacementUnknown(node.node))?;
+                    let has_rows: bool = sqlx::query_scalar(&format!(
+                        "SELECT EXISTS (SELECT 1 FROM plays_p{part}) OR EXISTS (SELECT 1 FROM listener_zones_p{part})"
+                    ))
+                    .fetch_one(pool)
+                    .await
+                    .map_err(|_| FdwError::PlacementUnknown(node.node))?;
+                    if has_rows && holder.is_none() {
+                        holder = Some(node.node);
+                    }
+                }
+                let node = holder.unwrap_or(nodes[part as usize % nodes.len()].node);
+                sqlx::query(
+                    "INSERT INTO shard_placements (part, node) VALUES ($1, $2)
+                     ON CONFLICT (part) DO NOTHING",
+                )
+                .bind(part)
+                .bind(node)
+                .execute(&mut *tx)
+                .await?;
+                changes.placed.push(format!("{part} -> {node}"));
+                node
+            }
+        };
+        out.push(node);
+    }
+    Ok(out)
 }
 
 /// `key=value` option strings (pg_foreign_server.srvoptions, umoptions) as a map.
@@ -171,13 +372,14 @@ fn literal(value: &str) -> String {
 
 async fn ensure_server(
     tx: &mut PgConnection,
+    server: &str,
     target: &FdwTarget,
     changes: &mut Changes,
 ) -> Result<(), FdwError> {
     let wanted = server_options(target);
     let current: Option<Option<Vec<String>>> =
         sqlx::query_scalar("SELECT srvoptions FROM pg_foreign_server WHERE srvname = $1")
-            .bind(SERVER)
+            .bind(server)
             .fetch_optional(&mut *tx)
             .await?;
     match current {
@@ -187,7 +389,7 @@ async fn ensure_server(
                 .map(|(k, v)| format!("{k} {}", literal(v)))
                 .collect();
             sqlx::query(&format!(
-                "CREATE SERVER {SERVER} FOREIGN DATA WRAPPER postgres_fdw OPTIONS ({})",
+                "CREATE SERVER {server} FOREIGN DATA WRAPPER postgres_fdw OPTIONS ({})",
                 options.join(", ")
             ))
             .execute(&mut *tx)
@@ -208,7 +410,7 @@ async fn ensure_server(
             }
             if !edits.is_empty() {
                 sqlx::query(&format!(
-                    "ALTER SERVER {SERVER} OPTIONS ({})",
+                    "ALTER SERVER {server} OPTIONS ({})",
                     edits.join(", ")
                 ))
                 .execute(&mut *tx)
@@ -221,13 +423,14 @@ async fn ensure_server(
 
 async fn ensure_mapping(
     tx: &mut PgConnection,
+    server: &str,
     target: &FdwTarget,
     changes: &mut Changes,
 ) -> Result<(), FdwError> {
     let current: Option<Option<Vec<String>>> = sqlx::query_scalar(
         "SELECT umoptions FROM pg_user_mappings WHERE srvname = $1 AND usename = current_user",
     )
-    .bind(SERVER)
+    .bind(server)
     .fetch_optional(&mut *tx)
     .await?;
     // The user and password travel as bound parameters into transaction-local settings;
@@ -254,7 +457,7 @@ async fn ensure_mapping(
         None => {
             changes.created_mapping = true;
             format!(
-                "format('CREATE USER MAPPING FOR CURRENT_USER SERVER {SERVER} \
+                "format('CREATE USER MAPPING FOR CURRENT_USER SERVER {server} \
                  OPTIONS (user %L, password %L)', \
                  current_setting('personalify.fdw_user'), \
                  current_setting('personalify.fdw_password'))"
@@ -279,7 +482,7 @@ async fn ensure_mapping(
                 String::new()
             } else {
                 format!(
-                    "'ALTER USER MAPPING FOR CURRENT_USER SERVER {SERVER} OPTIONS (' || {} || ')'",
+                    "'ALTER USER MAPPING FOR CURRENT_USER SERVER {server} OPTIONS (' || {} || ')'",
                     edits.join(" || ', ' || ")
                 )
             }
@@ -302,6 +505,7 @@ async fn remote_columns(analytics: &PgPool) -> Result<BTreeMap<String, String>, 
     let rows = sqlx::query(COLUMNS_SQL)
         .bind("public")
         .bind(TABLES)
+        .bind(["p"])
         .fetch_all(analytics)
         .await?;
     let columns: BTreeMap<String, String> = rows
@@ -314,71 +518,135 @@ async fn remote_columns(analytics: &PgPool) -> Result<BTreeMap<String, String>, 
     Ok(columns)
 }
 
+/// Per table: its column definitions as `CREATE TABLE` takes them (a generated column
+/// with its expression: `plays.played_hour`, which an insert through main computes).
 const COLUMNS_SQL: &str = "
     SELECT c.relname::text,
-           string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
-                      || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END,
+           string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod)
+                      || CASE WHEN a.attgenerated = 's'
+                              THEN ' GENERATED ALWAYS AS (' || pg_get_expr(d.adbin, d.adrelid) || ') STORED'
+                              ELSE '' END
+                      || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END,
                       ', ' ORDER BY a.attnum)
       FROM pg_class c
       JOIN pg_namespace n ON n.oid = c.relnamespace
       JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-     WHERE n.nspname = $1 AND c.relname = ANY($2)
+      LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+     WHERE n.nspname = $1 AND c.relname = ANY($2) AND c.relkind = ANY($3)
      GROUP BY c.relname";
 
 async fn ensure_tables(
     tx: &mut PgConnection,
-    target: &FdwTarget,
+    nodes: &[Link<'_>],
     remote: &BTreeMap<String, String>,
+    placements: &[&'static str],
     changes: &mut Changes,
 ) -> Result<(), FdwError> {
     sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
         .execute(&mut *tx)
         .await?;
+    // main's partitioned tables ('p'); an earlier version's plain foreign tables ('f') are
+    // replaced.
     let local: BTreeMap<String, String> = sqlx::query(COLUMNS_SQL)
         .bind(SCHEMA)
         .bind(TABLES)
+        .bind(["p"])
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
         .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
         .collect();
-    let mut import = Vec::new();
+    let kinds: BTreeMap<String, String> = sqlx::query_as(
+        "SELECT c.relname::text, c.relkind::text FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND c.relname = ANY($2)",
+    )
+    .bind(SCHEMA)
+    .bind(TABLES)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
     for table in TABLES {
-        match (local.get(*table), remote.get(*table)) {
-            (Some(here), Some(there)) if here == there => {}
-            (Some(_), _) => {
-                sqlx::query(&format!("DROP FOREIGN TABLE {SCHEMA}.{table}"))
+        let columns = remote
+            .get(*table)
+            .ok_or_else(|| FdwError::RemoteTableMissing(table.to_string()))?;
+        let fresh = match (local.get(*table), kinds.get(*table).map(String::as_str)) {
+            (Some(here), _) if here == columns => false,
+            (_, Some(kind)) => {
+                let what = if kind == "f" {
+                    "FOREIGN TABLE"
+                } else {
+                    "TABLE"
+                };
+                sqlx::query(&format!("DROP {what} {SCHEMA}.{table} CASCADE"))
                     .execute(&mut *tx)
                     .await?;
                 changes.reimported.push(table.to_string());
-                import.push(*table);
+                true
             }
-            (None, _) => {
+            (_, None) => {
                 changes.imported.push(table.to_string());
-                import.push(*table);
+                true
             }
+        };
+        if fresh {
+            sqlx::query(&format!(
+                "CREATE TABLE {SCHEMA}.{table} ({columns}) PARTITION BY HASH (spotify_id)"
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let current: BTreeMap<String, String> = sqlx::query_as(
+            "SELECT c.relname::text, s.srvname::text
+               FROM pg_inherits i
+               JOIN pg_class c ON c.oid = i.inhrelid
+               JOIN pg_foreign_table f ON f.ftrelid = c.oid
+               JOIN pg_foreign_server s ON s.oid = f.ftserver
+              WHERE i.inhparent = format('%I.%I', $1::text, $2::text)::regclass",
+        )
+        .bind(SCHEMA)
+        .bind(*table)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        for (part, node) in placements.iter().enumerate() {
+            let server = nodes
+                .iter()
+                .find(|n| n.node == *node)
+                .map(|n| n.server)
+                .unwrap_or(SERVER);
+            let leaf = format!("{table}_p{part}");
+            match current.get(&leaf) {
+                Some(on) if on == server => continue,
+                Some(_) => {
+                    sqlx::query(&format!("DROP FOREIGN TABLE {SCHEMA}.{leaf}"))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                None => {}
+            }
+            create_partition(&mut *tx, table, part as i16, server).await?;
+            changes.partitions.push(format!("{leaf} -> {server}"));
         }
     }
-    if import.is_empty() {
-        return Ok(());
-    }
+    Ok(())
+}
+
+/// Partition `part` of main's `table`: a foreign table on `server`, reading that node's leaf.
+pub async fn create_partition(
+    tx: &mut PgConnection,
+    table: &str,
+    part: i16,
+    server: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
-        "IMPORT FOREIGN SCHEMA public LIMIT TO ({}) FROM SERVER {SERVER} INTO {SCHEMA}",
-        import.join(", ")
+        "CREATE FOREIGN TABLE {SCHEMA}.{table}_p{part} PARTITION OF {SCHEMA}.{table}
+           FOR VALUES WITH (MODULUS {PARTITIONS}, REMAINDER {part})
+           SERVER {server} OPTIONS (schema_name 'public', table_name '{table}_p{part}')"
     ))
     .execute(&mut *tx)
-    .await
-    .map_err(|e| match e.as_database_error().and_then(|d| d.code()) {
-        // 08001 / 08006: postgres_fdw could not connect (wrong host or port, node down).
-        Some(code) if code.starts_with("08") => FdwError::Unreachable {
-            host: target.host.clone(),
-            port: target.port,
-            reason: e
-                .as_database_error()
-                .map(|d| d.message().to_string())
-                .unwrap_or_default(),
-        },
-        _ => FdwError::from(e),
-    })?;
+    .await?;
     Ok(())
 }

@@ -35,16 +35,21 @@ impl Stores {
     /// Connect to all four stores concurrently, so start-up waits for the slowest, not the sum.
     pub async fn connect(config: &Config) -> Result<Self, StoreError> {
         let budget = config.startup_timeout;
+        let mut nodes = vec![(
+            config.analytics_database_url.clone(),
+            config.analytics_fdw.clone(),
+        )];
+        if let Some(second) = &config.analytics_2 {
+            nodes.push((second.database_url.clone(), second.fdw.clone()));
+        }
         let (main, analytics, mongo, cache) = tokio::join!(
             pg::connect_main(&config.database_url, budget),
-            pg::Analytics::connect(&config.analytics_database_url, budget),
+            pg::Analytics::connect(&nodes, budget),
             mongo::Mongo::connect(&config.mongodb_url, &config.mongodb_database, budget),
             cache::Cache::connect(&config.redis_url, &config.redis_key_prefix, budget),
         );
         let main = main?;
-        analytics
-            .link(main.clone(), config.analytics_fdw.clone())
-            .await;
+        analytics.link(main.clone()).await;
         Ok(Stores {
             remote: pg::remote_reader(&config.database_url, crate::server::listening::DEADLINE),
             main,

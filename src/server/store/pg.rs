@@ -38,6 +38,11 @@ fn connect_options(url: &SecretString) -> PgConnectOptions {
         .options([
             ("statement_timeout", "30s"),
             ("idle_in_transaction_session_timeout", "60s"),
+            // main's tables in `analytics` are partitioned over the analytics nodes: with
+            // this on, a GROUP BY holding the partition key runs on the nodes, one
+            // aggregate per partition (off by default in PostgreSQL for its planning cost,
+            // which over eight partitions is small). Harmless on the nodes themselves.
+            ("enable_partitionwise_aggregate", "on"),
         ])
 }
 
@@ -75,16 +80,66 @@ pub fn remote_reader(url: &SecretString, deadline: Duration) -> PgPool {
 /// Connections of [`remote_reader`].
 pub const REMOTE_READERS: u32 = 5;
 
-/// The analytics node. It may be down at start-up: the pool is then lazy, and
-/// [`Analytics::link`] keeps trying in the background, first to apply the node's migrations,
-/// then to set up `main`'s postgres_fdw link to it ([`fdw::ensure`]). Until both are done it
-/// reports down, with the reason.
+/// The analytics tier: one or two nodes (`analytics`, `analytics-2`), each holding the
+/// partitions of the plays that main's `shard_placements` puts on it. A node may be down
+/// at start-up: its pool is then lazy, and [`Analytics::link`] keeps trying in the
+/// background, first to apply each node's migrations, then to set up `main`'s
+/// postgres_fdw link to them ([`fdw::ensure`]). Until both are done it reports down, with
+/// the reason.
 #[derive(Clone)]
 pub struct Analytics {
+    /// The first node, `analytics`. With one node every partition is there; with two, a
+    /// listener's rows are on [`Analytics::shard`]'s node, and this pool is for what is
+    /// not a listener's (the node's own health).
     pub pool: PgPool,
-    migrated: Arc<AtomicBool>,
+    nodes: Arc<[Node]>,
     link: Arc<Mutex<LinkState>>,
 }
+
+/// One analytics node: its name in config, docs and `personalify shards`, the foreign
+/// server on main that reaches it, and this process's pool to it.
+#[derive(Clone)]
+pub struct Node {
+    pub name: &'static str,
+    pub server: &'static str,
+    pub pool: PgPool,
+    pub target: FdwTarget,
+    migrated: Arc<AtomicBool>,
+}
+
+impl Node {
+    /// This node as the FDW set-up takes it (its pool only once migrated: the set-up reads
+    /// the node's tables).
+    pub fn link(&self) -> fdw::Link<'_> {
+        fdw::Link {
+            node: self.name,
+            server: self.server,
+            pool: self.is_migrated().then_some(&self.pool),
+            target: &self.target,
+        }
+    }
+
+    pub fn is_migrated(&self) -> bool {
+        self.migrated.load(Ordering::SeqCst)
+    }
+
+    async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        ANALYTICS_MIGRATIONS.run(&self.pool).await?;
+        if !self.migrated.swap(true, Ordering::SeqCst) {
+            tracing::info!(
+                node = self.name,
+                "postgres analytics node ready, migrations applied"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The nodes' names and foreign servers, in order.
+pub const NODES: [(&str, &str); 2] = [
+    ("analytics", "analytics_node"),
+    ("analytics-2", "analytics_2_node"),
+];
 
 /// `main`'s postgres_fdw link to the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,43 +155,77 @@ pub enum LinkState {
 const LINK_DEADLINE: Duration = Duration::from_secs(10);
 
 impl Analytics {
-    /// Connect (lazily) and apply the node's migrations, retrying within `budget`.
-    pub async fn connect(url: &SecretString, budget: Duration) -> Self {
-        let pool = pool_options().connect_lazy_with(connect_options(url));
+    /// Connect (lazily) to each node and apply its migrations, retrying within `budget`.
+    pub async fn connect(nodes: &[(SecretString, FdwTarget)], budget: Duration) -> Self {
+        let nodes: Vec<Node> = nodes
+            .iter()
+            .zip(NODES)
+            .map(|((url, target), (name, server))| Node {
+                name,
+                server,
+                pool: pool_options().connect_lazy_with(connect_options(url)),
+                target: target.clone(),
+                migrated: Arc::new(AtomicBool::new(false)),
+            })
+            .collect();
         let analytics = Analytics {
-            pool,
-            migrated: Arc::new(AtomicBool::new(false)),
+            pool: nodes[0].pool.clone(),
+            nodes: nodes.into(),
             link: Arc::new(Mutex::new(LinkState::Pending)),
         };
-        if let Err(err) = with_backoff("postgres analytics", budget, || analytics.migrate()).await {
-            tracing::warn!(error = %err, "postgres analytics not reachable; starting without it and retrying in the background");
+        let migrate = |node: &Node| {
+            let node = node.clone();
+            async move {
+                if let Err(err) = with_backoff(node.name, budget, || node.migrate()).await {
+                    tracing::warn!(node = node.name, error = %err, "postgres analytics node not reachable; starting without it and retrying in the background");
+                }
+            }
+        };
+        match &analytics.nodes[..] {
+            [first, second] => {
+                tokio::join!(migrate(first), migrate(second));
+            }
+            nodes => {
+                for node in nodes {
+                    migrate(node).await;
+                }
+            }
         }
         analytics
     }
 
+    /// The nodes, `analytics` first.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
     /// Set up `main`'s FDW link once now (bounded), and keep trying in the background
-    /// until the node is migrated and linked.
-    pub async fn link(&self, main: PgPool, target: FdwTarget) {
-        if self.is_migrated() {
-            let _ = tokio::time::timeout(LINK_DEADLINE, self.try_link(&main, &target)).await;
+    /// until every node is migrated and the link is up.
+    pub async fn link(&self, main: PgPool) {
+        if self.nodes.iter().any(Node::is_migrated) {
+            let _ = tokio::time::timeout(LINK_DEADLINE, self.try_link(&main)).await;
         }
-        if self.is_ready() {
+        if self.is_complete() {
             return;
         }
         let background = self.clone();
         tokio::spawn(async move {
             let mut delay = Duration::from_secs(2);
             loop {
-                if !background.is_migrated() {
-                    if let Err(err) = background.migrate().await {
-                        tracing::debug!(error = %err, "postgres analytics still not reachable");
+                for node in background.nodes.iter().filter(|n| !n.is_migrated()) {
+                    if let Err(err) = node.migrate().await {
+                        tracing::debug!(node = node.name, error = %err, "postgres analytics node still not reachable");
                     }
                 }
-                if background.is_migrated() {
-                    let attempt = background.try_link(&main, &target);
+                if background.nodes.iter().any(Node::is_migrated) && !background.is_ready() {
+                    let attempt = background.try_link(&main);
                     let _ = tokio::time::timeout(LINK_DEADLINE, attempt).await;
                 }
-                if background.is_ready() {
+                if background.is_complete() {
                     return;
                 }
                 tokio::time::sleep(delay).await;
@@ -145,22 +234,36 @@ impl Analytics {
         });
     }
 
-    async fn try_link(&self, main: &PgPool, target: &FdwTarget) {
-        let state = match fdw::ensure(main, &self.pool, target).await {
+    /// Every node migrated and the link up: nothing left for the background to do.
+    fn is_complete(&self) -> bool {
+        self.nodes.iter().all(Node::is_migrated) && self.is_ready()
+    }
+
+    async fn try_link(&self, main: &PgPool) {
+        let links: Vec<fdw::Link<'_>> = self.nodes.iter().map(Node::link).collect();
+        let linked = async {
+            let changes = fdw::ensure(main, &links).await?;
+            fdw::check_reachable(main, &links).await?;
+            if let Err(e) = fdw::analyze(main).await {
+                tracing::warn!(error = %e, "cannot refresh main's statistics of the analytics tables");
+            }
+            Ok::<_, fdw::FdwError>(changes)
+        };
+        let state = match linked.await {
             Ok(changes) => {
                 if changes.is_empty() {
-                    tracing::info!("postgres_fdw link to analytics ready, unchanged");
+                    tracing::info!("postgres_fdw link to the analytics nodes ready, unchanged");
                 } else {
-                    tracing::info!(?changes, "postgres_fdw link to analytics ready");
+                    tracing::info!(?changes, "postgres_fdw link to the analytics nodes ready");
                 }
                 LinkState::Ready
             }
             Err(err) => {
                 let first = !matches!(self.link_state(), LinkState::Failed(_));
                 if first {
-                    tracing::error!(error = %err, "postgres_fdw link to analytics failed; retrying in the background");
+                    tracing::error!(error = %err, "postgres_fdw link to the analytics nodes failed; retrying in the background");
                 } else {
-                    tracing::debug!(error = %err, "postgres_fdw link to analytics still failing");
+                    tracing::debug!(error = %err, "postgres_fdw link to the analytics nodes still failing");
                 }
                 LinkState::Failed(err.to_string())
             }
@@ -168,25 +271,28 @@ impl Analytics {
         *self.link.lock().unwrap_or_else(|e| e.into_inner()) = state;
     }
 
-    async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        ANALYTICS_MIGRATIONS.run(&self.pool).await?;
-        if !self.migrated.swap(true, Ordering::SeqCst) {
-            tracing::info!("postgres analytics ready, migrations applied");
-        }
-        Ok(())
-    }
-
+    /// The first node's migrations are applied (the others: [`Node::is_migrated`]).
     pub fn is_migrated(&self) -> bool {
-        self.migrated.load(Ordering::SeqCst)
+        self.nodes[0].is_migrated()
     }
 
     pub fn link_state(&self) -> LinkState {
         self.link.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Migrated and reachable from `main` through the foreign server.
+    /// Some node migrated and main's foreign tables set up over the nodes.
     pub fn is_ready(&self) -> bool {
-        self.is_migrated() && self.link_state() == LinkState::Ready
+        self.link_state() == LinkState::Ready
+    }
+
+    /// The node holding `listener`'s partition, locked against a move for as long as the
+    /// returned [`Shard`] lives (see [`crate::server::shards`]).
+    pub async fn shard(
+        &self,
+        main: &PgPool,
+        listener: &str,
+    ) -> Result<crate::server::shards::Shard, crate::server::shards::ShardError> {
+        crate::server::shards::Shard::lock(self, main, listener).await
     }
 }
 
