@@ -24,6 +24,12 @@ export REDIS_URL
 export ANALYTICS_FDW_HOST
 : "${ANALYTICS_FDW_PORT:=$PG_ANALYTICS_PORT}"
 export ANALYTICS_FDW_PORT
+: "${ANALYTICS_2_DATABASE_URL:=postgres://personalify:personalify@127.0.0.1:$PG_ANALYTICS_2_PORT/analytics}"
+export ANALYTICS_2_DATABASE_URL
+: "${ANALYTICS_2_FDW_HOST:=127.0.0.1}"
+export ANALYTICS_2_FDW_HOST
+: "${ANALYTICS_2_FDW_PORT:=$PG_ANALYTICS_2_PORT}"
+export ANALYTICS_2_FDW_PORT
 # The WASM's file name. cargo-leptos sets it for its own builds; leptos also reads it when
 # the server is *compiled* (without it the page asks for personalify_bg.wasm), so a plain
 # `cargo build`/`cargo test` of the server must see the same value, or its pages do not

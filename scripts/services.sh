@@ -253,9 +253,14 @@ pg_start() {
     give_to_pg "$logfile" "$sock"
     pg_init "$name"
     # Settings go on the command line so the ports and paths can change without re-init.
+    # The analytics nodes publish their plays to the read replica (logical replication).
+    local extra=""
+    if [[ $name == analytics* ]]; then
+      extra="-c wal_level=logical -c max_replication_slots=16 -c max_wal_senders=16"
+    fi
     if ! as_pg pg_ctl -D "$data" -l "$logfile" -w -t "$WAIT_SECS" -o "\
 -c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='$sock' \
--c shared_buffers=64MB -c max_connections=100" start >/dev/null 9>&-; then
+-c shared_buffers=64MB -c max_connections=100 $extra" start >/dev/null 9>&-; then
       show_log_tail "$logfile"
       die "$name: PostgreSQL did not start"
     fi

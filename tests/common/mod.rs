@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 
 pub const MAIN_URL: &str = "postgres://personalify:personalify@127.0.0.1:55432/personalify";
 pub const ANALYTICS_URL: &str = "postgres://personalify:personalify@127.0.0.1:55433/analytics";
+pub const ANALYTICS_2_URL: &str = "postgres://personalify:personalify@127.0.0.1:55434/analytics";
 pub const MONGO_URL: &str = "mongodb://127.0.0.1:57017/?directConnection=true";
 pub const REDIS_URL: &str = "redis://127.0.0.1:56379";
 
@@ -23,6 +24,8 @@ pub struct TestEnv {
     pub vars: HashMap<String, String>,
     pub main_db: String,
     pub analytics_db: String,
+    /// The second analytics node's database, when [`TestEnv::with_second_node`] made one.
+    pub analytics_2_db: Option<String>,
 }
 
 fn var_or(name: &str, default: &str) -> String {
@@ -144,7 +147,25 @@ impl TestEnv {
             vars,
             main_db,
             analytics_db,
+            analytics_2_db: None,
         }
+    }
+
+    /// A fresh database on the second analytics node too, configured as `analytics-2`: the
+    /// plays' partitions are then spread over two nodes.
+    pub async fn with_second_node(mut self) -> Self {
+        let second = var_or("ANALYTICS_2_DATABASE_URL", ANALYTICS_2_URL);
+        static CLEANED_2: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+        CLEANED_2
+            .get_or_init(|| drop_stale_databases(&second))
+            .await;
+        let db = unique_name("t");
+        create_database(&second, &db).await;
+        let port = url_addr(&second).port();
+        self.analytics_2_db = Some(db.clone());
+        self.set("ANALYTICS_2_DATABASE_URL", with_database(&second, &db))
+            .set("ANALYTICS_2_FDW_HOST", "127.0.0.1")
+            .set("ANALYTICS_2_FDW_PORT", port.to_string())
     }
 
     /// This environment with the store of `variable` (a PostgreSQL URL) reached through a
@@ -371,13 +392,20 @@ impl TestApp {
             eprintln!("test server did not stop within {BOUND:?}; aborted");
         }
         let _ = tokio::time::timeout(BOUND, self.state.stores.mongo.db.drop()).await;
-        for (url, db) in [
+        let mut databases = vec![
             (self.env.main_url().to_string(), self.env.main_db.clone()),
             (
                 self.env.analytics_url().to_string(),
                 self.env.analytics_db.clone(),
             ),
-        ] {
+        ];
+        if let (Some(db), Some(url)) = (
+            self.env.analytics_2_db.clone(),
+            self.env.vars.get("ANALYTICS_2_DATABASE_URL"),
+        ) {
+            databases.push((url.clone(), db));
+        }
+        for (url, db) in databases {
             let drop = async {
                 if let Ok(mut admin) = PgConnection::connect(&with_database(&url, "postgres")).await
                 {

@@ -1,0 +1,347 @@
+//! Plays sharded over two analytics nodes (real clusters on loopback): each listener's
+//! rows on the node their partition is placed on, main reading both through its
+//! partitioned foreign tables; one listener's query on one partition of one node, an
+//! instance-wide aggregate on all of them concurrently with the GROUP BY sent along; and
+//! one node down: the other node's listeners unaffected, plays for the down node waiting
+//! on main and arriving once.
+
+mod common;
+
+use common::{TestApp, TestEnv};
+use personalify::domain::TimeRange;
+use personalify::server::listening;
+use personalify::server::plays::{self, ingest, Play, Source};
+use personalify::server::shards;
+use personalify::server::sim::Simulator;
+
+use sqlx::PgPool;
+use std::collections::BTreeSet;
+
+fn play(minutes_ago: i64, track: &str, artist: &str) -> Play {
+    Play {
+        played_at: chrono::Utc::now() - chrono::Duration::minutes(minutes_ago),
+        track_id: Some(track.to_string()),
+        track_name: format!("Song {track}"),
+        artist_name: artist.to_string(),
+        artist_id: None,
+        album_name: None,
+        ms_played: 180_000,
+        source: Source::Recent,
+    }
+}
+
+/// Each partition's node, from main.
+async fn placements(app: &TestApp) -> Vec<(i16, String)> {
+    sqlx::query_as("SELECT part, node FROM shard_placements ORDER BY part")
+        .fetch_all(&app.state.stores.main)
+        .await
+        .unwrap()
+}
+
+/// A demo listener on each node: (on `analytics`, on `analytics-2`).
+async fn one_on_each_node(app: &TestApp) -> (String, String) {
+    let main = &app.state.stores.main;
+    let placed = placements(app).await;
+    let (mut first, mut second) = (None, None);
+    for user in Simulator::demo_users() {
+        let part = shards::part_of(main, user.id).await.unwrap();
+        match placed[part as usize].1.as_str() {
+            "analytics" => first = first.or(Some(user.id.to_string())),
+            _ => second = second.or(Some(user.id.to_string())),
+        }
+    }
+    (
+        first.expect("a demo listener on analytics"),
+        second.expect("a demo listener on analytics-2"),
+    )
+}
+
+async fn count_on(pool: &PgPool, who: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM plays WHERE spotify_id = $1")
+        .bind(who)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn each_listeners_plays_are_on_their_node_and_main_reads_both() {
+    let app = TestEnv::new().await.with_second_node().await.spawn().await;
+    let stores = &app.state.stores;
+    // Eight partitions, placed alternately: four on each node.
+    let placed = placements(&app).await;
+    assert_eq!(placed.len(), 8);
+    for (part, node) in &placed {
+        let expected = if part % 2 == 0 {
+            "analytics"
+        } else {
+            "analytics-2"
+        };
+        assert_eq!(node, expected, "partition {part}");
+    }
+    let (a, b) = one_on_each_node(&app).await;
+    let node_1 = &stores.analytics.nodes()[0].pool;
+    let node_2 = &stores.analytics.nodes()[1].pool;
+
+    let mine: Vec<Play> = (0..30)
+        .map(|i| play(i * 5, &format!("t{}", i % 7), "Band"))
+        .collect();
+    assert_eq!(plays::store_routed(stores, &a, &mine).await.unwrap(), 30);
+    assert_eq!(
+        plays::store_routed(stores, &b, &mine[..12]).await.unwrap(),
+        12
+    );
+    assert_eq!(
+        plays::store_routed(stores, &b, &mine[..12]).await.unwrap(),
+        0,
+        "once"
+    );
+    assert_eq!(
+        (count_on(node_1, &a).await, count_on(node_2, &a).await),
+        (30, 0)
+    );
+    assert_eq!(
+        (count_on(node_1, &b).await, count_on(node_2, &b).await),
+        (0, 12)
+    );
+    // Every row on a node is in a partition placed there.
+    for (pool, node) in [(node_1, "analytics"), (node_2, "analytics-2")] {
+        let parts: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT tableoid::regclass::text FROM plays")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        for leaf in parts {
+            let part: usize = leaf.trim_start_matches("plays_p").parse().unwrap();
+            assert_eq!(placed[part].1, node, "{leaf}");
+        }
+        let drift = plays::rollup_drift(pool).await.unwrap();
+        assert!(drift.iter().all(|(_, n)| *n == 0), "{node}: {drift:?}");
+    }
+
+    // main reads both nodes: per listener, and instance-wide from the rollups.
+    let counts: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT spotify_id, count(*) FROM analytics.plays GROUP BY spotify_id ORDER BY 1",
+    )
+    .fetch_all(&stores.main)
+    .await
+    .unwrap();
+    let mut expected = vec![(a.clone(), 30), (b.clone(), 12)];
+    expected.sort();
+    assert_eq!(counts, expected);
+    let total: i64 =
+        sqlx::query_scalar("SELECT sum(plays)::bigint FROM analytics.plays_by_listener")
+            .fetch_one(&stores.main)
+            .await
+            .unwrap();
+    assert_eq!(total, 42);
+    app.shutdown().await;
+}
+
+/// `EXPLAIN (VERBOSE)` of `sql` on main, as the app's connections plan it.
+async fn explain(main: &PgPool, sql: &str) -> Vec<String> {
+    sqlx::query_scalar(&format!("EXPLAIN (VERBOSE, COSTS OFF) {sql}"))
+        .fetch_all(main)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn one_listener_reads_one_partition_and_an_instance_wide_aggregate_runs_on_every_one() {
+    let app = TestEnv::new().await.with_second_node().await.spawn().await;
+    let stores = &app.state.stores;
+    let (a, b) = one_on_each_node(&app).await;
+    // Listeners in every partition, as on an instance with some dozens of people (an
+    // empty partition is rightly not asked to group nothing).
+    let mut listeners = vec![(a.clone(), 3000), (b.clone(), 2000)];
+    let mut covered = BTreeSet::new();
+    for who in [&a, &b] {
+        covered.insert(shards::part_of(&stores.main, who).await.unwrap());
+    }
+    for i in 0.. {
+        if covered.len() == 8 {
+            break;
+        }
+        let who = format!("listener-{i}");
+        if covered.insert(shards::part_of(&stores.main, &who).await.unwrap()) {
+            listeners.push((who, 1000));
+        }
+    }
+    for (who, n) in &listeners {
+        let batch: Vec<Play> = (0..*n)
+            .map(|i| {
+                play(
+                    i * 3,
+                    &format!("t{}", i % 50),
+                    &format!("Artist {}", i % 20),
+                )
+            })
+            .collect();
+        plays::store_routed(stores, who, &batch).await.unwrap();
+    }
+    personalify::server::store::fdw::analyze(&stores.main)
+        .await
+        .unwrap();
+
+    // One listener: pruned to their partition, on their node, grouped there.
+    let part = shards::part_of(&stores.main, &b).await.unwrap();
+    let plan = explain(
+        &stores.main,
+        &format!(
+            "SELECT artist_name, sum(ms_played) FROM analytics.plays
+              WHERE spotify_id = '{b}' GROUP BY spotify_id, artist_name"
+        ),
+    )
+    .await;
+    let remote: Vec<&String> = plan.iter().filter(|l| l.contains("Remote SQL:")).collect();
+    assert_eq!(remote.len(), 1, "{plan:#?}");
+    assert!(
+        remote[0].contains(&format!("FROM public.plays_p{part} ")),
+        "{plan:#?}"
+    );
+    assert!(remote[0].contains("GROUP BY"), "{plan:#?}");
+    assert!(!plan.iter().any(|l| l.contains("Append")), "{plan:#?}");
+
+    // Instance-wide: every partition, scanned concurrently, each grouped on its node.
+    let plan = explain(
+        &stores.main,
+        "SELECT spotify_id, count(*), sum(ms_played) FROM analytics.plays GROUP BY spotify_id",
+    )
+    .await;
+    let asyncs = plan
+        .iter()
+        .filter(|l| l.contains("Async Foreign Scan"))
+        .count();
+    assert_eq!(asyncs, 8, "{plan:#?}");
+    let remote: Vec<&String> = plan.iter().filter(|l| l.contains("Remote SQL:")).collect();
+    assert_eq!(remote.len(), 8);
+    assert!(remote.iter().all(|l| l.contains("GROUP BY")), "{plan:#?}");
+    // Without partitionwise aggregation the nodes send every row (what the app avoids).
+    let mut conn = stores.main.acquire().await.unwrap();
+    sqlx::query("SET enable_partitionwise_aggregate = off")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let flat: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN (VERBOSE, COSTS OFF)
+         SELECT spotify_id, count(*) FROM analytics.plays GROUP BY spotify_id",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    sqlx::query("RESET enable_partitionwise_aggregate")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    assert!(
+        !flat
+            .iter()
+            .any(|l| l.contains("Remote SQL:") && l.contains("GROUP BY")),
+        "{flat:#?}"
+    );
+    drop(conn);
+
+    // The answers are the plays.
+    let rows: BTreeSet<(String, i64)> =
+        sqlx::query_as("SELECT spotify_id, count(*) FROM analytics.plays GROUP BY spotify_id")
+            .fetch_all(&stores.main)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    assert_eq!(rows, listeners.into_iter().collect::<BTreeSet<_>>());
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_one_node_down_the_other_nodes_listeners_see_their_panels_and_plays_wait_then_arrive_once(
+) {
+    let env = TestEnv::new().await.with_second_node().await;
+    // analytics-2 behind a proxy, for the app and for main's postgres_fdw alike.
+    let (env, proxy) = env.behind_proxy("ANALYTICS_2_DATABASE_URL").await;
+    let env = env.set("ANALYTICS_2_FDW_PORT", proxy.port.to_string());
+    let app = env.spawn().await;
+    let stores = &app.state.stores;
+    let (a, b) = one_on_each_node(&app).await;
+    let (browser_a, user_a) = app.signed_in(Some(&a)).await;
+    let (browser_b, user_b) = app.signed_in(Some(&b)).await;
+    let sim = app.state.sim.as_ref().expect("demo mode");
+    sim.freeze();
+    for user in [&user_a, &user_b] {
+        let polled = ingest::poll_user(&app.state, user).await.unwrap();
+        assert_eq!(polled.stashed, 0, "{polled:?}");
+    }
+
+    proxy.take_down();
+    // a's panels answer (their node is up); b's page renders and says the panels are not
+    // available; both 200.
+    let view = listening::load(stores, &a, TimeRange::ShortTerm).await;
+    assert!(view.is_ok(), "{:?}", view.err());
+    assert!(listening::load(stores, &b, TimeRange::ShortTerm)
+        .await
+        .is_err());
+    for (browser, fine) in [(&browser_a, true), (&browser_b, false)] {
+        let response = browser.get(app.url("/listening")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let html = response.text().await.unwrap();
+        assert_eq!(
+            html.contains("data-testid=\"listening-unavailable\""),
+            !fine,
+            "{}",
+            &html[..html.len().min(400)]
+        );
+    }
+
+    // Hours of listening while the node is down: a's plays are stored, b's wait on main.
+    let t0 = sim.now_ms();
+    for _ in 0..3 {
+        sim.advance_by(std::time::Duration::from_secs(3600));
+        let polled_a = ingest::poll_user(&app.state, &user_a).await.unwrap();
+        assert_eq!(polled_a.stashed, 0);
+        ingest::poll_user(&app.state, &user_b).await.unwrap();
+    }
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(sum(jsonb_array_length(plays)), 0)::bigint FROM play_stash
+          WHERE spotify_id = $1",
+    )
+    .bind(&b)
+    .fetch_one(&stores.main)
+    .await
+    .unwrap();
+    let new_b = sim.plays_between(&b, t0, sim.now_ms());
+    assert_eq!(waiting as usize, new_b.len());
+    assert!(waiting > 0);
+    // Delivery while the node is still down keeps them.
+    ingest::deliver_stash(&app.state).await.unwrap();
+    let still: i64 = sqlx::query_scalar("SELECT count(*) FROM play_stash")
+        .fetch_one(&stores.main)
+        .await
+        .unwrap();
+    assert!(still > 0);
+
+    proxy.resume();
+    ingest::deliver_stash(&app.state).await.unwrap();
+    ingest::deliver_stash(&app.state).await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM play_stash")
+        .fetch_one(&stores.main)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    let node_2 = &stores.analytics.nodes()[1].pool;
+    let stored: BTreeSet<(String, i64)> = sqlx::query_as(
+        "SELECT track_id, (extract(epoch FROM played_at) * 1000)::bigint
+           FROM plays WHERE spotify_id = $1",
+    )
+    .bind(&b)
+    .fetch_all(node_2)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+    let total: i64 = count_on(node_2, &b).await;
+    assert_eq!(total as usize, stored.len(), "no play twice");
+    for p in &new_b {
+        assert!(stored.contains(p), "{p:?} arrived");
+    }
+    app.shutdown().await;
+}
