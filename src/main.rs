@@ -33,6 +33,7 @@ async fn main() -> std::process::ExitCode {
         Some("bench-pages") => return bench_pages(config, &args[1..]).await,
         Some("bench-listening") => return bench_listening(config, &args[1..]).await,
         Some("soak") => return soak(config, &args[1..]).await,
+        Some("shards") => return shards(config, &args[1..]).await,
         _ => {}
     }
 
@@ -41,6 +42,96 @@ async fn main() -> std::process::ExitCode {
         Err(err) => {
             tracing::error!(error = %err, "personalify stopped");
             eprintln!("personalify: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `personalify shards status` / `personalify shards move P --to NODE`: where the plays'
+/// partitions are, and moving one to another analytics node.
+#[cfg(feature = "ssr")]
+async fn shards(
+    config: personalify::server::config::Config,
+    args: &[String],
+) -> std::process::ExitCode {
+    use personalify::server::shards;
+    use personalify::server::store::pg;
+    use std::process::ExitCode;
+    use std::time::Duration;
+    const USAGE: &str =
+        "usage: personalify shards status | personalify shards move PARTITION --to NODE";
+    enum Command {
+        Status,
+        Move(i64, String),
+    }
+    let command = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["status"] => Command::Status,
+        ["move", part, "--to", node] => match part.trim_start_matches('p').parse::<i64>() {
+            Ok(part) => Command::Move(part, node.to_string()),
+            Err(_) => {
+                eprintln!("personalify shards: {part} is not a partition number (0 to 7)\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let budget = config.startup_timeout;
+    let main = match pg::connect_main(&config.database_url, budget).await {
+        Ok(main) => main,
+        Err(e) => {
+            eprintln!("personalify shards: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut nodes = vec![(
+        config.analytics_database_url.clone(),
+        config.analytics_fdw.clone(),
+    )];
+    if let Some(second) = &config.analytics_2 {
+        nodes.push((second.database_url.clone(), second.fdw.clone()));
+    }
+    let analytics = pg::Analytics::connect(&nodes, budget).await;
+    analytics.link(main.clone()).await;
+    let names: Vec<&'static str> = analytics.nodes().iter().map(|n| n.name).collect();
+    let outcome = match command {
+        Command::Status => shards::status(&analytics, &main)
+            .await
+            .map(|s| shards::render_status(&s, &names))
+            .map_err(|e| e.to_string()),
+        Command::Move(part, node) => {
+            let moving = shards::move_partition(&analytics, &main, part, &node);
+            match tokio::time::timeout(Duration::from_secs(3600), moving).await {
+                Ok(Ok(m)) if m.from == m.to => Ok(format!(
+                    "partition {} is on {} already; {} plays a stopped move had left elsewhere removed\n",
+                    m.part, m.to, m.removed
+                )),
+                Ok(Ok(m)) => Ok(format!(
+                    "partition {} moved from {} to {}: {} plays copied, {} listeners copied again after \
+                     changing meanwhile, writers held for {} ms, {} plays removed from {}\n",
+                    m.part,
+                    m.from,
+                    m.to,
+                    m.copied,
+                    m.recopied.len(),
+                    m.locked_ms,
+                    m.removed,
+                    m.from
+                )),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("the move did not finish within an hour; run it again".into()),
+            }
+        }
+    };
+    match outcome {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("personalify shards: {e}");
             ExitCode::FAILURE
         }
     }

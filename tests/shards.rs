@@ -345,3 +345,251 @@ async fn with_one_node_down_the_other_nodes_listeners_see_their_panels_and_plays
     }
     app.shutdown().await;
 }
+
+/// (listener, played_at in µs, track) of every play of `who` on `pool`.
+async fn keys(pool: &PgPool, who: &[String]) -> BTreeSet<(String, i64, String)> {
+    sqlx::query_as(
+        "SELECT spotify_id, (extract(epoch FROM played_at) * 1000000)::bigint, track_key
+           FROM plays WHERE spotify_id = ANY($1)",
+    )
+    .bind(who)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect()
+}
+
+#[tokio::test]
+async fn a_partition_moves_to_the_other_node_under_concurrent_writes_losing_and_doubling_nothing() {
+    let app = TestEnv::new().await.with_second_node().await.spawn().await;
+    let stores = app.state.stores.clone();
+    let main = &stores.main;
+    // Three listeners of partition 2 (on analytics), with plays and a time zone.
+    let part = 2;
+    let mut listeners = Vec::new();
+    for i in 0.. {
+        let who = format!("mover-{i}");
+        if shards::part_of(main, &who).await.unwrap() == part {
+            listeners.push(who);
+        }
+        if listeners.len() == 3 {
+            break;
+        }
+    }
+    let base = chrono::Utc::now() - chrono::Duration::days(30);
+    let batch = move |who: usize, from: i64, n: i64| -> Vec<Play> {
+        (from..from + n)
+            .map(|i| Play {
+                played_at: base + chrono::Duration::seconds(i * 61 + who as i64),
+                track_id: Some(format!("t{}", i % 40)),
+                track_name: format!("Song {}", i % 40),
+                artist_name: format!("Artist {}", i % 9),
+                artist_id: None,
+                album_name: None,
+                ms_played: 150_000,
+                source: Source::Recent,
+            })
+            .collect()
+    };
+    for (n, who) in listeners.iter().enumerate() {
+        plays::store_routed(&stores, who, &batch(n, 0, 8_000))
+            .await
+            .unwrap();
+    }
+    personalify::server::time_zone::set_routed(&app.state, &listeners[1], "Asia/Kolkata")
+        .await
+        .unwrap();
+    let node_1 = stores.analytics.nodes()[0].pool.clone();
+    let node_2 = stores.analytics.nodes()[1].pool.clone();
+    let before = keys(&node_1, &listeners).await;
+    assert_eq!(before.len(), 24_000);
+
+    // A writer that goes on storing new plays for them (retrying what a move holds off,
+    // as ingest does from its stash) while the partition moves.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stores, listeners, stop) = (stores.clone(), listeners.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut written, mut refused) = (0u64, 0u64);
+            let mut k = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) || k < 40 {
+                let who = (k % 3) as usize;
+                let plays = batch(who, 10_000 + k * 20, 20);
+                loop {
+                    match plays::store_routed(&stores, &listeners[who], &plays).await {
+                        Ok(n) => {
+                            written += n;
+                            break;
+                        }
+                        Err(_) => {
+                            refused += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        }
+                    }
+                }
+                k += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            (written, refused, k)
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let moved = shards::move_partition(&stores.analytics, main, i64::from(part), "analytics-2")
+        .await
+        .expect("moved");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (written, _refused, batches) = writer.await.unwrap();
+    assert!(written > 0 && batches >= 40);
+    assert_eq!(
+        (moved.from.as_str(), moved.to.as_str()),
+        ("analytics", "analytics-2")
+    );
+    assert!(
+        !moved.recopied.is_empty(),
+        "writes landed during the first copy: {moved:?}"
+    );
+
+    // Every play (the first ones and every one written meanwhile) on the new node, once;
+    // none left on the old one.
+    let after = keys(&node_2, &listeners).await;
+    assert_eq!(
+        after.len() as u64,
+        24_000 + written,
+        "nothing lost, nothing doubled"
+    );
+    assert!(before.is_subset(&after));
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM plays WHERE spotify_id = ANY($1)")
+        .bind(&listeners)
+        .fetch_one(&node_2)
+        .await
+        .unwrap();
+    assert_eq!(rows as usize, after.len());
+    assert!(keys(&node_1, &listeners).await.is_empty());
+    let left_1: i64 = sqlx::query_scalar(&format!(
+        "SELECT (SELECT count(*) FROM plays_by_listener_p{part}) + (SELECT count(*) FROM listener_zones_p{part})"
+    ))
+    .fetch_one(&node_1)
+    .await
+    .unwrap();
+    assert_eq!(left_1, 0, "the rollups and the zone went with the plays");
+    for pool in [&node_1, &node_2] {
+        let drift = plays::rollup_drift(pool).await.unwrap();
+        assert!(drift.iter().all(|(_, n)| *n == 0), "{drift:?}");
+    }
+    let zone: String =
+        sqlx::query_scalar("SELECT time_zone FROM listener_zones WHERE spotify_id = $1")
+            .bind(&listeners[1])
+            .fetch_one(&node_2)
+            .await
+            .unwrap();
+    assert_eq!(zone, "Asia/Kolkata");
+
+    // main: the placement, the foreign partitions on the new server, the same answers.
+    let node: String = sqlx::query_scalar("SELECT node FROM shard_placements WHERE part = $1")
+        .bind(part)
+        .fetch_one(main)
+        .await
+        .unwrap();
+    assert_eq!(node, "analytics-2");
+    let servers: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT s.srvname::text FROM pg_foreign_table f
+           JOIN pg_foreign_server s ON s.oid = f.ftserver
+           JOIN pg_class c ON c.oid = f.ftrelid
+          WHERE c.relname LIKE '%\\_p2'",
+    )
+    .fetch_all(main)
+    .await
+    .unwrap();
+    assert_eq!(servers, vec!["analytics_2_node".to_string()]);
+    let through_main: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM analytics.plays WHERE spotify_id = ANY($1)")
+            .bind(&listeners)
+            .fetch_one(main)
+            .await
+            .unwrap();
+    assert_eq!(through_main as usize, after.len());
+    let view = listening::load(&stores, &listeners[1], TimeRange::LongTerm)
+        .await
+        .unwrap();
+    assert_eq!(view.time_zone, "Asia/Kolkata");
+
+    // Moving it where it is changes nothing; nonsense is refused, naming what is wrong.
+    let again = shards::move_partition(&stores.analytics, main, i64::from(part), "analytics-2")
+        .await
+        .unwrap();
+    assert_eq!((again.copied, again.removed), (0, 0));
+    let err = shards::move_partition(&stores.analytics, main, 9, "analytics")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("0 to 7"), "{err}");
+    let err = shards::move_partition(&stores.analytics, main, 1, "analytics-3")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("analytics-3"), "{err}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn shards_status_prints_rows_and_bytes_per_partition_and_node() {
+    let app = TestEnv::new().await.with_second_node().await.spawn().await;
+    let stores = &app.state.stores;
+    let (a, b) = one_on_each_node(&app).await;
+    plays::store_routed(stores, &a, &[play(1, "x", "Band"), play(2, "y", "Band")])
+        .await
+        .unwrap();
+    plays::store_routed(stores, &b, &[play(1, "x", "Band")])
+        .await
+        .unwrap();
+    let vars: Vec<(String, String)> = [
+        "DATABASE_URL",
+        "ANALYTICS_DATABASE_URL",
+        "ANALYTICS_2_DATABASE_URL",
+        "ANALYTICS_2_FDW_HOST",
+        "ANALYTICS_2_FDW_PORT",
+        "MONGODB_URL",
+        "MONGODB_DATABASE",
+        "REDIS_URL",
+    ]
+    .into_iter()
+    .map(|k| (k.to_string(), app.env.vars[k].clone()))
+    .collect();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_personalify"))
+            .env_clear()
+            .current_dir(std::env::temp_dir())
+            .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .args(args)
+            .output()
+            .expect("the binary runs")
+    };
+    let out = run(&["shards", "status"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let part_a = shards::part_of(&stores.main, &a).await.unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("p{part_a} ")))
+        .unwrap_or_else(|| panic!("{text}"));
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cells[1], "analytics", "{line}");
+    assert_eq!(cells[2], "2", "a's two plays on analytics: {line}");
+    assert!(text.contains("analytics: 4 partitions, 2 plays"), "{text}");
+    assert!(
+        text.contains("analytics-2: 4 partitions, 1 plays"),
+        "{text}"
+    );
+    assert!(text.contains("kB"), "bytes: {text}");
+
+    let out = run(&["shards", "move", "12", "--to", "analytics"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("0 to 7"));
+    let out = run(&["shards", "shuffle"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: personalify shards"));
+    app.shutdown().await;
+}
