@@ -264,7 +264,12 @@ pub fn render_status(partitions: &[PartitionStatus], nodes: &[&'static str]) -> 
             .iter()
             .filter(|p| p.node != *node)
             .filter(|p| p.copies.iter().any(|c| c.node == *node && c.plays > 0))
-            .map(|p| format!("p{}", p.part))
+            .map(|p| {
+                format!(
+                    "p{} (`personalify shards move {} --to {}` removes them)",
+                    p.part, p.part, p.node
+                )
+            })
             .collect();
         let _ = write!(
             out,
@@ -275,9 +280,8 @@ pub fn render_status(partitions: &[PartitionStatus], nodes: &[&'static str]) -> 
         if !left.is_empty() {
             let _ = write!(
                 out,
-                "; a stopped move left rows of {} here (`personalify shards move P --to {}` again removes them)",
-                left.join(", "),
-                "<its node>"
+                "; a stopped move left rows here of {}",
+                left.join(", ")
             );
         }
     }
@@ -541,6 +545,18 @@ async fn copy_plays(
         i32,
         String,
     );
+    type Columns = (
+        Vec<String>,
+        Vec<chrono::DateTime<chrono::Utc>>,
+        Vec<String>,
+        Vec<Option<String>>,
+        Vec<String>,
+        Vec<String>,
+        Vec<Option<String>>,
+        Vec<Option<String>>,
+        Vec<i32>,
+        Vec<String>,
+    );
     let mut after: Option<(String, chrono::DateTime<chrono::Utc>, String)> = None;
     let mut copied = 0;
     loop {
@@ -565,18 +581,7 @@ async fn copy_plays(
         };
         after = Some((last.0.clone(), last.1, last.2.clone()));
         let n = rows.len();
-        let mut cols: (
-            Vec<String>,
-            Vec<chrono::DateTime<chrono::Utc>>,
-            Vec<String>,
-            Vec<Option<String>>,
-            Vec<String>,
-            Vec<String>,
-            Vec<Option<String>>,
-            Vec<Option<String>>,
-            Vec<i32>,
-            Vec<String>,
-        ) = Default::default();
+        let mut cols: Columns = Default::default();
         for r in rows {
             cols.0.push(r.0);
             cols.1.push(r.1);
