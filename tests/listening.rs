@@ -436,7 +436,11 @@ async fn the_distributed_query_page_shows_each_query_its_result_and_its_remote_s
     let view = personalify::server::distributed::load(&app.state.stores, &user.spotify_id)
         .await
         .unwrap();
-    assert_eq!(view.queries.len(), QUERIES.len());
+    assert_eq!(
+        view.queries.len(),
+        QUERIES.len() + 1,
+        "and the instance-wide example"
+    );
     let plays: i64 = sqlx::query_scalar("SELECT count(*) FROM plays WHERE spotify_id = $1")
         .bind(&user.spotify_id)
         .fetch_one(&app.state.stores.analytics.pool)
@@ -452,11 +456,34 @@ async fn the_distributed_query_page_shows_each_query_its_result_and_its_remote_s
         assert!(q.error.is_none(), "{}: {:?}", q.name, q.error);
         let scans = match q.name.as_ref() {
             "totals" => 3,
-            "listeners" => 8,
+            "listeners" | "instance" => 8,
             _ => 1,
         };
+        // One node here: every part ran on analytics, and a listener's query on their one
+        // partition.
+        assert_eq!(q.ran_on.len(), 1, "{}: {:?}", q.name, q.ran_on);
+        assert!(q.ran_on[0].starts_with("analytics: "), "{:?}", q.ran_on);
         assert_eq!(q.remote_sql().len(), scans, "{}: {:#?}", q.name, q.plan);
     }
+    let part = personalify::server::shards::part_of(&app.state.stores.main, &user.spotify_id)
+        .await
+        .unwrap();
+    assert_eq!(view.your_partition, Some(part));
+    assert_eq!(view.placements.len(), 8);
+    let days = view.queries.iter().find(|q| q.name == "days").unwrap();
+    assert_eq!(
+        days.ran_on,
+        vec![format!("analytics: plays_by_hour_p{part}")]
+    );
+    let instance = view.queries.iter().find(|q| q.name == "instance").unwrap();
+    assert_eq!(
+        instance.rows[0],
+        vec![
+            "1".to_string(),
+            plays.to_string(),
+            instance.rows[0][2].clone()
+        ]
+    );
     let listeners = view.queries.iter().find(|q| q.name == "listeners").unwrap();
     assert_eq!(
         listeners.rows[0],

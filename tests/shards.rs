@@ -56,6 +56,25 @@ async fn one_on_each_node(app: &TestApp) -> (String, String) {
     )
 }
 
+/// Listeners (`listener-N`) for every partition none of `have` is in.
+async fn fill_partitions(main: &PgPool, have: &[&String]) -> Vec<String> {
+    let mut covered = BTreeSet::new();
+    for who in have {
+        covered.insert(shards::part_of(main, who).await.unwrap());
+    }
+    let mut out = Vec::new();
+    for i in 0.. {
+        if covered.len() == 8 {
+            break;
+        }
+        let who = format!("listener-{i}");
+        if covered.insert(shards::part_of(main, &who).await.unwrap()) {
+            out.push(who);
+        }
+    }
+    out
+}
+
 async fn count_on(pool: &PgPool, who: &str) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM plays WHERE spotify_id = $1")
         .bind(who)
@@ -154,18 +173,8 @@ async fn one_listener_reads_one_partition_and_an_instance_wide_aggregate_runs_on
     // Listeners in every partition, as on an instance with some dozens of people (an
     // empty partition is rightly not asked to group nothing).
     let mut listeners = vec![(a.clone(), 3000), (b.clone(), 2000)];
-    let mut covered = BTreeSet::new();
-    for who in [&a, &b] {
-        covered.insert(shards::part_of(&stores.main, who).await.unwrap());
-    }
-    for i in 0.. {
-        if covered.len() == 8 {
-            break;
-        }
-        let who = format!("listener-{i}");
-        if covered.insert(shards::part_of(&stores.main, &who).await.unwrap()) {
-            listeners.push((who, 1000));
-        }
+    for who in fill_partitions(&stores.main, &[&a, &b]).await {
+        listeners.push((who, 1000));
     }
     for (who, n) in &listeners {
         let batch: Vec<Play> = (0..*n)
@@ -591,5 +600,54 @@ async fn shards_status_prints_rows_and_bytes_per_partition_and_node() {
     let out = run(&["shards", "shuffle"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("usage: personalify shards"));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_distributed_page_shows_one_listeners_query_on_their_node_and_the_instance_on_both() {
+    let app = TestEnv::new().await.with_second_node().await.spawn().await;
+    let stores = &app.state.stores;
+    let (a, b) = one_on_each_node(&app).await;
+    // Listeners with plays in every partition, as on an instance in use.
+    let mut everyone = fill_partitions(&stores.main, &[&a, &b]).await;
+    everyone.extend([a.clone(), b.clone()]);
+    for who in &everyone {
+        let batch: Vec<Play> = (0..500)
+            .map(|i| play(i, &format!("t{i}"), "Band"))
+            .collect();
+        plays::store_routed(stores, who, &batch).await.unwrap();
+    }
+    personalify::server::store::fdw::analyze(&stores.main)
+        .await
+        .unwrap();
+    let part = shards::part_of(&stores.main, &b).await.unwrap();
+    let view = personalify::server::distributed::load(stores, &b)
+        .await
+        .unwrap();
+    assert_eq!(view.your_partition, Some(part));
+    let placed: Vec<&str> = view.placements.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(placed.iter().filter(|n| **n == "analytics-2").count(), 4);
+    let days = view.queries.iter().find(|q| q.name == "days").unwrap();
+    assert_eq!(
+        days.ran_on,
+        vec![format!("analytics-2: plays_by_hour_p{part}")]
+    );
+    let instance = view.queries.iter().find(|q| q.name == "instance").unwrap();
+    assert_eq!(instance.ran_on.len(), 2, "{:?}", instance.ran_on);
+    assert!(instance.ran_on[0].starts_with("analytics: plays_p0, plays_p2"));
+    assert!(instance.ran_on[1].starts_with("analytics-2: plays_p1, plays_p3"));
+    assert_eq!(
+        instance.rows[0][..2],
+        [
+            everyone.len().to_string(),
+            (everyone.len() * 500).to_string()
+        ]
+    );
+    let asyncs = instance
+        .plan
+        .iter()
+        .filter(|l| l.contains("Async Foreign Scan"))
+        .count();
+    assert_eq!(asyncs, 8, "{:#?}", instance.plan);
     app.shutdown().await;
 }

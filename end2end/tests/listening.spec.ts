@@ -37,6 +37,14 @@ test('the distributed query page shows each query, its result and the SQL the an
   await expect(totals.getByTestId('plan').locator('mark', { hasText: 'plays_by_track' })).toContainText('Remote SQL: SELECT count(*)');
   await expect(totals.getByTestId('query-result')).toBeVisible();
   await expect(page.getByTestId('query-top_artists').getByTestId('plan').locator('mark')).toContainText('GROUP BY');
+  // Sharded: your query reads your one partition on one node; the instance-wide one reads
+  // every partition, on both nodes.
+  await expect(page.getByTestId('placements')).toContainText('(yours)');
+  const days = page.getByTestId('query-days').getByTestId('ran-on');
+  await expect(days).toContainText(/analytics(-2)?: plays_by_hour_p\d$/);
+  const instance = page.getByTestId('query-instance').getByTestId('ran-on');
+  await expect(instance).toContainText('analytics: plays_p0');
+  await expect(instance).toContainText('analytics-2: plays_p1');
   await expectNoHorizontalOverflow(page);
   await screenshot(page, testInfo, 'distributed');
   await expectAccessible(page, 'distributed query page');

@@ -10,6 +10,10 @@ pub struct DistributedView {
     pub server: Vec<(String, String)>,
     /// The foreign tables in schema `analytics`, each with its columns (`name type`).
     pub tables: Vec<ForeignTable>,
+    /// Each partition of those tables and the analytics node it is on.
+    pub placements: Vec<(i16, String)>,
+    /// The partition your rows are in.
+    pub your_partition: Option<i16>,
     pub queries: Vec<QueryRun>,
 }
 
@@ -37,6 +41,9 @@ pub struct QueryRun {
     pub error: Option<String>,
     /// `EXPLAIN (VERBOSE)`, a line each.
     pub plan: Vec<String>,
+    /// Where its remote parts ran: per node, the partitions the plan scans there
+    /// (`analytics-2: plays_by_track_p3, plays_by_artist_p3`).
+    pub ran_on: Vec<String>,
 }
 
 impl QueryRun {
@@ -49,7 +56,80 @@ impl QueryRun {
     }
 }
 
+/// The partitions a plan scans (`plays_p3`, …: the foreign tables in schema `analytics`
+/// named in it), each once, in order.
+pub fn scanned_partitions(plan: &[String]) -> Vec<(String, i16)> {
+    let mut out: Vec<(String, i16)> = Vec::new();
+    for line in plan {
+        let mut rest = line.as_str();
+        while let Some(at) = rest.find("analytics.") {
+            rest = &rest[at + "analytics.".len()..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let part = name
+                .rsplit_once("_p")
+                .and_then(|(table, n)| n.parse::<i16>().ok().map(|n| (table.to_string(), n)));
+            if let Some((table, n)) = part {
+                if !out.iter().any(|(t, p)| *t == table && *p == n) {
+                    out.push((table, n));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// [`scanned_partitions`] grouped by the node each partition is placed on.
+pub fn ran_on(plan: &[String], placements: &[(i16, String)]) -> Vec<String> {
+    let scanned = scanned_partitions(plan);
+    let mut nodes: Vec<&str> = placements.iter().map(|(_, n)| n.as_str()).collect();
+    nodes.sort();
+    nodes.dedup();
+    nodes
+        .into_iter()
+        .filter_map(|node| {
+            let here: Vec<String> = scanned
+                .iter()
+                .filter(|(_, p)| placements.iter().any(|(q, n)| q == p && n == node))
+                .map(|(t, p)| format!("{t}_p{p}"))
+                .collect();
+            (!here.is_empty()).then(|| format!("{node}: {}", here.join(", ")))
+        })
+        .collect()
+}
+
 /// Whether a plan line is one of those to highlight.
 pub fn is_remote_line(line: &str) -> bool {
     line.trim_start().starts_with("Remote SQL:")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_partitions_a_plan_scans_are_named_with_their_node() {
+        let plan: Vec<String> = [
+            "Append",
+            "  ->  Async Foreign Scan",
+            "        Relations: Aggregate on (analytics.plays_p0 plays)",
+            "  ->  Async Foreign Scan",
+            "        Relations: Aggregate on (analytics.plays_p1 plays_1)",
+            "  ->  Foreign Scan on analytics.plays_by_track_p1 t",
+            "        Remote SQL: SELECT spotify_id FROM public.plays_by_track_p1",
+        ]
+        .map(String::from)
+        .to_vec();
+        let placements = vec![(0, "analytics".to_string()), (1, "analytics-2".to_string())];
+        assert_eq!(
+            ran_on(&plan, &placements),
+            vec![
+                "analytics: plays_p0".to_string(),
+                "analytics-2: plays_p1, plays_by_track_p1".to_string()
+            ]
+        );
+        assert!(ran_on(&["Seq Scan on public.users u".to_string()], &placements).is_empty());
+    }
 }

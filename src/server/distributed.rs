@@ -23,6 +23,13 @@ pub async fn load(stores: &Stores, spotify_id: &str) -> Result<DistributedView, 
     let since = Utc::now() - listening::window(range);
     let server = server_options(&stores.main).await?;
     let tables = foreign_tables(&stores.main).await?;
+    let placements: Vec<(i16, String)> =
+        sqlx::query_as("SELECT part, node FROM shard_placements ORDER BY part")
+            .fetch_all(&stores.main)
+            .await?;
+    let your_partition = crate::server::shards::part_of(&stores.main, spotify_id)
+        .await
+        .ok();
     // The week grid's first day is in the listener's zone; with the node down, UTC's.
     let zone = tokio::time::timeout(DEADLINE, listening::zone(&stores.remote, spotify_id))
         .await
@@ -35,7 +42,8 @@ pub async fn load(stores: &Stores, spotify_id: &str) -> Result<DistributedView, 
     let from_day = listening::from_day(today, range);
     // Concurrently: with the node stalled, each waits out its deadline at the same time.
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, query) in listening::QUERIES.into_iter().enumerate() {
+    let all = listening::QUERIES.into_iter().chain([listening::INSTANCE]);
+    for (i, query) in all.enumerate() {
         let (remote, spotify_id, time_zone) = (
             stores.remote.clone(),
             spotify_id.to_string(),
@@ -54,10 +62,18 @@ pub async fn load(stores: &Stores, spotify_id: &str) -> Result<DistributedView, 
     }
     let mut queries: Vec<(usize, QueryRun)> = tasks.join_all().await;
     queries.sort_by_key(|(i, _)| *i);
-    let queries = queries.into_iter().map(|(_, q)| q).collect();
+    let queries = queries
+        .into_iter()
+        .map(|(_, mut q)| {
+            q.ran_on = crate::domain::distributed::ran_on(&q.plan, &placements);
+            q
+        })
+        .collect();
     Ok(DistributedView {
         server,
         tables,
+        placements,
+        your_partition,
         queries,
     })
 }
@@ -98,6 +114,7 @@ async fn run(remote: &PgPool, query: NamedQuery, args: &Args<'_>) -> QueryRun {
         ms: None,
         error: None,
         plan,
+        ran_on: Vec::new(),
     };
     match rows {
         Ok(Ok(rows)) => {

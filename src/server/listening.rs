@@ -47,6 +47,8 @@ pub struct NamedQuery {
 /// What a [`NamedQuery`]'s `$n` are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Params {
+    /// None.
+    None,
     /// `$1` the listener's Spotify id.
     Listener,
     /// `$1` the listener, `$2` the first local day of the range (a date).
@@ -122,15 +124,16 @@ pub const TOP_ARTISTS: NamedQuery = NamedQuery {
                          sum(ms_played)::bigint AS ms, count(*)::bigint AS plays
                     FROM analytics.plays
                    WHERE spotify_id = $1 AND played_at >= $2
-                   GROUP BY spotify_id, artist_name) p
+                   GROUP BY spotify_id, artist_name
+                   ORDER BY ms DESC, artist_name
+                   LIMIT $3) p
             LEFT JOIN LATERAL (
                  SELECT a.id AS artist_id FROM artists a
                    JOIN user_artists u ON u.artist_id = a.id AND u.spotify_id = $1
                   WHERE a.id = p.artist_id OR a.name = p.artist_name
                   ORDER BY a.id = p.artist_id DESC, u.rank
                   LIMIT 1) ua ON true
-           ORDER BY p.ms DESC, p.artist_name
-           LIMIT $3",
+           ORDER BY p.ms DESC, p.artist_name",
     params: Params::ListenerSinceTop,
 };
 
@@ -145,15 +148,16 @@ pub const TOP_TRACKS: NamedQuery = NamedQuery {
                          sum(ms_played)::bigint AS ms, count(*)::bigint AS plays
                     FROM analytics.plays
                    WHERE spotify_id = $1 AND played_at >= $2
-                   GROUP BY spotify_id, track_key) p
+                   GROUP BY spotify_id, track_key
+                   ORDER BY ms DESC, track_name
+                   LIMIT $3) p
             LEFT JOIN LATERAL (
                  SELECT a.id AS artist_id FROM artists a
                    JOIN user_artists u ON u.artist_id = a.id AND u.spotify_id = $1
                   WHERE a.id = p.artist_id OR a.name = p.artist_name
                   ORDER BY a.id = p.artist_id DESC, u.rank
                   LIMIT 1) ua ON true
-           ORDER BY p.ms DESC, p.track_name
-           LIMIT $3",
+           ORDER BY p.ms DESC, p.track_name",
     params: Params::ListenerSinceTop,
 };
 
@@ -170,6 +174,22 @@ pub const LISTENERS: NamedQuery = NamedQuery {
             FROM users u
             JOIN analytics.plays_by_listener p ON p.spotify_id = u.spotify_id",
     params: Params::Listener,
+};
+
+/// The Distributed query page's instance-wide example: every partition on both nodes at
+/// once. Counts only: it says how many, never who.
+pub const INSTANCE: NamedQuery = NamedQuery {
+    name: "instance",
+    title: "Plays on this instance (every partition, both nodes)",
+    about: "Grouped by listener on each partition's node, all partitions scanned concurrently \
+            (Async Foreign Scan), then summed on main: how many listeners have plays here, \
+            their plays and minutes.",
+    sql: "SELECT count(*)::bigint AS listeners, COALESCE(sum(n), 0)::bigint AS plays,
+                 COALESCE(sum(ms) / 60000, 0)::bigint AS minutes
+            FROM (SELECT spotify_id, count(*) AS n, sum(ms_played) AS ms
+                    FROM analytics.plays
+                   GROUP BY spotify_id) per_listener",
+    params: Params::None,
 };
 
 /// The artist page: the person's plays of one artist per local day. Grouped by hour on the
@@ -225,6 +245,7 @@ pub fn arguments(query: NamedQuery, args: &Args<'_>) -> (PgArguments, Vec<String
     let mut said = Vec::new();
     // Binding plain values into a fresh argument list cannot fail.
     match query.params {
+        Params::None => return (out, said),
         Params::Artist => {
             let _ = out.add(args.artist);
             said.push(format!("$1 = {:?} (an artist)", args.artist));
@@ -236,7 +257,7 @@ pub fn arguments(query: NamedQuery, args: &Args<'_>) -> (PgArguments, Vec<String
         }
     }
     match query.params {
-        Params::Listener | Params::Artist => {}
+        Params::None | Params::Listener | Params::Artist => {}
         Params::ListenerFromDay => {
             let _ = out.add(args.from_day);
             said.push(format!("$2 = {} (the range's first day)", args.from_day));

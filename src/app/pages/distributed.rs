@@ -37,8 +37,8 @@ pub fn Distributed() -> impl IntoView {
                 <a class="button button--secondary" href="/listening">"Back to your listening"</a>
             </div>
             <p class="muted">
-                "Your plays live on a second PostgreSQL server, the analytics node. The main server reaches it through postgres_fdw: "
-                "the tables below are foreign tables on main, and each query runs on main, sends its filter and grouping to the analytics node (the highlighted "
+                "Your plays live on the analytics nodes, PostgreSQL servers beside the main one, which reaches them through postgres_fdw: "
+                "the tables below are partitioned by listener, each partition a foreign table on one node. Each query runs on main, sends its filter and grouping to the node holding the rows (the highlighted "
                 <code>"Remote SQL"</code> " lines), and joins what comes back with main's own tables."
             </p>
             <Suspense fallback=|| view! { <p aria-busy="true">"Running the queries…"</p> }>
@@ -67,10 +67,34 @@ fn DistributedBody(view: DistributedView) -> impl IntoView {
             {view.tables.into_iter().map(|t| {
                 let label = format!("Columns of {}", t.name);
                 view! {
-                    <h3 class="card__title">"Foreign table " <code>{t.name}</code></h3>
+                    <h3 class="card__title">"Partitioned table " <code>{t.name}</code></h3>
                     <pre class="sql" tabindex="0" role="region" aria-label=label>{t.columns.join("\n")}</pre>
                 }
             }).collect_view()}
+        </section>
+        <section class="panel" aria-labelledby="shards-title" data-testid="placements">
+            <h2 id="shards-title">"Shards"</h2>
+            <p class="muted">
+                "Each of those tables is split by listener into 8 partitions; each partition is a foreign table on the node it is placed on. "
+                {view.your_partition.map(|p| format!("Your rows are in partition {p}, so a query for you reads that partition on one node."))}
+            </p>
+            <div class="table-scroll" tabindex="0" role="region" aria-label="Where each partition is">
+                <table class="ranks">
+                    <caption>"Partitions and their nodes"</caption>
+                    <thead><tr><th scope="col">"Partition"</th><th scope="col">"Node"</th></tr></thead>
+                    <tbody>
+                        {view.placements.into_iter().map(|(p, node)| {
+                            let yours = view.your_partition == Some(p);
+                            view! {
+                                <tr class:yours=yours>
+                                    <td>{format!("p{p}")}{yours.then_some(" (yours)")}</td>
+                                    <td>{node}</td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
         </section>
         {view.queries.into_iter().map(|q| view! { <QueryPanel q/> }).collect_view()}
     }
@@ -128,6 +152,13 @@ fn QueryPanel(q: QueryRun) -> impl IntoView {
                     view! { {line.clone()}"\n" }.into_any()
                 }).collect_view()}
             </pre>
+            {(!q.ran_on.is_empty()).then(|| view! {
+                <p class="muted" data-testid="ran-on">"Ran on: "
+                    {q.ran_on.iter().enumerate().map(|(i, line)| view! {
+                        {(i > 0).then_some("; ")}<code>{line.clone()}</code>
+                    }).collect_view()}
+                </p>
+            })}
         </section>
     }
 }
