@@ -24,4 +24,10 @@ soak_analytics="${ANALYTICS_DATABASE_URL%/*}/analytics_soak"
 psql "${ANALYTICS_DATABASE_URL%/*}/postgres" -qc 'DROP DATABASE IF EXISTS analytics_soak WITH (FORCE)' \
   -c 'CREATE DATABASE analytics_soak' >/dev/null
 export ANALYTICS_DATABASE_URL=$soak_analytics
+# Likewise on the second node, when there is one (half the listeners' plays are there).
+if [[ -n ${ANALYTICS_2_DATABASE_URL:-} ]]; then
+  psql "${ANALYTICS_2_DATABASE_URL%/*}/postgres" -qc 'DROP DATABASE IF EXISTS analytics_soak WITH (FORCE)' \
+    -c 'CREATE DATABASE analytics_soak' >/dev/null
+  export ANALYTICS_2_DATABASE_URL="${ANALYTICS_2_DATABASE_URL%/*}/analytics_soak"
+fi
 RUST_LOG=${RUST_LOG:-error} "$(cargo_target_dir)/release/personalify" soak "$@"

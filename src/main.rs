@@ -32,6 +32,7 @@ async fn main() -> std::process::ExitCode {
         Some("bench-sync") => return bench_sync(config, &args[1..]).await,
         Some("bench-pages") => return bench_pages(config, &args[1..]).await,
         Some("bench-listening") => return bench_listening(config, &args[1..]).await,
+        Some("bench-shards") => return bench_shards(config, &args[1..]).await,
         Some("soak") => return soak(config, &args[1..]).await,
         Some("shards") => return shards(config, &args[1..]).await,
         _ => {}
@@ -42,6 +43,47 @@ async fn main() -> std::process::ExitCode {
         Err(err) => {
             tracing::error!(error = %err, "personalify stopped");
             eprintln!("personalify: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `personalify bench-shards [--plays N] [--users U] [--heavy H] [--runs R] [--ingest I]`.
+#[cfg(feature = "ssr")]
+async fn bench_shards(
+    config: personalify::server::config::Config,
+    args: &[String],
+) -> std::process::ExitCode {
+    use personalify::server::bench::shards::{self, ShardsBenchOptions};
+    use std::process::ExitCode;
+    const USAGE: &str = "usage: personalify bench-shards [--plays 4000000] [--users 200] [--heavy 200000] [--runs 20] [--ingest 200000]";
+    let mut options = ShardsBenchOptions::default();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().and_then(|v| v.parse::<u64>().ok());
+        match (flag.as_str(), value) {
+            ("--plays", Some(n)) if n > 0 => options.plays = n,
+            ("--users", Some(n)) if (2..=10_000).contains(&n) => options.users = n as u32,
+            ("--heavy", Some(n)) => options.heavy = n,
+            ("--runs", Some(n)) if (1..=1000).contains(&n) => options.runs = n as u32,
+            ("--ingest", Some(n)) if n > 0 => options.ingest = n,
+            _ => {
+                eprintln!("personalify bench-shards: bad option {flag}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if options.heavy >= options.plays {
+        eprintln!("personalify bench-shards: --heavy must be less than --plays\n{USAGE}");
+        return ExitCode::from(2);
+    }
+    match shards::run(config, options).await {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("personalify bench-shards: {e}");
             ExitCode::FAILURE
         }
     }

@@ -6,6 +6,7 @@
 pub mod listening;
 pub mod load;
 pub mod pages;
+pub mod shards;
 pub mod soak;
 pub mod sync;
 

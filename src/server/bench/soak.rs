@@ -447,7 +447,6 @@ async fn verify_plays(state: &AppState, ids: &[String], out: &mut String) -> boo
     let Some(sim) = state.sim.as_ref() else {
         return true;
     };
-    let analytics = &state.stores.analytics.pool;
     let mut ok = true;
     let delivered = crate::server::plays::ingest::deliver_stash(state).await;
     let stashed: i64 = sqlx::query_scalar("SELECT count(*) FROM play_stash")
@@ -464,12 +463,23 @@ async fn verify_plays(state: &AppState, ids: &[String], out: &mut String) -> boo
     ok &= stashed == 0;
     let (mut listeners, mut plays, mut wrong) = (0, 0usize, Vec::new());
     for id in ids {
+        // On the listener's node (with two nodes, half of them are on analytics-2).
+        let node =
+            match crate::server::shards::pool_of(&state.stores.analytics, &state.stores.main, id)
+                .await
+            {
+                Ok(node) => node,
+                Err(e) => {
+                    let _ = writeln!(out, "cannot find {id}'s node: {e}");
+                    return false;
+                }
+            };
         let stored: Vec<(Option<String>, i64)> = match sqlx::query_as(
             "SELECT track_id, (extract(epoch FROM played_at) * 1000)::bigint
                FROM plays WHERE spotify_id = $1 AND source = 'recent' ORDER BY played_at",
         )
         .bind(id)
-        .fetch_all(analytics)
+        .fetch_all(&node)
         .await
         {
             Ok(rows) => rows,
@@ -507,10 +517,14 @@ async fn verify_plays(state: &AppState, ids: &[String], out: &mut String) -> boo
         }
     );
     ok &= wrong.is_empty() && listeners > 0;
-    // Every rollup against the plays, exactly (both ways).
-    let drift: Result<i64, _> = crate::server::plays::rollup_drift(analytics)
-        .await
-        .map(|d| d.iter().map(|(_, n)| n).sum());
+    // Every rollup against the plays, exactly (both ways), on every node.
+    let mut drift: Result<i64, sqlx::Error> = Ok(0);
+    for node in state.stores.analytics.nodes() {
+        drift = match (drift, crate::server::plays::rollup_drift(&node.pool).await) {
+            (Ok(n), Ok(d)) => Ok(n + d.iter().map(|(_, n)| n).sum::<i64>()),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+    }
     let _ = writeln!(
         out,
         "rollups differing from the plays: {}",

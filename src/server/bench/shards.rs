@@ -1,0 +1,392 @@
+//! `personalify bench-shards` (`make bench-shards`): the sharded analytics tier, in
+//! databases of its own on `main`, `analytics` and `analytics-2`: N plays over U listeners
+//! (one heavy) spread over the two nodes. Measures
+//! - an instance-wide aggregate through main with async foreign scans on and off, and
+//!   each node's share of it run on the node alone;
+//! - ingest: plays/s written through main's partitioned table (batched), and routed to the
+//!   listener's node as the app writes them;
+//! - one listener's Listening page, sharded, then with every partition moved onto
+//!   `analytics` (the single-node layout), timing the moves too.
+//!
+//! Prints numbers; asserts nothing.
+
+use super::{drop_database, ms, recreate_database, with_database};
+use crate::domain::TimeRange;
+use crate::server::config::{expose, Config, FdwTarget};
+use crate::server::listening;
+use crate::server::plays::{self, Play, Source};
+use crate::server::shards;
+use crate::server::store::{fdw, pg};
+use sqlx::PgPool;
+use std::time::{Duration, Instant};
+
+const MAIN_DB: &str = "personalify_shards_bench";
+const NODE_DB: &str = "analytics_shards_bench";
+
+#[derive(Debug, Clone, Copy)]
+pub struct ShardsBenchOptions {
+    pub plays: u64,
+    pub users: u32,
+    /// Plays of the heavy listener (part of `plays`).
+    pub heavy: u64,
+    /// Timed runs of each measurement.
+    pub runs: u32,
+    /// Plays written by each ingest measurement.
+    pub ingest: u64,
+}
+
+impl Default for ShardsBenchOptions {
+    fn default() -> Self {
+        ShardsBenchOptions {
+            plays: 4_000_000,
+            users: 200,
+            heavy: 200_000,
+            runs: 20,
+            ingest: 200_000,
+        }
+    }
+}
+
+pub async fn run(config: Config, options: ShardsBenchOptions) -> Result<String, String> {
+    let second = config
+        .analytics_2
+        .clone()
+        .ok_or("bench-shards needs the second node: set ANALYTICS_2_DATABASE_URL")?;
+    let main_admin = with_database(expose(&config.database_url), "postgres")?;
+    let node_admins = [
+        with_database(expose(&config.analytics_database_url), "postgres")?,
+        with_database(expose(&second.database_url), "postgres")?,
+    ];
+    recreate_database(&main_admin, MAIN_DB).await?;
+    for admin in &node_admins {
+        recreate_database(admin, NODE_DB).await?;
+    }
+    let outcome = measure(&config, options).await;
+    drop_database(&main_admin, MAIN_DB).await;
+    for admin in &node_admins {
+        drop_database(admin, NODE_DB).await;
+    }
+    outcome
+}
+
+async fn measure(config: &Config, o: ShardsBenchOptions) -> Result<String, String> {
+    let second = config.analytics_2.as_ref().ok_or("no second node")?;
+    let main_url: secrecy::SecretString =
+        with_database(expose(&config.database_url), MAIN_DB)?.into();
+    let node = |url: &secrecy::SecretString, target: &FdwTarget| -> Result<_, String> {
+        let mut target = target.clone();
+        target.dbname = NODE_DB.into();
+        Ok((with_database(expose(url), NODE_DB)?.into(), target))
+    };
+    let nodes = [
+        node(&config.analytics_database_url, &config.analytics_fdw)?,
+        node(&second.database_url, &second.fdw)?,
+    ];
+    let main = pg::connect_main(&main_url, Duration::from_secs(10))
+        .await
+        .map_err(|e| e.to_string())?;
+    let analytics = pg::Analytics::connect(&nodes, Duration::from_secs(10)).await;
+    analytics.link(main.clone()).await;
+    if !analytics.is_ready() {
+        return Err(format!(
+            "the FDW set-up failed: {:?}",
+            analytics.link_state()
+        ));
+    }
+    let remote = pg::remote_reader(&main_url, Duration::from_secs(120));
+    let node_pools: Vec<PgPool> = analytics.nodes().iter().map(|n| n.pool.clone()).collect();
+
+    let started = Instant::now();
+    let per_node = seed(&main, &analytics, o).await?;
+    let mut report = format!(
+        "bench-shards: {} plays over {} listeners (the heavy one: {}), 8 partitions over 2 \
+         nodes ({} plays on analytics, {} on analytics-2), seeded in {:.1} s\n",
+        o.plays,
+        o.users,
+        o.heavy,
+        per_node[0],
+        per_node[1],
+        started.elapsed().as_secs_f64()
+    );
+
+    // 1. Instance-wide: plays and minutes per listener, every partition.
+    const WIDE: &str =
+        "SELECT spotify_id, count(*), sum(ms_played) FROM analytics.plays GROUP BY spotify_id";
+    const NODE_WIDE: &str =
+        "SELECT spotify_id, count(*), sum(ms_played) FROM plays GROUP BY spotify_id";
+    let on = time(&remote, WIDE, o.runs).await?;
+    set_async(&main, false).await?;
+    let off = time(&remote, WIDE, o.runs).await?;
+    set_async(&main, true).await?;
+    let alone_1 = time(&node_pools[0], NODE_WIDE, o.runs).await?;
+    let alone_2 = time(&node_pools[1], NODE_WIDE, o.runs).await?;
+    let slower = p(&alone_1, 0.5).max(p(&alone_2, 0.5));
+    report.push_str(&format!(
+        "\ninstance-wide aggregate (plays and minutes per listener, {} runs; p50 / p95 ms):\n\
+         \x20 async foreign scans on   {:>8.1} / {:>8.1}\n\
+         \x20 async foreign scans off  {:>8.1} / {:>8.1}   (sequential: on is {:.2}x faster)\n\
+         \x20 analytics alone          {:>8.1} / {:>8.1}   (its partitions, on the node)\n\
+         \x20 analytics-2 alone        {:>8.1} / {:>8.1}\n\
+         \x20 on / the slower node alone: {:.2}\n",
+        o.runs,
+        p(&on, 0.5),
+        p(&on, 0.95),
+        p(&off, 0.5),
+        p(&off, 0.95),
+        p(&off, 0.5) / p(&on, 0.5),
+        p(&alone_1, 0.5),
+        p(&alone_1, 0.95),
+        p(&alone_2, 0.5),
+        p(&alone_2, 0.95),
+        p(&on, 0.5) / slower,
+    ));
+
+    // 2. Ingest, both ways, into listeners spread over every partition.
+    let through_main = ingest_through_main(&main, o.ingest).await?;
+    let routed = ingest_routed(&main, &analytics, o.ingest).await?;
+    report.push_str(&format!(
+        "\ningest of {} plays in batches of {INGEST_BATCH}:\n\
+         \x20 through main's partitioned table (INSERT ... ON CONFLICT DO NOTHING, batch_size 1000): {:.0} plays/s\n\
+         \x20 routed to the listener's node (the app's way: placement lock, overlap check, rollups): {:.0} plays/s\n",
+        o.ingest, through_main, routed
+    ));
+    for pool in &node_pools {
+        let _ = sqlx::query("ANALYZE").execute(pool).await;
+    }
+    fdw::analyze(&main).await.map_err(|e| e.to_string())?;
+
+    // 3. One listener's page, sharded, then single-node.
+    let sharded = page_times(&main, &remote, o.runs).await?;
+    let moves = Instant::now();
+    let mut copied = 0;
+    let placed: Vec<(i16, String)> =
+        sqlx::query_as("SELECT part, node FROM shard_placements ORDER BY part")
+            .fetch_all(&main)
+            .await
+            .map_err(|e| e.to_string())?;
+    for (part, node) in placed {
+        if node != "analytics" {
+            let moved = shards::move_partition(&analytics, &main, i64::from(part), "analytics")
+                .await
+                .map_err(|e| e.to_string())?;
+            copied += moved.copied;
+        }
+    }
+    let moves = moves.elapsed();
+    let _ = sqlx::query("ANALYZE").execute(&node_pools[0]).await;
+    fdw::analyze(&main).await.map_err(|e| e.to_string())?;
+    let single = page_times(&main, &remote, o.runs).await?;
+    report.push_str(&format!(
+        "\none listener's Listening page (every panel at once; p50 / p95 ms):\n\
+         \x20 heavy ({} plays)   sharded {:>7.1} / {:>7.1}   single node {:>7.1} / {:>7.1}   ratio {:.2}\n\
+         \x20 typical            sharded {:>7.1} / {:>7.1}   single node {:>7.1} / {:>7.1}   ratio {:.2}\n\
+         (single node: the 4 partitions of analytics-2 moved to analytics, {} plays in {:.1} s, {:.0} plays/s)\n",
+        o.heavy,
+        p(&sharded.0, 0.5),
+        p(&sharded.0, 0.95),
+        p(&single.0, 0.5),
+        p(&single.0, 0.95),
+        p(&sharded.0, 0.5) / p(&single.0, 0.5),
+        p(&sharded.1, 0.5),
+        p(&sharded.1, 0.95),
+        p(&single.1, 0.5),
+        p(&single.1, 0.95),
+        p(&sharded.1, 0.5) / p(&single.1, 0.5),
+        copied,
+        moves.as_secs_f64(),
+        copied as f64 / moves.as_secs_f64(),
+    ));
+    Ok(report)
+}
+
+async fn set_async(main: &PgPool, on: bool) -> Result<(), String> {
+    for server in [fdw::SERVER, "analytics_2_node"] {
+        sqlx::query(&format!(
+            "ALTER SERVER {server} OPTIONS (SET async_capable '{on}')"
+        ))
+        .execute(main)
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+async fn time(pool: &PgPool, sql: &str, runs: u32) -> Result<Vec<f64>, String> {
+    sqlx::query(sql)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| format!("{sql}: {e}"))?;
+    let mut times = Vec::new();
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        sqlx::query(sql)
+            .fetch_all(pool)
+            .await
+            .map_err(|e| format!("{sql}: {e}"))?;
+        times.push(ms(t.elapsed()));
+    }
+    Ok(times)
+}
+
+/// The heavy listener's and a typical one's whole Listening page, `runs` times each.
+async fn page_times(
+    main: &PgPool,
+    remote: &PgPool,
+    runs: u32,
+) -> Result<(Vec<f64>, Vec<f64>), String> {
+    let mut out = (Vec::new(), Vec::new());
+    for (who, times) in [("bench-000", &mut out.0), ("bench-001", &mut out.1)] {
+        listening::load_from(main, remote, who, TimeRange::ShortTerm)
+            .await
+            .map_err(|e| e.to_string())?;
+        for _ in 0..runs.max(1) {
+            let t = Instant::now();
+            listening::load_from(main, remote, who, TimeRange::ShortTerm)
+                .await
+                .map_err(|e| e.to_string())?;
+            times.push(ms(t.elapsed()));
+        }
+    }
+    Ok(out)
+}
+
+fn p(times: &[f64], q: f64) -> f64 {
+    let mut sorted = times.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[(((sorted.len() - 1) as f64) * q).round() as usize]
+}
+
+/// Listeners on main; each one's plays generated on their node. Returns plays per node.
+async fn seed(
+    main: &PgPool,
+    analytics: &pg::Analytics,
+    o: ShardsBenchOptions,
+) -> Result<[u64; 2], String> {
+    sqlx::query(
+        "INSERT INTO users (spotify_id, display_name)
+         SELECT 'bench-' || lpad(g::text, 3, '0'), 'Listener ' || g
+           FROM generate_series(0, $1 - 1) g",
+    )
+    .bind(i64::from(o.users))
+    .execute(main)
+    .await
+    .map_err(|e| e.to_string())?;
+    let each = o.plays.saturating_sub(o.heavy) / u64::from(o.users.max(2) - 1);
+    let mut per_node = [0u64; 2];
+    for user in 0..o.users {
+        let who = format!("bench-{user:03}");
+        let n = if user == 0 { o.heavy } else { each };
+        let shard = analytics
+            .shard(main, &who)
+            .await
+            .map_err(|e| e.to_string())?;
+        sqlx::query(
+            "INSERT INTO plays (spotify_id, played_at, track_key, track_id, track_name,
+                                artist_name, artist_id, album_name, ms_played, source)
+             SELECT $1, now() - (random() * interval '1095 days'),
+                    't' || a || '-' || t, 't' || a || '-' || t, 'Track ' || a || '-' || t,
+                    'Artist ' || a, 'a' || a, 'Album ' || a,
+                    120000 + (random() * 180000)::int, 'recent'
+               FROM (SELECT (power(random(), 2) * 500)::int AS a,
+                            (random() * 10)::int AS t
+                       FROM generate_series(1, $2)) g
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&who)
+        .bind(i64::try_from(n).unwrap_or(i64::MAX))
+        .execute(&shard.pool)
+        .await
+        .map_err(|e| e.to_string())?;
+        per_node[usize::from(shard.node != "analytics")] += n;
+        shard.release().await;
+    }
+    for node in analytics.nodes() {
+        for statement in ["ANALYZE", "CHECKPOINT"] {
+            let _ = sqlx::query(statement).execute(&node.pool).await;
+        }
+    }
+    fdw::analyze(main).await.map_err(|e| e.to_string())?;
+    Ok(per_node)
+}
+
+const INGEST_BATCH: usize = 5_000;
+
+/// New plays for `listeners` listeners named `prefix-N`, `n` in all, in batches, each
+/// batch one listener's.
+fn ingest_batches(prefix: &str, n: u64) -> Vec<(String, Vec<Play>)> {
+    let start = chrono::Utc::now() - chrono::Duration::days(400);
+    let batches = (n as usize).div_ceil(INGEST_BATCH);
+    (0..batches)
+        .map(|b| {
+            let who = format!("{prefix}-{}", b % 40);
+            let plays = (0..INGEST_BATCH)
+                .map(|i| Play {
+                    played_at: start
+                        + chrono::Duration::seconds((b * INGEST_BATCH + i) as i64 * 97),
+                    track_id: Some(format!("t{}", i % 300)),
+                    track_name: format!("Track {}", i % 300),
+                    artist_name: format!("Artist {}", i % 60),
+                    artist_id: None,
+                    album_name: None,
+                    ms_played: 180_000,
+                    source: Source::Recent,
+                })
+                .collect();
+            (who, plays)
+        })
+        .collect()
+}
+
+async fn ingest_through_main(main: &PgPool, n: u64) -> Result<f64, String> {
+    let batches = ingest_batches("ingest-main", n);
+    let started = Instant::now();
+    let mut written = 0u64;
+    for (who, batch) in &batches {
+        let c = plays::Columns::of(batch);
+        let done = sqlx::query(
+            "INSERT INTO analytics.plays (spotify_id, played_at, track_key, track_id,
+                    track_name, artist_name, artist_id, album_name, ms_played, source)
+             SELECT $1, x.played_at, x.track_id, x.track_id, x.track_name, x.artist_name,
+                    x.artist_id, x.album_name, x.ms_played, x.source
+               FROM unnest($2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
+                           $7::text[], $8::int[], $9::text[])
+                    AS x(played_at, track_id, track_name, artist_name, artist_id, album_name,
+                         ms_played, source)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(who)
+        .bind(&c.at)
+        .bind(&c.track_id)
+        .bind(&c.track_name)
+        .bind(&c.artist_name)
+        .bind(&c.artist_id)
+        .bind(&c.album_name)
+        .bind(&c.ms_played)
+        .bind(&c.source)
+        .execute(main)
+        .await
+        .map_err(|e| format!("insert through main: {e}"))?;
+        written += done.rows_affected();
+    }
+    Ok(written as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn ingest_routed(main: &PgPool, analytics: &pg::Analytics, n: u64) -> Result<f64, String> {
+    let batches = ingest_batches("ingest-routed", n);
+    let started = Instant::now();
+    let mut written = 0u64;
+    for (who, batch) in &batches {
+        let shard = analytics
+            .shard(main, who)
+            .await
+            .map_err(|e| e.to_string())?;
+        written += plays::store(&shard.pool, who, batch)
+            .await
+            .map_err(|e| e.to_string())?;
+        shard.release().await;
+    }
+    Ok(written as f64 / started.elapsed().as_secs_f64())
+}
