@@ -17,6 +17,9 @@ test('the listening page shows plays, streaks, both heatmaps and top lists by mi
   // The tables beside the charts.
   await page.getByText('As a table: minutes by weekday and hour').click();
   await expect(page.getByTestId('week-table').locator('tbody tr')).toHaveCount(7);
+  // Trending on this instance: everyone's plays of the last 7 days, counted in Redis.
+  const week = page.getByTestId('trending-week');
+  await expect(week.getByRole('table').first().locator('tbody tr').first()).toContainText(/\d+$/);
   await expectNoHorizontalOverflow(page);
   await screenshot(page, testInfo, 'listening');
   await expectAccessible(page, 'listening page');

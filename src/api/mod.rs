@@ -10,6 +10,7 @@ pub mod imports;
 pub mod listening;
 pub mod site;
 pub mod top;
+pub mod trending;
 pub mod viewer;
 
 use serde::{Deserialize, Serialize};

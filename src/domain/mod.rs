@@ -10,6 +10,7 @@ pub mod listening;
 pub mod sync;
 mod time_range;
 pub mod top;
+pub mod trending;
 
 pub use sync::{SyncProgress, SyncStatus};
 pub use time_range::{TimeRange, UnknownTimeRange};

@@ -29,3 +29,4 @@ pub mod sync;
 pub mod tasks;
 pub mod telemetry;
 pub mod time_zone;
+pub mod trending;

@@ -1,4 +1,5 @@
 use crate::api::listening::get_listening;
+use crate::api::trending::get_trending;
 use crate::app::components::chart::Chart;
 use crate::app::components::keep_while_loading::KeepWhileLoading;
 use crate::app::components::range_switch::{range_from_url, RangeSwitch};
@@ -9,6 +10,7 @@ use crate::domain::listening::{
     duration_label, months, week_chart_url, ByMinutes, ListeningView, Totals, DAYS_CHART_URL,
     WEEKDAYS,
 };
+use crate::domain::trending::{Trend, TrendingView};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{lazy_route, LazyRoute};
@@ -72,8 +74,86 @@ pub fn Listening() -> impl IntoView {
                     }
                 })}
             </KeepWhileLoading>
+            <Trending/>
         </main>
     }
+}
+
+/// Trending on this instance: its own request, so Redis or a node being down leaves the
+/// rest of the page as it is and says so here.
+#[component]
+fn Trending() -> impl IntoView {
+    let data = Resource::new(|| (), |_| get_trending());
+    view! {
+        <section class="panel" aria-labelledby="trending-title" data-testid="trending">
+            <h2 id="trending-title">"Trending on this instance"</h2>
+            <Suspense fallback=|| view! { <p aria-busy="true">"Counting…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok(Some(view)) => view! { <TrendingBody view/> }.into_any(),
+                        Ok(None) => ().into_any(),
+                        Err(err) => view! {
+                            <p class="notice" role="status" data-testid="trending-unavailable">{err.to_string()}</p>
+                        }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+fn TrendingBody(view: TrendingView) -> impl IntoView {
+    view! {
+        <p class="muted">
+            {format!("What everyone here played: today ({} UTC) and the last 7 days.", view.day)}
+        </p>
+        <div class="panels panels--two">
+            <TrendLists title="Today" testid="trending-today" trend=view.today/>
+            <TrendLists title="Last 7 days" testid="trending-week" trend=view.week/>
+        </div>
+    }
+}
+
+#[component]
+fn TrendLists(title: &'static str, testid: &'static str, trend: Trend) -> impl IntoView {
+    if trend.artists.is_empty() {
+        return view! {
+            <div data-testid=testid>
+                <h3 class="card__title">{title}</h3>
+                <p class="muted">"No plays yet."</p>
+            </div>
+        }
+        .into_any();
+    }
+    view! {
+        <div data-testid=testid>
+            <h3 class="card__title">{title}</h3>
+            <div class="table-scroll" tabindex="0" role="region" aria-label=format!("Trending artists, {title}")>
+                <table class="ranks">
+                    <caption>"Artists"</caption>
+                    <thead><tr><th scope="col">"Artist"</th><th scope="col">"Plays"</th></tr></thead>
+                    <tbody>
+                        {trend.artists.into_iter().map(|(artist, n)| view! {
+                            <tr><td>{artist}</td><td>{n}</td></tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+            <div class="table-scroll" tabindex="0" role="region" aria-label=format!("Trending tracks, {title}")>
+                <table class="ranks">
+                    <caption>"Tracks"</caption>
+                    <thead><tr><th scope="col">"Track"</th><th scope="col">"Artist"</th><th scope="col">"Plays"</th></tr></thead>
+                    <tbody>
+                        {trend.tracks.into_iter().map(|(track, artist, n)| view! {
+                            <tr><td>{track}</td><td>{artist}</td><td>{n}</td></tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+        </div>
+    }
+    .into_any()
 }
 
 #[component]

@@ -82,6 +82,18 @@ pub async fn stage(
 /// Move an import's staged plays into `plays` in one transaction; returns how many were
 /// new. Run again after it committed, it returns the recorded count and moves nothing.
 pub async fn finalize(analytics: &PgPool, import_id: i64) -> Result<i64, sqlx::Error> {
+    Ok(finalize_counted(analytics, import_id).await?.0)
+}
+
+/// New plays of the last days, per UTC day, artist and track (for trending).
+pub type RecentCounts = Vec<(chrono::NaiveDate, String, String, i64)>;
+
+/// [`finalize`], with the new plays of the days trending shows counted per day, artist
+/// and track (none when it had run already).
+pub async fn finalize_counted(
+    analytics: &PgPool,
+    import_id: i64,
+) -> Result<(i64, RecentCounts), sqlx::Error> {
     let mut tx = analytics.begin().await?;
     let recorded: Option<i64> =
         sqlx::query_scalar("SELECT stored FROM import_results WHERE import_id = $1")
@@ -89,7 +101,7 @@ pub async fn finalize(analytics: &PgPool, import_id: i64) -> Result<i64, sqlx::E
             .fetch_optional(&mut *tx)
             .await?;
     if let Some(stored) = recorded {
-        return Ok(stored);
+        return Ok((stored, Vec::new()));
     }
     // One listener per import. Naming them in the query lets the planner look only at
     // their plays for the overlap check (else it hashes every listener's: 1 s of 3.8 for
@@ -99,7 +111,7 @@ pub async fn finalize(analytics: &PgPool, import_id: i64) -> Result<i64, sqlx::E
             .bind(import_id)
             .fetch_optional(&mut *tx)
             .await?;
-    let stored: i64 = sqlx::query_scalar(
+    let (stored, recent): (i64, String) = sqlx::query_as(
         r"WITH moved AS (
               INSERT INTO plays (spotify_id, played_at, track_key, track_id, track_name,
                                  artist_name, artist_id, album_name, ms_played, source)
@@ -116,22 +128,37 @@ pub async fn finalize(analytics: &PgPool, import_id: i64) -> Result<i64, sqlx::E
                         AND p.track_key = s.track_key
                         AND p.source <> s.source)
               ON CONFLICT DO NOTHING
-              RETURNING 1)
-          INSERT INTO import_results (import_id, stored)
-          SELECT $1, count(*) FROM moved
-          RETURNING stored",
+              RETURNING played_at, artist_name, track_name),
+          result AS (
+              INSERT INTO import_results (import_id, stored)
+              SELECT $1, count(*) FROM moved
+              RETURNING stored)
+          SELECT (SELECT stored FROM result),
+                 COALESCE((SELECT json_agg(json_build_array(day, artist_name, track_name, n))
+                             FROM (SELECT (played_at AT TIME ZONE 'UTC')::date AS day,
+                                          artist_name, track_name, count(*) AS n
+                                     FROM moved WHERE played_at >= $4
+                                    GROUP BY 1, 2, 3) r), '[]')::text",
     )
     .bind(import_id)
     .bind(OVERLAP_SECS)
     .bind(listener.unwrap_or_default())
+    .bind(
+        (chrono::Utc::now().date_naive()
+            - chrono::Duration::days(crate::server::trending::KEEP_DAYS))
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc()),
+    )
     .fetch_one(&mut *tx)
     .await?;
+    // Written by the statement above from typed columns: only a bug fails to decode it.
+    let recent: RecentCounts = serde_json::from_str(&recent).unwrap_or_default();
     sqlx::query("DELETE FROM import_staging WHERE import_id = $1")
         .bind(import_id)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(stored)
+    Ok((stored, recent))
 }
 
 /// Remove what a failed import staged.
@@ -304,9 +331,15 @@ async fn run_once(state: &AppState, id: i64) -> Result<(), Stop> {
             .map_err(down)?;
     }
     let finalized = async {
+        let seen = crate::server::trending::seen_days(
+            &state.stores,
+            crate::server::trending::recent_window(),
+        )
+        .await;
         let shard = state.stores.analytics.shard(main, &spotify_id).await?;
-        let stored = finalize(&shard.pool, id).await?;
+        let (stored, recent) = finalize_counted(&shard.pool, id).await?;
         shard.release().await;
+        crate::server::trending::add(&state.stores, &seen, &recent).await;
         Ok::<_, super::RoutedError>(stored)
     };
     let stored = match tokio::time::timeout(STORE_DEADLINE * 4, finalized).await {

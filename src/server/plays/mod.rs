@@ -62,11 +62,23 @@ pub async fn store(
     spotify_id: &str,
     plays: &[Play],
 ) -> Result<u64, sqlx::Error> {
+    Ok(store_new(analytics, spotify_id, plays).await?.len() as u64)
+}
+
+/// A play [`store_new`] stored: when (UTC), the artist and the track.
+pub type Stored = (DateTime<Utc>, String, String);
+
+/// [`store`], returning the plays that were new.
+pub async fn store_new(
+    analytics: &PgPool,
+    spotify_id: &str,
+    plays: &[Play],
+) -> Result<Vec<Stored>, sqlx::Error> {
     if plays.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let columns = Columns::of(plays);
-    let done = sqlx::query(STORE_SQL)
+    let done = sqlx::query_as(STORE_SQL)
         .bind(spotify_id)
         .bind(&columns.at)
         .bind(&columns.track_id)
@@ -77,9 +89,9 @@ pub async fn store(
         .bind(&columns.ms_played)
         .bind(&columns.source)
         .bind(OVERLAP_SECS)
-        .execute(analytics)
+        .fetch_all(analytics)
         .await?;
-    Ok(done.rows_affected())
+    Ok(done)
 }
 
 /// Why [`store_routed`] did not store.
@@ -100,10 +112,13 @@ pub async fn store_routed(
     if plays.is_empty() {
         return Ok(0);
     }
+    // Trending's markers of the days written, read before the write (see server::trending).
+    let seen = crate::server::trending::seen(stores, plays).await;
     let shard = stores.analytics.shard(&stores.main, spotify_id).await?;
-    let stored = store(&shard.pool, spotify_id, plays).await?;
+    let stored = store_new(&shard.pool, spotify_id, plays).await?;
     shard.release().await;
-    Ok(stored)
+    crate::server::trending::add(stores, &seen, &crate::server::trending::counts(&stored)).await;
+    Ok(stored.len() as u64)
 }
 
 /// Plays as columns, for one `UNNEST` insert.
@@ -170,7 +185,8 @@ const STORE_SQL: &str = r"
                                   AND n.played_at + make_interval(secs => $10)
               AND p.track_key = n.track_key
               AND p.source <> n.source)
-    ON CONFLICT DO NOTHING";
+    ON CONFLICT DO NOTHING
+    RETURNING played_at, artist_name, track_name";
 
 /// How far each rollup of `plays` on the analytics node (kept by trigger:
 /// migrations/analytics/20261129000004_rollups.sql) is from the same aggregate of `plays`
