@@ -56,10 +56,14 @@ async fn bench_shards(
 ) -> std::process::ExitCode {
     use personalify::server::bench::shards::{self, ShardsBenchOptions};
     use std::process::ExitCode;
-    const USAGE: &str = "usage: personalify bench-shards [--plays 4000000] [--users 200] [--heavy 200000] [--runs 20] [--ingest 200000]";
+    const USAGE: &str = "usage: personalify bench-shards [--plays 4000000] [--users 200] [--heavy 200000] [--runs 20] [--ingest 200000] [--keep]";
     let mut options = ShardsBenchOptions::default();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
+        if flag == "--keep" {
+            options.keep = true;
+            continue;
+        }
         let value = it.next().and_then(|v| v.parse::<u64>().ok());
         match (flag.as_str(), value) {
             ("--plays", Some(n)) if n > 0 => options.plays = n,

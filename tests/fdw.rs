@@ -67,6 +67,7 @@ async fn start_up_links_main_to_the_analytics_node_and_a_second_run_changes_noth
         "fetch_size=1000".to_string(),
         "use_remote_estimate=false".to_string(),
         "fdw_tuple_cost=0.2".to_string(),
+        "options=-c cursor_tuple_fraction=1".to_string(),
         "async_capable=true".to_string(),
         "connect_timeout=5".to_string(),
     ] {

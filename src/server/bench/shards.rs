@@ -33,6 +33,8 @@ pub struct ShardsBenchOptions {
     pub runs: u32,
     /// Plays written by each ingest measurement.
     pub ingest: u64,
+    /// Keep the bench databases afterwards (to look at plans by hand).
+    pub keep: bool,
 }
 
 impl Default for ShardsBenchOptions {
@@ -43,6 +45,7 @@ impl Default for ShardsBenchOptions {
             heavy: 200_000,
             runs: 20,
             ingest: 200_000,
+            keep: false,
         }
     }
 }
@@ -62,9 +65,11 @@ pub async fn run(config: Config, options: ShardsBenchOptions) -> Result<String, 
         recreate_database(admin, NODE_DB).await?;
     }
     let outcome = measure(&config, options).await;
-    drop_database(&main_admin, MAIN_DB).await;
-    for admin in &node_admins {
-        drop_database(admin, NODE_DB).await;
+    if !options.keep {
+        drop_database(&main_admin, MAIN_DB).await;
+        for admin in &node_admins {
+            drop_database(admin, NODE_DB).await;
+        }
     }
     outcome
 }
@@ -118,22 +123,50 @@ async fn measure(config: &Config, o: ShardsBenchOptions) -> Result<String, Strin
     set_async(&main, false).await?;
     let off = time(&remote, WIDE, o.runs).await?;
     set_async(&main, true).await?;
-    let alone_1 = time(&node_pools[0], NODE_WIDE, o.runs).await?;
-    let alone_2 = time(&node_pools[1], NODE_WIDE, o.runs).await?;
-    let slower = p(&alone_1, 0.5).max(p(&alone_2, 0.5));
+    // Each node's share alone, as main's remote queries run there: postgres_fdw reads
+    // through a cursor, which runs without parallel workers, so the node alone is timed
+    // without them too; and the node's partitions through main, one after another.
+    let alone_1 = time_serial(&node_pools[0], NODE_WIDE, o.runs).await?;
+    let alone_2 = time_serial(&node_pools[1], NODE_WIDE, o.runs).await?;
+    let placed: Vec<(i16, String)> =
+        sqlx::query_as("SELECT part, node FROM shard_placements ORDER BY part")
+            .fetch_all(&main)
+            .await
+            .map_err(|e| e.to_string())?;
+    let mut through = Vec::new();
+    for node in ["analytics", "analytics-2"] {
+        let sql = placed
+            .iter()
+            .filter(|(_, n)| n == node)
+            .map(|(part, _)| {
+                format!(
+                    "SELECT spotify_id, count(*), sum(ms_played) FROM analytics.plays_p{part} GROUP BY spotify_id"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        through.push(time(&remote, &sql, o.runs).await?);
+    }
+    let slower = p(&through[0], 0.5).max(p(&through[1], 0.5));
     report.push_str(&format!(
         "\ninstance-wide aggregate (plays and minutes per listener, {} runs; p50 / p95 ms):\n\
          \x20 async foreign scans on   {:>8.1} / {:>8.1}\n\
          \x20 async foreign scans off  {:>8.1} / {:>8.1}   (sequential: on is {:.2}x faster)\n\
-         \x20 analytics alone          {:>8.1} / {:>8.1}   (its partitions, on the node)\n\
-         \x20 analytics-2 alone        {:>8.1} / {:>8.1}\n\
-         \x20 on / the slower node alone: {:.2}\n",
+         \x20 analytics's partitions through main    {:>8.1} / {:>8.1}\n\
+         \x20 analytics-2's partitions through main  {:>8.1} / {:>8.1}\n\
+         \x20 analytics alone, on the node (no parallel workers)    {:>8.1} / {:>8.1}\n\
+         \x20 analytics-2 alone, on the node (no parallel workers)  {:>8.1} / {:>8.1}\n\
+         \x20 async on / the slower node's partitions through main: {:.2}\n",
         o.runs,
         p(&on, 0.5),
         p(&on, 0.95),
         p(&off, 0.5),
         p(&off, 0.95),
         p(&off, 0.5) / p(&on, 0.5),
+        p(&through[0], 0.5),
+        p(&through[0], 0.95),
+        p(&through[1], 0.5),
+        p(&through[1], 0.95),
         p(&alone_1, 0.5),
         p(&alone_1, 0.95),
         p(&alone_2, 0.5),
@@ -209,6 +242,27 @@ async fn set_async(main: &PgPool, on: bool) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// [`time`] on one connection of `pool` with parallel query off.
+async fn time_serial(pool: &PgPool, sql: &str, runs: u32) -> Result<Vec<f64>, String> {
+    let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
+    sqlx::query("SET max_parallel_workers_per_gather = 0")
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut times = Vec::new();
+    for run in 0..=runs.max(1) {
+        let t = Instant::now();
+        sqlx::query(sql)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| format!("{sql}: {e}"))?;
+        if run > 0 {
+            times.push(ms(t.elapsed()));
+        }
+    }
+    Ok(times)
 }
 
 async fn time(pool: &PgPool, sql: &str, runs: u32) -> Result<Vec<f64>, String> {
