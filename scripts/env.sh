@@ -30,6 +30,8 @@ export ANALYTICS_2_DATABASE_URL
 export ANALYTICS_2_FDW_HOST
 : "${ANALYTICS_2_FDW_PORT:=$PG_ANALYTICS_2_PORT}"
 export ANALYTICS_2_FDW_PORT
+: "${ANALYTICS_REPLICA_DATABASE_URL:=postgres://personalify:personalify@127.0.0.1:$PG_ANALYTICS_REPLICA_PORT/analytics}"
+export ANALYTICS_REPLICA_DATABASE_URL
 # The WASM's file name. cargo-leptos sets it for its own builds; leptos also reads it when
 # the server is *compiled* (without it the page asks for personalify_bg.wasm), so a plain
 # `cargo build`/`cargo test` of the server must see the same value, or its pages do not

@@ -3,6 +3,7 @@
 #   main       PostgreSQL, system of record        127.0.0.1:55432  database personalify
 #   analytics  PostgreSQL, the postgres_fdw node   127.0.0.1:55433  database analytics
 #   analytics-2  PostgreSQL, a second such node    127.0.0.1:55434  database analytics
+#   analytics-replica  PostgreSQL, the nodes' read replica  127.0.0.1:55435  database analytics
 #   redis      Redis, cache and coordination       127.0.0.1:56379
 #   mongo      mongod if on PATH, else SecantusDB  127.0.0.1:57017
 # Data lives under $DATA_DIR (default ./.data, git-ignored): one folder per service, logs
@@ -18,7 +19,7 @@ shopt -s extglob # for the @(a|b) pattern in mongo_pid
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SERVICES=(main analytics analytics-2 redis mongo)
+SERVICES=(main analytics analytics-2 analytics-replica redis mongo)
 
 # PostgreSQL will not run as root, so as root the clusters run as `postgres`, which must
 # be able to reach the data folder. A clone under a private home (CI may clone anywhere)
@@ -49,6 +50,7 @@ port_of() {
     main) echo "$PG_MAIN_PORT" ;;
     analytics) echo "$PG_ANALYTICS_PORT" ;;
     analytics-2) echo "$PG_ANALYTICS_2_PORT" ;;
+    analytics-replica) echo "$PG_ANALYTICS_REPLICA_PORT" ;;
     redis) echo "$REDIS_PORT" ;;
     mongo) echo "$MONGO_PORT" ;;
   esac
@@ -146,7 +148,7 @@ stop_pid() {
 }
 
 # ---------------------------------------------------------------------------------------
-# PostgreSQL: three clusters (main, analytics, analytics-2) from the same Debian binaries
+# PostgreSQL: four clusters (main, analytics, analytics-2, analytics-replica) from the same Debian binaries
 
 PG_BIN=${PERSONALIFY_PG_BIN:-}
 
@@ -255,7 +257,7 @@ pg_start() {
     # Settings go on the command line so the ports and paths can change without re-init.
     # The analytics nodes publish their plays to the read replica (logical replication).
     local extra=""
-    if [[ $name == analytics* ]]; then
+    if [[ $name == analytics || $name == analytics-2 ]]; then
       extra="-c wal_level=logical -c max_replication_slots=16 -c max_wal_senders=16"
     fi
     if ! as_pg pg_ctl -D "$data" -l "$logfile" -w -t "$WAIT_SECS" -o "\
@@ -436,6 +438,7 @@ describe() {
     main) echo "PostgreSQL main, port $PG_MAIN_PORT, database personalify" ;;
     analytics) echo "PostgreSQL analytics, port $PG_ANALYTICS_PORT, database analytics" ;;
     analytics-2) echo "PostgreSQL analytics-2, port $PG_ANALYTICS_2_PORT, database analytics" ;;
+    analytics-replica) echo "PostgreSQL analytics-replica, port $PG_ANALYTICS_REPLICA_PORT, database analytics" ;;
     redis) echo "Redis, port $REDIS_PORT" ;;
     mongo)
       if command -v mongod >/dev/null; then
@@ -449,7 +452,7 @@ describe() {
 
 service_pid() {
   case $1 in
-    main | analytics | analytics-2) pg_pid "$1" ;;
+    main | analytics | analytics-2 | analytics-replica) pg_pid "$1" ;;
     redis) redis_pid ;;
     mongo) mongo_pid ;;
   esac
@@ -457,7 +460,7 @@ service_pid() {
 
 start_one() {
   case $1 in
-    main | analytics | analytics-2) pg_start "$1" ;;
+    main | analytics | analytics-2 | analytics-replica) pg_start "$1" ;;
     redis) redis_start ;;
     mongo) mongo_start ;;
   esac
@@ -465,7 +468,7 @@ start_one() {
 
 stop_one() {
   case $1 in
-    main | analytics | analytics-2) pg_stop "$1" ;;
+    main | analytics | analytics-2 | analytics-replica) pg_stop "$1" ;;
     redis) redis_stop ;;
     mongo) mongo_stop ;;
   esac

@@ -30,4 +30,7 @@ if [[ -n ${ANALYTICS_2_DATABASE_URL:-} ]]; then
     -c 'CREATE DATABASE analytics_soak' >/dev/null
   export ANALYTICS_2_DATABASE_URL="${ANALYTICS_2_DATABASE_URL%/*}/analytics_soak"
 fi
+# No read replica: its subscriptions would hold slots on the soak's node databases, which
+# the next soak drops.
+unset ANALYTICS_REPLICA_DATABASE_URL
 RUST_LOG=${RUST_LOG:-error} "$(cargo_target_dir)/release/personalify" soak "$@"

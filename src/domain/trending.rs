@@ -21,6 +21,8 @@ pub struct TrendingView {
     /// Some days were counted again from the plays for this answer (Redis had lost them,
     /// or a write could not be added to them).
     pub rebuilt_days: u32,
+    /// Where those days were counted: "the read replica" or "the analytics nodes".
+    pub counted_on: Option<String>,
 }
 
 /// How a track is kept as one sorted-set member: its name and its artist's, joined by a

@@ -29,6 +29,13 @@ pub struct Config {
     /// `ANALYTICS_2_FDW_HOST` / `_PORT` like the first). Unset: every partition of the
     /// plays stays on `analytics`.
     pub analytics_2: Option<NodeConfig>,
+    /// The read replica of the analytics nodes (`ANALYTICS_REPLICA_DATABASE_URL`): a
+    /// PostgreSQL server that subscribes to each node (database D for `analytics`, D_2 for
+    /// `analytics-2`). Unset: instance-wide reads go to the nodes.
+    pub analytics_replica: Option<SecretString>,
+    /// The replica serves reads while every node's data there is at most this old
+    /// (`REPLICA_MAX_LAG_SECS`, default 30).
+    pub replica_max_lag: Duration,
     pub mongodb_url: SecretString,
     pub mongodb_database: String,
     pub redis_url: SecretString,
@@ -245,6 +252,15 @@ impl Config {
         let database_url = postgres_url(&env, "DATABASE_URL")?;
         let analytics_database_url = postgres_url(&env, "ANALYTICS_DATABASE_URL")?;
         let analytics_fdw = fdw_target(&env, "ANALYTICS", &analytics_database_url)?;
+        let analytics_replica = match env.optional("ANALYTICS_REPLICA_DATABASE_URL")? {
+            None => None,
+            Some(_) => Some(postgres_url(&env, "ANALYTICS_REPLICA_DATABASE_URL")?),
+        };
+        let replica_max_lag = Duration::from_secs(env.parsed(
+            "REPLICA_MAX_LAG_SECS",
+            30u64,
+            "a whole number of seconds",
+        )?);
         let analytics_2 = match env.optional("ANALYTICS_2_DATABASE_URL")? {
             None => None,
             Some(_) => {
@@ -494,6 +510,8 @@ impl Config {
             analytics_database_url: analytics_database_url.into(),
             analytics_fdw,
             analytics_2,
+            analytics_replica: analytics_replica.map(Into::into),
+            replica_max_lag,
             mongodb_url: mongodb_url.into(),
             mongodb_database,
             redis_url: redis_url.into(),

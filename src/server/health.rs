@@ -28,6 +28,12 @@ pub struct Readiness {
     /// `main`'s postgres_fdw link to the analytics node: "ready", "pending" (the node's
     /// migrations come first) or "failed" (the reason is in the log; retried).
     pub analytics_link: &'static str,
+    /// The analytics nodes' read replica, when one is configured: per node's database
+    /// there, "ok", "behind" (lagging more than `REPLICA_MAX_LAG_SECS`, or nothing arrived
+    /// yet) or "down", and its lag. Instance-wide reads fall back to the nodes meanwhile,
+    /// so it does not make the server unready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica: Option<Vec<ReplicaProbe>>,
     /// Sync history waiting for MongoDB, and rows parked (absent when `main` is down).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outbox: Option<outbox::Depth>,
@@ -45,6 +51,13 @@ pub struct Stores {
     pub analytics_2: Option<Probe>,
     pub mongo: Probe,
     pub redis: Probe,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReplicaProbe {
+    pub node: &'static str,
+    pub status: &'static str,
+    pub lag_secs: Option<f64>,
 }
 
 /// One store's state. The driver's error goes to the log only: `/readyz` answers anyone,
@@ -171,6 +184,32 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
                 pg::LinkState::Ready => "ready",
                 pg::LinkState::Pending => "pending",
                 pg::LinkState::Failed(_) => "failed",
+            },
+            replica: match &state.stores.replica {
+                None => None,
+                Some(replica) => Some(
+                    replica
+                        .lags()
+                        .await
+                        .into_iter()
+                        .zip(&replica.dbs)
+                        .map(|(lag, db)| match lag {
+                            Ok(lag) => ReplicaProbe {
+                                node: db.node,
+                                status: match lag.secs {
+                                    Some(s) if s <= replica.max_lag.as_secs_f64() => "ok",
+                                    _ => "behind",
+                                },
+                                lag_secs: lag.secs.map(|s| (s * 10.0).round() / 10.0),
+                            },
+                            Err(_) => ReplicaProbe {
+                                node: db.node,
+                                status: "down",
+                                lag_secs: None,
+                            },
+                        })
+                        .collect(),
+                ),
             },
             outbox,
             tasks: state.tasks.snapshot(),

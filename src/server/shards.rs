@@ -404,7 +404,47 @@ pub async fn move_partition(
         return Err(MoveError::ImportRunning { part, import });
     }
 
-    // 1. Copy, while writers go on writing on the source.
+    // 1. Copy, while writers go on writing on the source. Instance-wide reads leave the
+    //    read replica meanwhile (it will hold the partition in both nodes' databases).
+    sqlx::query("UPDATE shard_placements SET moving_since = now() WHERE part = $1")
+        .bind(part)
+        .execute(main)
+        .await?;
+    let outcome = copy_and_switch(main, part, source, target, &mut moved).await;
+    sqlx::query("UPDATE shard_placements SET moving_since = NULL WHERE part = $1")
+        .bind(part)
+        .execute(main)
+        .await?;
+    outcome?;
+
+    // 3. The old copy goes; main's planner learns the new partitions' sizes.
+    moved.removed = empty_leaves(&source.pool, part).await?;
+    for table in MOVED_TABLES {
+        let _ = sqlx::query(&format!("ANALYZE {}.{table}_p{part}", fdw::SCHEMA))
+            .execute(main)
+            .await;
+    }
+    tracing::info!(
+        part,
+        from = %moved.from,
+        to = %moved.to,
+        copied = moved.copied,
+        recopied = moved.recopied.len(),
+        locked_ms = moved.locked_ms as u64,
+        "partition moved"
+    );
+    Ok(moved)
+}
+
+/// Steps 1 and 2 of [`move_partition`]: the copy, and the switch under the lock.
+async fn copy_and_switch(
+    main: &PgPool,
+    part: i16,
+    source: &crate::server::store::pg::Node,
+    target: &crate::server::store::pg::Node,
+    moved: &mut Moved,
+) -> Result<(), MoveError> {
+    use crate::server::store::fdw;
     empty_leaves(&target.pool, part).await?;
     copy_zones(&source.pool, &target.pool, part, None).await?;
     moved.copied = copy_plays(&source.pool, &target.pool, part, None).await?;
@@ -460,24 +500,7 @@ pub async fn move_partition(
         .await?;
     tx.commit().await?;
     moved.locked_ms = waited.elapsed().as_millis();
-
-    // 3. The old copy goes; main's planner learns the new partitions' sizes.
-    moved.removed = empty_leaves(&source.pool, part).await?;
-    for table in MOVED_TABLES {
-        let _ = sqlx::query(&format!("ANALYZE {}.{table}_p{part}", fdw::SCHEMA))
-            .execute(main)
-            .await;
-    }
-    tracing::info!(
-        part,
-        from = %moved.from,
-        to = %moved.to,
-        copied = moved.copied,
-        recopied = moved.recopied.len(),
-        locked_ms = moved.locked_ms as u64,
-        "partition moved"
-    );
-    Ok(moved)
+    Ok(())
 }
 
 /// Empty partition `part`'s leaves on a node (the rollups go with `plays_pN` by trigger);

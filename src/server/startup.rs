@@ -337,6 +337,23 @@ pub fn spawn_background(state: &AppState) {
             Err(e) => tracing::warn!(error = %e, "cannot look for unfinished imports"),
         }
     });
+    if state.stores.replica.is_some() {
+        let beating = state.stores.analytics.clone();
+        state.tasks.supervise(
+            "replica",
+            move || {
+                let analytics = beating.clone();
+                async move {
+                    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+                    loop {
+                        every.tick().await;
+                        super::store::replica::beat(&analytics).await;
+                    }
+                }
+            },
+            open.clone(),
+        );
+    }
     let analyzed = state.clone();
     state.tasks.supervise(
         "statistics",

@@ -134,6 +134,40 @@ pub async fn seen_days(stores: &Stores, days: Vec<NaiveDate>) -> Seen {
     }
 }
 
+/// One day's plays per artist and per track member (`track␟artist`).
+struct Tally {
+    artists: BTreeMap<String, i64>,
+    tracks: BTreeMap<String, i64>,
+}
+
+impl Tally {
+    fn of(rows: &[(NaiveDate, String, String, i64)], day: NaiveDate) -> Self {
+        let mut tally = Tally {
+            artists: BTreeMap::new(),
+            tracks: BTreeMap::new(),
+        };
+        for (_, artist, track, n) in rows.iter().filter(|(d, ..)| *d == day) {
+            *tally.artists.entry(artist.clone()).or_default() += n;
+            *tally
+                .tracks
+                .entry(format!("{track}{TRACK_SEPARATOR}{artist}"))
+                .or_default() += n;
+        }
+        tally
+    }
+
+    /// A script's arguments: `head`, the number of artist pairs, then (member, plays)
+    /// pairs, artists first.
+    fn arguments(&self, mut head: Vec<String>) -> Vec<String> {
+        head.push(self.artists.len().to_string());
+        for (member, n) in self.artists.iter().chain(&self.tracks) {
+            head.push(member.clone());
+            head.push(n.to_string());
+        }
+        head
+    }
+}
+
 /// Add to a day's sets if its marker is what the writer saw and says the day is counted:
 /// KEYS built, artists, tracks; ARGV seen marker, number of artist pairs, then (member,
 /// plays) pairs, artists first. 1: added (or nothing to add to); 0: the day must be
@@ -161,30 +195,15 @@ return 1
 /// counted again. Never fails: trending is a copy.
 pub async fn add(stores: &Stores, seen: &Seen, new: &[(NaiveDate, String, String, i64)]) {
     for (day, marker) in &seen.0 {
-        let mut artists: BTreeMap<&str, i64> = BTreeMap::new();
-        let mut tracks: BTreeMap<String, i64> = BTreeMap::new();
-        for (_, artist, track, n) in new.iter().filter(|(d, ..)| d == day) {
-            *artists.entry(artist.as_str()).or_default() += n;
-            *tracks
-                .entry(format!("{track}{TRACK_SEPARATOR}{artist}"))
-                .or_default() += n;
-        }
-        if artists.is_empty() {
+        let day_counts = Tally::of(new, *day);
+        if day_counts.artists.is_empty() {
             continue;
         }
         let added = match marker {
             None => false,
             Some(marker) => {
                 let keys = day_keys(stores, *day);
-                let mut args: Vec<String> = vec![marker.clone(), artists.len().to_string()];
-                for (member, n) in &artists {
-                    args.push(member.to_string());
-                    args.push(n.to_string());
-                }
-                for (member, n) in &tracks {
-                    args.push(member.clone());
-                    args.push(n.to_string());
-                }
+                let args = day_counts.arguments(vec![marker.clone()]);
                 let result: Result<i64, _> = stores
                     .cache
                     .client
@@ -237,7 +256,10 @@ return 1
 
 /// Count `days` again from the plays on the nodes (one query over every partition) and
 /// install each day's sets. Returns how many days were installed.
-async fn rebuild(stores: &Stores, days: &[NaiveDate]) -> Result<u32, TrendingError> {
+async fn rebuild(
+    stores: &Stores,
+    days: &[NaiveDate],
+) -> Result<(u32, &'static str), TrendingError> {
     let token = format!("{:016x}", rand::random::<u64>());
     let client = stores.cache.client.with_options(&fail_fast());
     for day in days {
@@ -261,42 +283,15 @@ async fn rebuild(stores: &Stores, days: &[NaiveDate]) -> Result<u32, TrendingErr
     let to = (last + chrono::Duration::days(1))
         .and_hms_opt(0, 0, 0)
         .map(|t| t.and_utc());
-    let rows: Vec<(NaiveDate, String, String, i64)> = sqlx::query_as(
-        "SELECT (played_at AT TIME ZONE 'UTC')::date, artist_name, track_name, count(*)
-           FROM analytics.plays
-          WHERE played_at >= $1 AND played_at < $2
-          GROUP BY 1, 2, 3",
-    )
-    .bind(from)
-    .bind(to)
-    .fetch_all(&stores.remote)
-    .await
-    .map_err(|e| TrendingError::Nodes(e.to_string()))?;
+    let (rows, source) = count_plays(stores, from, to).await?;
     let mut installed = 0;
     for day in days {
-        let mut artists: BTreeMap<&str, i64> = BTreeMap::new();
-        let mut tracks: BTreeMap<String, i64> = BTreeMap::new();
-        for (_, artist, track, n) in rows.iter().filter(|(d, ..)| d == day) {
-            *artists.entry(artist.as_str()).or_default() += n;
-            *tracks
-                .entry(format!("{track}{TRACK_SEPARATOR}{artist}"))
-                .or_default() += n;
-        }
         let keys = day_keys(stores, *day);
-        let mut args: Vec<String> = vec![
+        let args = Tally::of(&rows, *day).arguments(vec![
             token.clone(),
             ttl_secs(*day).to_string(),
             BUILT_SECS.to_string(),
-            artists.len().to_string(),
-        ];
-        for (member, n) in &artists {
-            args.push(member.to_string());
-            args.push(n.to_string());
-        }
-        for (member, n) in &tracks {
-            args.push(member.clone());
-            args.push(n.to_string());
-        }
+        ]);
         let done: i64 = client
             .eval(
                 INSTALL_SCRIPT,
@@ -307,7 +302,52 @@ async fn rebuild(stores: &Stores, days: &[NaiveDate]) -> Result<u32, TrendingErr
             .map_err(|e| TrendingError::Redis(e.to_string()))?;
         installed += u32::try_from(done).unwrap_or(0);
     }
-    Ok(installed)
+    Ok((installed, source))
+}
+
+/// Plays per UTC day, artist and track in [from, to): from the read replica when it is
+/// usable (its databases, one per node, summed), else from the nodes through main (every
+/// partition). Says which.
+async fn count_plays(
+    stores: &Stores,
+    from: Option<chrono::DateTime<Utc>>,
+    to: Option<chrono::DateTime<Utc>>,
+) -> Result<(Vec<(NaiveDate, String, String, i64)>, &'static str), TrendingError> {
+    const COUNT: &str =
+        "SELECT (played_at AT TIME ZONE 'UTC')::date, artist_name, track_name, count(*)
+                           FROM {plays} WHERE played_at >= $1 AND played_at < $2 GROUP BY 1, 2, 3";
+    if let Some(replica) = &stores.replica {
+        if replica.usable(&stores.main).await {
+            let sql = COUNT.replace("{plays}", "plays");
+            let mut rows = Vec::new();
+            let mut complete = true;
+            for db in &replica.dbs {
+                match sqlx::query_as::<_, (NaiveDate, String, String, i64)>(&sql)
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all(&db.pool)
+                    .await
+                {
+                    Ok(part) => rows.extend(part),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the read replica failed; counting on the nodes");
+                        complete = false;
+                        break;
+                    }
+                }
+            }
+            if complete {
+                return Ok((rows, "the read replica"));
+            }
+        }
+    }
+    let rows = sqlx::query_as(&COUNT.replace("{plays}", "analytics.plays"))
+        .bind(from)
+        .bind(to)
+        .fetch_all(&stores.remote)
+        .await
+        .map_err(|e| TrendingError::Nodes(e.to_string()))?;
+    Ok((rows, "the analytics nodes"))
 }
 
 /// Today's and the week's lists, counting again first what may be wrong.
@@ -323,6 +363,7 @@ async fn load_now(stores: &Stores) -> Result<TrendingView, TrendingError> {
     let client = stores.cache.client.with_options(&fail_fast());
     let redis = |e: fred::error::Error| TrendingError::Redis(e.to_string());
     let mut rebuilt_days = 0;
+    let mut counted_on = None;
     // A concurrent reader may count the same days and win the marker: look again.
     for _ in 0..3 {
         let markers: Vec<Option<String>> = client
@@ -381,9 +422,12 @@ async fn load_now(stores: &Stores) -> Result<TrendingView, TrendingError> {
                 today: today_trend,
                 week: week_trend,
                 rebuilt_days,
+                counted_on,
             });
         }
-        rebuilt_days += rebuild(stores, &stale).await?;
+        let (installed, source) = rebuild(stores, &stale).await?;
+        rebuilt_days += installed;
+        counted_on = Some(source.to_string());
     }
     Err(TrendingError::TimedOut)
 }

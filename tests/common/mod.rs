@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 pub const MAIN_URL: &str = "postgres://personalify:personalify@127.0.0.1:55432/personalify";
 pub const ANALYTICS_URL: &str = "postgres://personalify:personalify@127.0.0.1:55433/analytics";
 pub const ANALYTICS_2_URL: &str = "postgres://personalify:personalify@127.0.0.1:55434/analytics";
+pub const REPLICA_URL: &str = "postgres://personalify:personalify@127.0.0.1:55435/analytics";
 pub const MONGO_URL: &str = "mongodb://127.0.0.1:57017/?directConnection=true";
 pub const REDIS_URL: &str = "redis://127.0.0.1:56379";
 
@@ -78,11 +79,45 @@ async fn create_database(url: &str, name: &str) {
         .expect("create test database");
 }
 
-/// Drop test databases created more than ten minutes ago (left by crashed runs).
+/// Drop test databases created more than ten minutes ago (left by crashed runs), with
+/// what would keep them: a read replica's subscriptions in them, and the replication
+/// slots a crashed run left on a node for them.
 async fn drop_stale_databases(url: &str) {
     let Ok(mut admin) = PgConnection::connect(&with_database(url, "postgres")).await else {
         return;
     };
+    let cutoff = now_secs().saturating_sub(600);
+    let stale = |db: &str| {
+        db.split('_')
+            .nth(1)
+            .and_then(|s| s.parse::<u64>().ok())
+            .is_some_and(|t| t < cutoff)
+    };
+    let slots: Vec<(String, String)> = sqlx::query_as(
+        "SELECT slot_name::text, database::text FROM pg_replication_slots
+          WHERE NOT active AND database LIKE 't\\_%'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap_or_default();
+    for (slot, db) in slots {
+        if stale(&db) {
+            let _ = sqlx::query("SELECT pg_drop_replication_slot($1)")
+                .bind(slot)
+                .execute(&mut admin)
+                .await;
+        }
+    }
+    let with_subscriptions: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT d.datname::text FROM pg_subscription s
+           JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname LIKE 't\\_%'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap_or_default();
+    for db in with_subscriptions.iter().filter(|db| stale(db)) {
+        drop_subscriptions(&with_database(url, db)).await;
+    }
     let names: Vec<String> =
         sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 't\\_%'")
             .fetch_all(&mut admin)
@@ -95,6 +130,30 @@ async fn drop_stale_databases(url: &str) {
             let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
                 .execute(&mut admin)
                 .await;
+        }
+    }
+}
+
+/// Drop every subscription of the database at `url`, leaving their slots (the caller
+/// drops those on the nodes, which may be gone).
+pub async fn drop_subscriptions(url: &str) {
+    let Ok(mut conn) = PgConnection::connect(url).await else {
+        return;
+    };
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT s.subname::text FROM pg_subscription s
+           JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname = current_database()",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap_or_default();
+    for name in names {
+        for statement in [
+            format!("ALTER SUBSCRIPTION \"{name}\" DISABLE"),
+            format!("ALTER SUBSCRIPTION \"{name}\" SET (slot_name = NONE)"),
+            format!("DROP SUBSCRIPTION \"{name}\""),
+        ] {
+            let _ = sqlx::query(&statement).execute(&mut conn).await;
         }
     }
 }
@@ -149,6 +208,20 @@ impl TestEnv {
             analytics_db,
             analytics_2_db: None,
         }
+    }
+
+    /// A read replica of the analytics nodes, in fresh databases (the app creates them).
+    pub async fn with_replica(self) -> Self {
+        let replica = var_or("ANALYTICS_REPLICA_DATABASE_URL", REPLICA_URL);
+        static CLEANED_3: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+        CLEANED_3
+            .get_or_init(|| drop_stale_databases(&replica))
+            .await;
+        let db = unique_name("t");
+        self.set(
+            "ANALYTICS_REPLICA_DATABASE_URL",
+            with_database(&replica, &db),
+        )
     }
 
     /// A fresh database on the second analytics node too, configured as `analytics-2`: the
@@ -392,6 +465,46 @@ impl TestApp {
             eprintln!("test server did not stop within {BOUND:?}; aborted");
         }
         let _ = tokio::time::timeout(BOUND, self.state.stores.mongo.db.drop()).await;
+        // A read replica first: its subscriptions go, then their slots on the nodes
+        // (which would keep the nodes' databases), then its databases.
+        if let Some(replica) = self.state.stores.replica.clone() {
+            let url = self.env.vars["ANALYTICS_REPLICA_DATABASE_URL"].clone();
+            for db in &replica.dbs {
+                let _ = tokio::time::timeout(
+                    BOUND,
+                    drop_subscriptions(&with_database(&url, &db.database)),
+                )
+                .await;
+                db.pool.close().await;
+            }
+            let node_urls = ["ANALYTICS_DATABASE_URL", "ANALYTICS_2_DATABASE_URL"];
+            for (node, var) in self.state.stores.analytics.nodes().iter().zip(node_urls) {
+                let slot =
+                    personalify::server::store::replica::slot_name(&node.target.dbname, node.name);
+                let Some(url) = self.env.vars.get(var) else {
+                    continue;
+                };
+                if let Ok(mut conn) = PgConnection::connect(url).await {
+                    let _ = sqlx::query(
+                        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+                          WHERE slot_name = $1 AND NOT active",
+                    )
+                    .bind(slot)
+                    .execute(&mut conn)
+                    .await;
+                }
+            }
+            if let Ok(mut admin) = PgConnection::connect(&with_database(&url, "postgres")).await {
+                for db in &replica.dbs {
+                    let _ = sqlx::query(&format!(
+                        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                        db.database
+                    ))
+                    .execute(&mut admin)
+                    .await;
+                }
+            }
+        }
         let mut databases = vec![
             (self.env.main_url().to_string(), self.env.main_db.clone()),
             (

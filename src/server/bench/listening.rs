@@ -298,7 +298,7 @@ async fn time_query(
     Ok((rows, times))
 }
 
-fn percentile(times: &[f64], p: f64) -> f64 {
+pub(super) fn percentile(times: &[f64], p: f64) -> f64 {
     let mut sorted = times.to_vec();
     sorted.sort_by(|a, b| a.total_cmp(b));
     if sorted.is_empty() {

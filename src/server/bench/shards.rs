@@ -183,53 +183,83 @@ async fn measure(config: &Config, o: ShardsBenchOptions) -> Result<String, Strin
          \x20 routed to the listener's node (the app's way: placement lock, overlap check, rollups): {:.0} plays/s\n",
         o.ingest, through_main, routed
     ));
-    for pool in &node_pools {
-        let _ = sqlx::query("ANALYZE").execute(pool).await;
-    }
-    fdw::analyze(&main).await.map_err(|e| e.to_string())?;
-
-    // 3. One listener's page, sharded, then single-node.
+    // 3. One listener's page: sharded; with every partition on analytics (moved there);
+    //    sharded again (moved back). Each after the nodes settle (vacuum, statistics,
+    //    checkpoint), so writes before it do not weigh on it.
+    settle(&main, &node_pools).await?;
     let sharded = page_times(&main, &remote, o.runs).await?;
-    let moves = Instant::now();
-    let mut copied = 0;
     let placed: Vec<(i16, String)> =
         sqlx::query_as("SELECT part, node FROM shard_placements ORDER BY part")
             .fetch_all(&main)
             .await
             .map_err(|e| e.to_string())?;
-    for (part, node) in placed {
-        if node != "analytics" {
-            let moved = shards::move_partition(&analytics, &main, i64::from(part), "analytics")
-                .await
-                .map_err(|e| e.to_string())?;
-            copied += moved.copied;
-        }
-    }
-    let moves = moves.elapsed();
-    let _ = sqlx::query("ANALYZE").execute(&node_pools[0]).await;
-    fdw::analyze(&main).await.map_err(|e| e.to_string())?;
+    let away: Vec<i16> = placed
+        .iter()
+        .filter(|(_, n)| n != "analytics")
+        .map(|(p, _)| *p)
+        .collect();
+    let (copied, took) = move_all(&analytics, &main, &away, "analytics").await?;
+    settle(&main, &node_pools).await?;
     let single = page_times(&main, &remote, o.runs).await?;
+    move_all(&analytics, &main, &away, "analytics-2").await?;
+    settle(&main, &node_pools).await?;
+    let again = page_times(&main, &remote, o.runs).await?;
+    let line = |label: &str, a: &[f64], b: &[f64], c: &[f64]| {
+        format!(
+            "  {label:<22} sharded {:>7.1} / {:>7.1}   single node {:>7.1} / {:>7.1}   sharded again {:>7.1} / {:>7.1}   ratio {:.2}\n",
+            p(a, 0.5),
+            p(a, 0.95),
+            p(b, 0.5),
+            p(b, 0.95),
+            p(c, 0.5),
+            p(c, 0.95),
+            (p(a, 0.5) + p(c, 0.5)) / 2.0 / p(b, 0.5),
+        )
+    };
+    report.push_str("\none listener's Listening page (every panel at once; p50 / p95 ms; ratio: sharded p50s' mean / single node p50):\n");
+    report.push_str(&line(
+        &format!("heavy ({} plays)", o.heavy),
+        &sharded.0,
+        &single.0,
+        &again.0,
+    ));
+    report.push_str(&line("typical", &sharded.1, &single.1, &again.1));
     report.push_str(&format!(
-        "\none listener's Listening page (every panel at once; p50 / p95 ms):\n\
-         \x20 heavy ({} plays)   sharded {:>7.1} / {:>7.1}   single node {:>7.1} / {:>7.1}   ratio {:.2}\n\
-         \x20 typical            sharded {:>7.1} / {:>7.1}   single node {:>7.1} / {:>7.1}   ratio {:.2}\n\
-         (single node: the 4 partitions of analytics-2 moved to analytics, {} plays in {:.1} s, {:.0} plays/s)\n",
-        o.heavy,
-        p(&sharded.0, 0.5),
-        p(&sharded.0, 0.95),
-        p(&single.0, 0.5),
-        p(&single.0, 0.95),
-        p(&sharded.0, 0.5) / p(&single.0, 0.5),
-        p(&sharded.1, 0.5),
-        p(&sharded.1, 0.95),
-        p(&single.1, 0.5),
-        p(&single.1, 0.95),
-        p(&sharded.1, 0.5) / p(&single.1, 0.5),
+        "(single node: the {} partitions of analytics-2 moved to analytics, {} plays in {:.1} s, {:.0} plays/s; then moved back)\n",
+        away.len(),
         copied,
-        moves.as_secs_f64(),
-        copied as f64 / moves.as_secs_f64(),
+        took.as_secs_f64(),
+        copied as f64 / took.as_secs_f64(),
     ));
     Ok(report)
+}
+
+/// Move `parts` to `to`; the plays copied and the time it took.
+async fn move_all(
+    analytics: &pg::Analytics,
+    main: &PgPool,
+    parts: &[i16],
+    to: &str,
+) -> Result<(u64, Duration), String> {
+    let started = Instant::now();
+    let mut copied = 0;
+    for part in parts {
+        copied += shards::move_partition(analytics, main, i64::from(*part), to)
+            .await
+            .map_err(|e| e.to_string())?
+            .copied;
+    }
+    Ok((copied, started.elapsed()))
+}
+
+/// Vacuum and analyze the nodes, write their checkpoints, refresh main's statistics.
+async fn settle(main: &PgPool, nodes: &[PgPool]) -> Result<(), String> {
+    for pool in nodes {
+        for statement in ["VACUUM ANALYZE", "CHECKPOINT"] {
+            let _ = sqlx::query(statement).execute(pool).await;
+        }
+    }
+    fdw::analyze(main).await.map_err(|e| e.to_string())
 }
 
 async fn set_async(main: &PgPool, on: bool) -> Result<(), String> {
@@ -305,12 +335,7 @@ async fn page_times(
 }
 
 fn p(times: &[f64], q: f64) -> f64 {
-    let mut sorted = times.to_vec();
-    sorted.sort_by(|a, b| a.total_cmp(b));
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[(((sorted.len() - 1) as f64) * q).round() as usize]
+    super::listening::percentile(times, q)
 }
 
 /// Listeners on main; each one's plays generated on their node. Returns plays per node.

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod fdw;
 pub mod mongo;
 pub mod pg;
+pub mod replica;
 
 use super::config::Config;
 
@@ -15,6 +16,8 @@ pub struct Stores {
     /// `main` again, for queries over the foreign tables (see [`pg::remote_reader`]).
     pub remote: sqlx::PgPool,
     pub analytics: pg::Analytics,
+    /// The analytics nodes' read replica, when configured.
+    pub replica: Option<replica::Replica>,
     pub mongo: mongo::Mongo,
     pub cache: cache::Cache,
 }
@@ -50,7 +53,29 @@ impl Stores {
         );
         let main = main?;
         analytics.link(main.clone()).await;
+        let replica = config
+            .analytics_replica
+            .as_ref()
+            .and_then(|url| replica::Replica::new(url, &analytics, config.replica_max_lag));
+        if let Some(replica) = replica.clone() {
+            // Set up in the background, retried until it is (the nodes may come later).
+            let analytics = analytics.clone();
+            tokio::spawn(async move {
+                let mut delay = std::time::Duration::from_secs(1);
+                loop {
+                    match replica.ensure(&analytics).await {
+                        Ok(()) => return,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "read replica not set up yet; retrying")
+                        }
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(60));
+                }
+            });
+        }
         Ok(Stores {
+            replica,
             remote: pg::remote_reader(&config.database_url, crate::server::listening::DEADLINE),
             main,
             analytics,

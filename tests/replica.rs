@@ -1,0 +1,193 @@
+//! The analytics nodes' read replica (logical replication into a third cluster, a database
+//! per node): set up by the app, a new play arrives there, its lag is on `/readyz`, and the
+//! instance-wide count trending needs is read from it — from the nodes when it is down,
+//! behind, or a partition is moving. Real clusters on loopback.
+
+mod common;
+
+use common::{TestApp, TestEnv};
+use personalify::server::plays::{self, Play, Source};
+use personalify::server::store::replica::{self, Replica};
+use personalify::server::trending;
+use std::time::Duration;
+
+fn play(minutes_ago: i64, track: &str, artist: &str) -> Play {
+    Play {
+        played_at: chrono::Utc::now() - chrono::Duration::minutes(minutes_ago),
+        track_id: Some(track.to_string()),
+        track_name: format!("Song {track}"),
+        artist_name: artist.to_string(),
+        artist_id: None,
+        album_name: None,
+        ms_played: 180_000,
+        source: Source::Recent,
+    }
+}
+
+/// Poll `check` every 200 ms for up to `secs`.
+async fn eventually<F, Fut>(secs: u64, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < until {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+async fn set_up(app: &TestApp) -> Replica {
+    let stores = &app.state.stores;
+    let replica = stores.replica.clone().expect("a replica is configured");
+    // The app sets it up in the background; asking again is harmless.
+    assert!(
+        eventually(30, || async {
+            replica.ensure(&stores.analytics).await.is_ok()
+        })
+        .await,
+        "the replica is set up"
+    );
+    replica
+}
+
+async fn on_replica(replica: &Replica, node: usize, who: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM plays WHERE spotify_id = $1")
+        .bind(who)
+        .fetch_one(&replica.dbs[node].pool)
+        .await
+        .unwrap_or(-1)
+}
+
+#[tokio::test]
+async fn plays_reach_the_replica_and_instance_wide_reads_use_it_or_the_nodes() {
+    let env = TestEnv::new()
+        .await
+        .with_second_node()
+        .await
+        .with_replica()
+        .await;
+    let (env, proxy) = env.behind_proxy("ANALYTICS_REPLICA_DATABASE_URL").await;
+    let app = env.spawn().await;
+    let stores = &app.state.stores;
+    let replica = set_up(&app).await;
+    assert_eq!(replica.dbs.len(), 2, "a database per node");
+
+    // Listeners on each node; their plays arrive in their node's database there.
+    let main = &stores.main;
+    let mut on = [None, None];
+    for i in 0.. {
+        let who = format!("r-{i}");
+        let part = personalify::server::shards::part_of(main, &who)
+            .await
+            .unwrap();
+        let slot = &mut on[usize::from(part % 2 == 1)];
+        if slot.is_none() {
+            *slot = Some(who);
+        }
+        if on.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    let [Some(a), Some(b)] = on else {
+        unreachable!()
+    };
+    plays::store_routed(
+        stores,
+        &a,
+        &(0..4).map(|i| play(i, "x", "Alpha")).collect::<Vec<_>>(),
+    )
+    .await
+    .unwrap();
+    plays::store_routed(
+        stores,
+        &b,
+        &(0..3).map(|i| play(i, "y", "Beta")).collect::<Vec<_>>(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        eventually(20, || async {
+            on_replica(&replica, 0, &a).await == 4 && on_replica(&replica, 1, &b).await == 3
+        })
+        .await,
+        "new plays appear on the replica, each node's in its database"
+    );
+    assert_eq!(on_replica(&replica, 1, &a).await, 0);
+
+    // The heartbeat makes its lag known; then instance-wide reads go to it.
+    replica::beat(&stores.analytics).await;
+    assert!(eventually(10, || async { replica.usable(main).await }).await);
+    let ready: serde_json::Value = app.get("/readyz").await.json().await.unwrap();
+    let nodes = ready["replica"].as_array().expect("replica on /readyz");
+    assert_eq!(nodes.len(), 2, "{ready}");
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["status"] == "ok" && n["lag_secs"].is_number()),
+        "{ready}"
+    );
+    let view = trending::load(stores).await.unwrap();
+    assert_eq!(view.counted_on.as_deref(), Some("the read replica"));
+    let today: std::collections::BTreeMap<String, i64> =
+        view.today.artists.iter().cloned().collect();
+    assert_eq!(today.get("Alpha"), Some(&4));
+    assert_eq!(today.get("Beta"), Some(&3));
+
+    // A partition moving: the replica holds it twice for a moment, so reads leave it.
+    sqlx::query("UPDATE shard_placements SET moving_since = now() WHERE part = 0")
+        .execute(main)
+        .await
+        .unwrap();
+    assert!(!replica.usable(main).await);
+    sqlx::query("UPDATE shard_placements SET moving_since = NULL")
+        .execute(main)
+        .await
+        .unwrap();
+
+    // The replica down: the same answer, from the nodes; /readyz says so, still 200.
+    proxy.take_down();
+    assert!(!replica.usable(main).await);
+    stores.cache.delete_matching("trending:*").await.unwrap();
+    let view = trending::load(stores).await.unwrap();
+    assert_eq!(view.counted_on.as_deref(), Some("the analytics nodes"));
+    let again: std::collections::BTreeMap<String, i64> =
+        view.today.artists.iter().cloned().collect();
+    assert_eq!(again, today);
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 200);
+    let ready: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        ready["replica"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["status"] == "down"),
+        "{ready}"
+    );
+    proxy.resume();
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_replica_behind_by_more_than_the_bound_is_not_read() {
+    let env = TestEnv::new()
+        .await
+        .with_replica()
+        .await
+        .set("REPLICA_MAX_LAG_SECS", "1");
+    let app = env.spawn().await;
+    let replica = set_up(&app).await;
+    let main = &app.state.stores.main;
+    replica::beat(&app.state.stores.analytics).await;
+    assert!(eventually(10, || async { replica.usable(main).await }).await);
+    // No heartbeat for longer than the bound: behind.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!replica.usable(main).await);
+    let lags = replica.lags().await;
+    assert!(lags[0].as_ref().unwrap().secs.unwrap() > 1.0);
+    app.shutdown().await;
+}
