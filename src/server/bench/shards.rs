@@ -6,7 +6,8 @@
 //! - ingest: plays/s written through main's partitioned table (batched), and routed to the
 //!   listener's node as the app writes them;
 //! - one listener's Listening page, sharded, then with every partition moved onto
-//!   `analytics` (the single-node layout), timing the moves too.
+//!   `analytics` (the single-node layout), then sharded again (moved back), each after
+//!   the nodes settle; the moves are timed too.
 //!
 //! Prints numbers; asserts nothing.
 

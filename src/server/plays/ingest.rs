@@ -184,18 +184,25 @@ pub async fn deliver_stash(state: &AppState) -> Result<usize, sqlx::Error> {
         }
         match serde_json::from_str::<Vec<Play>>(&json) {
             Ok(plays) => {
-                let attempt = store_routed(&state.stores, &spotify_id, &plays);
-                match tokio::time::timeout(STORE_DEADLINE, attempt).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => {
-                        tracing::debug!(error = %e, "a stashed batch of plays waits for its node");
-                        waiting.insert(spotify_id);
-                        continue;
+                // Twice: a node that was down leaves broken connections in the pool, and
+                // the first query on one fails (and discards it).
+                let mut stored = false;
+                for _ in 0..2 {
+                    let attempt = store_routed(&state.stores, &spotify_id, &plays);
+                    match tokio::time::timeout(STORE_DEADLINE, attempt).await {
+                        Ok(Ok(_)) => {
+                            stored = true;
+                            break;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "a stashed batch of plays waits for its node");
+                        }
+                        Err(_) => break,
                     }
-                    Err(_) => {
-                        waiting.insert(spotify_id);
-                        continue;
-                    }
+                }
+                if !stored {
+                    waiting.insert(spotify_id);
+                    continue;
                 }
             }
             // Written by this module from the same type: only a bug gets here. Keep the
