@@ -258,7 +258,10 @@ pg_start() {
     # The analytics nodes publish their plays to the read replica (logical replication).
     local extra=""
     if [[ $name == analytics || $name == analytics-2 ]]; then
-      extra="-c wal_level=logical -c max_replication_slots=16 -c max_wal_senders=16"
+      extra="-c wal_level=logical -c max_replication_slots=32 -c max_wal_senders=32"
+    elif [[ $name == analytics-replica ]]; then
+      # A subscription per node (and per test database): their apply and first-copy workers.
+      extra="-c max_logical_replication_workers=24 -c max_worker_processes=32 -c max_sync_workers_per_subscription=4"
     fi
     if ! as_pg pg_ctl -D "$data" -l "$logfile" -w -t "$WAIT_SECS" -o "\
 -c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='$sock' \

@@ -51,6 +51,26 @@ async fn set_up(app: &TestApp) -> Replica {
         .await,
         "the replica is set up"
     );
+    // And every table's first copy done (new changes to a table wait for it).
+    assert!(
+        eventually(60, || async {
+            let mut ready = true;
+            for db in &replica.dbs {
+                let (subs, copying): (i64, i64) = sqlx::query_as(
+                    "SELECT (SELECT count(*) FROM pg_subscription s JOIN pg_database d
+                               ON d.oid = s.subdbid WHERE d.datname = current_database()),
+                            (SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r')",
+                )
+                .fetch_one(&db.pool)
+                .await
+                .unwrap_or((0, 1));
+                ready &= subs == 1 && copying == 0;
+            }
+            ready
+        })
+        .await,
+        "the replica's first copy is done"
+    );
     replica
 }
 
@@ -147,6 +167,40 @@ async fn plays_reach_the_replica_and_instance_wide_reads_use_it_or_the_nodes() {
         .execute(main)
         .await
         .unwrap();
+
+    // A real move: the partition leaves the old node's database on the replica (its
+    // TRUNCATE is replicated) and arrives in the new one's; until the replica has caught
+    // up with the move, reads do not use it; after, it counts the same.
+    let part = personalify::server::shards::part_of(main, &a)
+        .await
+        .unwrap();
+    personalify::server::shards::move_partition(
+        &stores.analytics,
+        main,
+        i64::from(part),
+        "analytics-2",
+    )
+    .await
+    .unwrap();
+    assert!(
+        !replica.usable(main).await,
+        "no heartbeat since the move yet"
+    );
+    assert!(
+        eventually(20, || async {
+            on_replica(&replica, 0, &a).await == 0 && on_replica(&replica, 1, &a).await == 4
+        })
+        .await,
+        "the moved partition is in the new node's database only"
+    );
+    replica::beat(&stores.analytics).await;
+    assert!(eventually(10, || async { replica.usable(main).await }).await);
+    stores.cache.delete_matching("trending:*").await.unwrap();
+    let view = trending::load(stores).await.unwrap();
+    assert_eq!(view.counted_on.as_deref(), Some("the read replica"));
+    let moved: std::collections::BTreeMap<String, i64> =
+        view.today.artists.iter().cloned().collect();
+    assert_eq!(moved, today, "nothing counted twice after the move");
 
     // The replica down: the same answer, from the nodes; /readyz says so, still 200.
     proxy.take_down();

@@ -1,8 +1,7 @@
 //! The read replica of the analytics tier, by logical replication: a PostgreSQL server
 //! (`ANALYTICS_REPLICA_DATABASE_URL`, database D) holding one database per node (D for
 //! `analytics`, D_2 for `analytics-2`), each subscribed to its node's publication
-//! `personalify_replica` (every table keyed by listener, leaf by leaf, and
-//! `replica_heartbeat`). One database per node, because a partition being moved is on
+//! `personalify_replica` (the plays, leaf by leaf, and `replica_heartbeat`). One database per node, because a partition being moved is on
 //! both nodes for a moment: in one database its rows would collide, and logical
 //! replication stops at the first conflict.
 //!
