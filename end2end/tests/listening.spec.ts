@@ -45,9 +45,17 @@ test('the distributed query page shows each query, its result and the SQL the an
   await expect(page.getByTestId('placements')).toContainText('(yours)');
   const days = page.getByTestId('query-days').getByTestId('ran-on');
   await expect(days).toContainText(/analytics(-2)?: plays_by_hour_p\d$/);
+  // Every partition, each under the node the Shards panel places it on (on a fresh
+  // instance half on each node; an upgraded one keeps its partitions where its rows were).
   const instance = page.getByTestId('query-instance').getByTestId('ran-on');
-  await expect(instance).toContainText('analytics: plays_p0');
-  await expect(instance).toContainText('analytics-2: plays_p1');
+  const placements = await page.getByTestId('placements').locator('tbody tr').allInnerTexts();
+  expect(placements).toHaveLength(8);
+  const ranOn = await instance.innerText();
+  for (const row of placements) {
+    const [part, node] = row.split('\t').map((cell) => cell.replace(' (yours)', '').trim());
+    const onNode = ranOn.split(';').find((group) => group.includes(`${node}: `)) ?? '';
+    expect(onNode, `${part} on ${node}: ${ranOn}`).toMatch(new RegExp(`\\bplays_${part}\\b`));
+  }
   await expectNoHorizontalOverflow(page);
   await screenshot(page, testInfo, 'distributed');
   await expectAccessible(page, 'distributed query page');

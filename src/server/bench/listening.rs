@@ -308,6 +308,18 @@ pub(super) fn percentile(times: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// `$2` plays of listener `$1`, generated on the node: 500 artists with 10 tracks each,
+/// weighted towards the first ones, spread over three years (this bench and bench-shards).
+pub(super) const SEED_PLAYS: &str = "
+    INSERT INTO plays (spotify_id, played_at, track_key, track_id, track_name, artist_name,
+                       artist_id, album_name, ms_played, source)
+    SELECT $1, now() - (random() * interval '1095 days'),
+           't' || a || '-' || t, 't' || a || '-' || t, 'Track ' || a || '-' || t,
+           'Artist ' || a, 'a' || a, 'Album ' || a, 120000 + (random() * 180000)::int, 'recent'
+      FROM (SELECT (power(random(), 2) * 500)::int AS a, (random() * 10)::int AS t
+              FROM generate_series(1, $2)) g
+    ON CONFLICT DO NOTHING";
+
 /// Listeners on main; plays on the analytics node, generated there: 500 artists with 10
 /// tracks each, weighted towards the first ones, spread over three years.
 async fn seed(main: &PgPool, analytics: &PgPool, o: ListeningBenchOptions) -> Result<(), String> {
@@ -324,23 +336,12 @@ async fn seed(main: &PgPool, analytics: &PgPool, o: ListeningBenchOptions) -> Re
     let each = others / u64::from(o.users.max(2) - 1);
     for user in 0..o.users {
         let n = if user == 0 { o.heavy } else { each };
-        sqlx::query(
-            "INSERT INTO plays (spotify_id, played_at, track_key, track_id, track_name,
-                                artist_name, artist_id, album_name, ms_played, source)
-             SELECT $1, now() - (random() * interval '1095 days'),
-                    't' || a || '-' || t, 't' || a || '-' || t, 'Track ' || a || '-' || t,
-                    'Artist ' || a, 'a' || a, 'Album ' || a,
-                    120000 + (random() * 180000)::int, 'recent'
-               FROM (SELECT (power(random(), 2) * 500)::int AS a,
-                            (random() * 10)::int AS t
-                       FROM generate_series(1, $2)) g
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(format!("bench-{user:03}"))
-        .bind(i64::try_from(n).unwrap_or(i64::MAX))
-        .execute(analytics)
-        .await
-        .map_err(|e| e.to_string())?;
+        sqlx::query(SEED_PLAYS)
+            .bind(format!("bench-{user:03}"))
+            .bind(i64::try_from(n).unwrap_or(i64::MAX))
+            .execute(analytics)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     sqlx::query("ANALYZE")
         .execute(analytics)

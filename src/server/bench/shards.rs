@@ -363,23 +363,12 @@ async fn seed(
             .shard(main, &who)
             .await
             .map_err(|e| e.to_string())?;
-        sqlx::query(
-            "INSERT INTO plays (spotify_id, played_at, track_key, track_id, track_name,
-                                artist_name, artist_id, album_name, ms_played, source)
-             SELECT $1, now() - (random() * interval '1095 days'),
-                    't' || a || '-' || t, 't' || a || '-' || t, 'Track ' || a || '-' || t,
-                    'Artist ' || a, 'a' || a, 'Album ' || a,
-                    120000 + (random() * 180000)::int, 'recent'
-               FROM (SELECT (power(random(), 2) * 500)::int AS a,
-                            (random() * 10)::int AS t
-                       FROM generate_series(1, $2)) g
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&who)
-        .bind(i64::try_from(n).unwrap_or(i64::MAX))
-        .execute(&shard.pool)
-        .await
-        .map_err(|e| e.to_string())?;
+        sqlx::query(super::listening::SEED_PLAYS)
+            .bind(&who)
+            .bind(i64::try_from(n).unwrap_or(i64::MAX))
+            .execute(&shard.pool)
+            .await
+            .map_err(|e| e.to_string())?;
         per_node[usize::from(shard.node != "analytics")] += n;
         shard.release().await;
     }
