@@ -24,8 +24,9 @@ use std::time::Duration;
 
 /// The publication on each node (migrations/analytics/20261129000011_replica.sql).
 pub const PUBLICATION: &str = "personalify_replica";
-/// Each replica question gets this long.
-const DEADLINE: Duration = Duration::from_secs(3);
+/// Each replica question gets this long: a read asks before it reads, and must not wait
+/// long for a replica that is down (it then reads the nodes).
+const DEADLINE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {
