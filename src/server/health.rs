@@ -134,39 +134,22 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
         mongo,
         redis,
     };
-    let absent = Probe {
-        status: "ok",
-        latency_ms: 0.0,
-        error: None,
-    };
-    let down: Vec<&'static str> = [
-        ("main", &stores.main),
-        ("analytics", &stores.analytics),
-        (
-            "analytics-2",
-            stores.analytics_2.as_ref().unwrap_or(&absent),
-        ),
-        ("mongo", &stores.mongo),
-        ("redis", &stores.redis),
-    ]
-    .into_iter()
-    .filter(|(_, p)| p.status != "ok")
-    .map(|(name, _)| name)
-    .collect();
-    if !down.is_empty() {
-        let why: Vec<String> = [
-            ("main", &stores.main),
-            ("analytics", &stores.analytics),
-            (
-                "analytics-2",
-                stores.analytics_2.as_ref().unwrap_or(&absent),
-            ),
-            ("mongo", &stores.mongo),
-            ("redis", &stores.redis),
-        ]
-        .into_iter()
-        .filter_map(|(name, p)| p.error.as_ref().map(|e| format!("{name}: {e}")))
+    let mut named: Vec<(&'static str, &Probe)> =
+        vec![("main", &stores.main), ("analytics", &stores.analytics)];
+    if let Some(probe) = &stores.analytics_2 {
+        named.push(("analytics-2", probe));
+    }
+    named.extend([("mongo", &stores.mongo), ("redis", &stores.redis)]);
+    let down: Vec<&'static str> = named
+        .iter()
+        .filter(|(_, p)| p.status != "ok")
+        .map(|(name, _)| *name)
         .collect();
+    if !down.is_empty() {
+        let why: Vec<String> = named
+            .iter()
+            .filter_map(|(name, p)| p.error.as_ref().map(|e| format!("{name}: {e}")))
+            .collect();
         tracing::warn!(?down, ?why, "readiness check: stores down");
     }
     let (code, status) = if down.is_empty() {

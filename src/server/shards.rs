@@ -160,7 +160,7 @@ const COPY_BATCH: i64 = 5_000;
 
 /// One partition on one node: its plays and the bytes of its six leaves there.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Copy {
+pub struct NodeCopy {
     pub node: &'static str,
     pub plays: i64,
     pub bytes: i64,
@@ -174,7 +174,7 @@ pub struct PartitionStatus {
     pub node: String,
     pub moved_at: Option<String>,
     /// Per reachable node; a node that is down is missing.
-    pub copies: Vec<Copy>,
+    pub copies: Vec<NodeCopy>,
 }
 
 /// Every partition, read from main and from each node.
@@ -214,7 +214,7 @@ pub async fn status(
             .fetch_one(&node.pool)
             .await;
             if let Ok((plays, bytes)) = sizes {
-                p.copies.push(Copy {
+                p.copies.push(NodeCopy {
                     node: node.name,
                     plays,
                     bytes,

@@ -308,6 +308,20 @@ pub(super) fn percentile(times: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// Listeners `bench-000` … on main (this bench and bench-shards).
+pub(super) async fn seed_users(main: &PgPool, users: u32) -> Result<(), String> {
+    sqlx::query(
+        "INSERT INTO users (spotify_id, display_name)
+         SELECT 'bench-' || lpad(g::text, 3, '0'), 'Listener ' || g
+           FROM generate_series(0, $1 - 1) g",
+    )
+    .bind(i64::from(users))
+    .execute(main)
+    .await
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
 /// `$2` plays of listener `$1`, generated on the node: 500 artists with 10 tracks each,
 /// weighted towards the first ones, spread over three years (this bench and bench-shards).
 pub(super) const SEED_PLAYS: &str = "
@@ -323,15 +337,7 @@ pub(super) const SEED_PLAYS: &str = "
 /// Listeners on main; plays on the analytics node, generated there: 500 artists with 10
 /// tracks each, weighted towards the first ones, spread over three years.
 async fn seed(main: &PgPool, analytics: &PgPool, o: ListeningBenchOptions) -> Result<(), String> {
-    sqlx::query(
-        "INSERT INTO users (spotify_id, display_name)
-         SELECT 'bench-' || lpad(g::text, 3, '0'), 'Listener ' || g
-           FROM generate_series(0, $1 - 1) g",
-    )
-    .bind(i64::from(o.users))
-    .execute(main)
-    .await
-    .map_err(|e| e.to_string())?;
+    seed_users(main, o.users).await?;
     let others = o.plays.saturating_sub(o.heavy);
     let each = others / u64::from(o.users.max(2) - 1);
     for user in 0..o.users {

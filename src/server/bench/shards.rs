@@ -345,15 +345,7 @@ async fn seed(
     analytics: &pg::Analytics,
     o: ShardsBenchOptions,
 ) -> Result<[u64; 2], String> {
-    sqlx::query(
-        "INSERT INTO users (spotify_id, display_name)
-         SELECT 'bench-' || lpad(g::text, 3, '0'), 'Listener ' || g
-           FROM generate_series(0, $1 - 1) g",
-    )
-    .bind(i64::from(o.users))
-    .execute(main)
-    .await
-    .map_err(|e| e.to_string())?;
+    super::listening::seed_users(main, o.users).await?;
     let each = o.plays.saturating_sub(o.heavy) / u64::from(o.users.max(2) - 1);
     let mut per_node = [0u64; 2];
     for user in 0..o.users {

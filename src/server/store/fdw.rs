@@ -125,12 +125,12 @@ pub enum FdwError {
     NoNode,
     #[error(
         "partition {part} of the plays is placed on {node}, which is not configured \
-         (set {variable}, or move the partition back with `personalify shards move`)"
+         (set {prefix}_DATABASE_URL, or move the partition back with `personalify shards move`)"
     )]
     NodeNotConfigured {
         part: i16,
         node: String,
-        variable: &'static str,
+        prefix: &'static str,
     },
     #[error(
         "the partitions cannot be placed while {0} is unreachable (a partition's rows may be there)"
@@ -277,11 +277,7 @@ pub async fn check_reachable(main: &PgPool, nodes: &[Link<'_>]) -> Result<(), Fd
             // 08001 / 08006: postgres_fdw could not connect (wrong host or port, node down).
             Some(code) if code.starts_with("08") => FdwError::Unreachable {
                 node: node.node,
-                prefix: if node.node == "analytics" {
-                    "ANALYTICS"
-                } else {
-                    "ANALYTICS_2"
-                },
+                prefix: prefix_of(node.node),
                 host: node.target.host.clone(),
                 port: node.target.port,
                 reason: e
@@ -295,11 +291,11 @@ pub async fn check_reachable(main: &PgPool, nodes: &[Link<'_>]) -> Result<(), Fd
     Ok(())
 }
 
-/// The variable that configures a node.
-fn variable_of(node: &str) -> &'static str {
+/// The prefix of the variables that configure a node (`{prefix}_DATABASE_URL`, …).
+fn prefix_of(node: &str) -> &'static str {
     match node {
-        "analytics" => "ANALYTICS_DATABASE_URL",
-        _ => "ANALYTICS_2_DATABASE_URL",
+        "analytics" => "ANALYTICS",
+        _ => "ANALYTICS_2",
     }
 }
 
@@ -327,7 +323,7 @@ async fn ensure_placements(
                 .ok_or_else(|| FdwError::NodeNotConfigured {
                     part,
                     node: name.clone(),
-                    variable: variable_of(name),
+                    prefix: prefix_of(name),
                 })?,
             None => {
                 let mut holder = None;

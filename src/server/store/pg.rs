@@ -271,11 +271,6 @@ impl Analytics {
         *self.link.lock().unwrap_or_else(|e| e.into_inner()) = state;
     }
 
-    /// The first node's migrations are applied (the others: [`Node::is_migrated`]).
-    pub fn is_migrated(&self) -> bool {
-        self.nodes[0].is_migrated()
-    }
-
     pub fn link_state(&self) -> LinkState {
         self.link.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
