@@ -867,3 +867,94 @@ async fn a_listener_sets_their_time_zone_by_form_and_bad_names_are_refused() {
     assert_eq!(anonymous.status(), 401);
     app.shutdown().await;
 }
+
+/// main's statistics follow the plays as they arrive: at the set-up the partitions were
+/// empty (and are left unanalyzed, so the planner guesses rather than "knows" they are
+/// empty), and once a listener's plays land, the refresh the app runs analyzes the
+/// partition that grew, so the Totals' counts are made on the node (one row back) rather
+/// than the rollup rows being shipped to main and counted there — the plan the
+/// Distributed page shows.
+#[tokio::test]
+async fn main_statistics_follow_the_plays_so_the_totals_are_counted_on_the_node() {
+    let app = TestEnv::new().await.spawn().await;
+    let main = &app.state.stores.main;
+    let part = personalify::server::shards::part_of(main, "demo-alex")
+        .await
+        .unwrap();
+    let leaf = |table: &str| format!("{table}_p{part}");
+    let reltuples = |name: String| async move {
+        sqlx::query_scalar::<_, f32>(
+            "SELECT c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = 'analytics' AND c.relname = $1",
+        )
+        .bind(name)
+        .fetch_one(main)
+        .await
+        .unwrap()
+    };
+    assert_eq!(
+        reltuples(leaf("plays_by_track")).await,
+        -1.0,
+        "empty at the set-up: not analyzed"
+    );
+
+    let node = &app.state.stores.analytics.pool;
+    let now = chrono::Utc::now();
+    let batch: Vec<Play> = (0..400)
+        .map(|i| {
+            play(
+                now - chrono::Duration::minutes(i * 9),
+                &format!("t{}", i % 60),
+                &format!("Artist {}", i % 25),
+                180_000,
+            )
+        })
+        .collect();
+    plays::store(node, "demo-alex", &batch).await.unwrap();
+    // The node's counts (pg_stat_user_tables) follow within seconds; the app's task asks
+    // every 30 s. Here: ask until the partition that grew is analyzed.
+    let mut analyzed = Vec::new();
+    for _ in 0..40 {
+        analyzed.extend(
+            personalify::server::store::fdw::refresh_statistics(main, &links(&app))
+                .await
+                .unwrap(),
+        );
+        if analyzed.contains(&leaf("plays_by_track")) && analyzed.contains(&leaf("plays")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(analyzed.contains(&leaf("plays_by_track")), "{analyzed:?}");
+    assert!(analyzed.contains(&leaf("plays")), "{analyzed:?}");
+    assert!(
+        analyzed.iter().all(|l| l.ends_with(&format!("_p{part}"))),
+        "only the partition that grew: {analyzed:?}"
+    );
+    assert_eq!(reltuples(leaf("plays_by_track")).await, 60.0);
+    assert_eq!(reltuples(leaf("plays")).await, 400.0);
+    // Nothing changed since: nothing to analyze.
+    let again = personalify::server::store::fdw::refresh_statistics(main, &links(&app))
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+
+    let plan = plan(&app, listening::TOTALS, "'demo-alex'").await;
+    let counted: Vec<&String> = plan
+        .iter()
+        .filter(|l| l.contains("Remote SQL:") && l.contains("plays_by_track"))
+        .collect();
+    assert_eq!(counted.len(), 1, "{plan:#?}");
+    assert!(counted[0].contains("SELECT count(*)"), "{plan:#?}");
+    app.shutdown().await;
+}
+
+fn links(app: &TestApp) -> Vec<personalify::server::store::fdw::Link<'_>> {
+    app.state
+        .stores
+        .analytics
+        .nodes()
+        .iter()
+        .map(personalify::server::store::pg::Node::link)
+        .collect()
+}

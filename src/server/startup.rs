@@ -368,9 +368,12 @@ pub fn spawn_background(state: &AppState) {
     );
 }
 
-/// Hourly: main's statistics of the analytics tables ([`super::store::fdw::analyze`]).
+/// Every 30 s: main's statistics of the partitions whose rows changed
+/// ([`super::store::fdw::refresh_statistics`]), so the planner keeps seeing that grouping
+/// a listener's rows on their node beats shipping them.
 async fn run_statistics(state: AppState) {
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(30));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     every.tick().await;
     loop {
         every.tick().await;
@@ -378,18 +381,29 @@ async fn run_statistics(state: AppState) {
             continue;
         }
         let main = &state.stores.main;
+        let links: Vec<_> = state
+            .stores
+            .analytics
+            .nodes()
+            .iter()
+            .map(super::store::pg::Node::link)
+            .collect();
         let analyzed = tokio::time::timeout(
             std::time::Duration::from_secs(300),
-            super::store::fdw::analyze(main),
+            super::store::fdw::refresh_statistics(main, &links),
         );
         match analyzed.await {
-            Ok(Ok(())) => tracing::debug!("main's statistics of the analytics tables refreshed"),
+            Ok(Ok(leaves)) if leaves.is_empty() => {}
+            Ok(Ok(leaves)) => tracing::debug!(
+                ?leaves,
+                "main's statistics of the analytics partitions refreshed"
+            ),
             Ok(Err(sqlx::Error::PoolClosed)) => return,
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "cannot refresh main's statistics of the analytics tables")
+                tracing::warn!(error = %e, "cannot refresh main's statistics of the analytics partitions")
             }
             Err(_) => {
-                tracing::warn!("main's statistics of the analytics tables: no answer in 5 min")
+                tracing::warn!("main's statistics of the analytics partitions: no answer in 5 min")
             }
         }
     }

@@ -256,6 +256,97 @@ pub async fn analyze(main: &PgPool) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// How far a node's count of a leaf may move from what main's statistics say before the
+/// leaf is analyzed again: 50 rows plus a tenth, autovacuum's defaults for ANALYZE
+/// (autovacuum never analyzes foreign tables, so the app does it for them).
+const STALE_ROWS: f64 = 50.0;
+const STALE_FRACTION: f64 = 0.1;
+/// A node's count of its leaves must come back within this, or that node is skipped.
+const COUNT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Analyze, on main, each foreign partition whose rows on its node have moved well away
+/// from main's statistics of it ([`STALE_ROWS`], [`STALE_FRACTION`]), and none else:
+/// postgres_fdw on PG 15 reads a whole partition to sample it, so this analyzes only
+/// what changed. A partition never analyzed and still empty is left so: the planner's
+/// guess for a table it knows nothing of favours grouping on the node, where "known
+/// empty" (one row) makes grouping here and there a tie — which is how a fresh instance
+/// came to ship a listener's rollup rows to main to count them. A node that is down or
+/// slow is skipped (its statistics stay); the others go on. Returns the partitions
+/// analyzed.
+pub async fn refresh_statistics(
+    main: &PgPool,
+    nodes: &[Link<'_>],
+) -> Result<Vec<String>, sqlx::Error> {
+    let known: Vec<(String, f32)> = sqlx::query_as(
+        "SELECT c.relname::text, c.reltuples FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND c.relkind = 'f'",
+    )
+    .bind(SCHEMA)
+    .fetch_all(main)
+    .await?;
+    let known: BTreeMap<String, f64> = known
+        .into_iter()
+        .map(|(leaf, rows)| (leaf, f64::from(rows)))
+        .collect();
+    let placements: Vec<(i16, String)> =
+        sqlx::query_as("SELECT part, node FROM shard_placements ORDER BY part")
+            .fetch_all(main)
+            .await?;
+    let mut stale = Vec::new();
+    for node in nodes {
+        let Some(pool) = node.pool else { continue };
+        let leaves: Vec<String> = placements
+            .iter()
+            .filter(|(_, n)| n == node.node)
+            .flat_map(|(part, _)| TABLES.iter().map(move |t| format!("{t}_p{part}")))
+            .collect();
+        if leaves.is_empty() {
+            continue;
+        }
+        let counted = sqlx::query_as::<_, (String, i64)>(
+            "SELECT relname::text, n_live_tup FROM pg_stat_user_tables
+              WHERE schemaname = 'public' AND relname = ANY($1)",
+        )
+        .bind(&leaves)
+        .fetch_all(pool);
+        let counts = match tokio::time::timeout(COUNT_DEADLINE, counted).await {
+            Ok(Ok(counts)) => counts,
+            Ok(Err(e)) => {
+                tracing::debug!(node = node.node, error = %e, "statistics: node skipped");
+                continue;
+            }
+            Err(_) => {
+                tracing::debug!(
+                    node = node.node,
+                    "statistics: node skipped (no answer in 5 s)"
+                );
+                continue;
+            }
+        };
+        for (leaf, live) in counts {
+            let live = live as f64;
+            let Some(&rows) = known.get(&leaf) else {
+                continue;
+            };
+            let due = if rows < 0.0 {
+                live > 0.0
+            } else {
+                (live - rows).abs() > STALE_ROWS + STALE_FRACTION * rows
+            };
+            if due {
+                stale.push(leaf);
+            }
+        }
+    }
+    for leaf in &stale {
+        sqlx::query(&format!("ANALYZE {SCHEMA}.{leaf}"))
+            .execute(main)
+            .await?;
+    }
+    Ok(stale)
+}
+
 /// Ask each node holding a partition for one row through main, so a wrong address or
 /// password is named at start-up rather than by the first panel. Run after [`ensure`]:
 /// what it set up stays either way (a node that is down does not undo the others' link).

@@ -244,7 +244,7 @@ impl Analytics {
         let linked = async {
             let changes = fdw::ensure(main, &links).await?;
             fdw::check_reachable(main, &links).await?;
-            if let Err(e) = fdw::analyze(main).await {
+            if let Err(e) = fdw::refresh_statistics(main, &links).await {
                 tracing::warn!(error = %e, "cannot refresh main's statistics of the analytics tables");
             }
             Ok::<_, fdw::FdwError>(changes)
