@@ -3,7 +3,7 @@
 //! them or may be short).
 
 use super::ApiError;
-use crate::domain::trending::TrendingView;
+use crate::domain::trending::{InstanceTotals, TrendingView};
 use leptos::prelude::*;
 
 /// `None` when nobody is signed in (trending is for the people of this instance). Redis
@@ -20,6 +20,26 @@ pub async fn get_trending() -> Result<Option<TrendingView>, ApiError> {
             tracing::warn!(error = %err, "trending unavailable");
             Err(ApiError::Unavailable(format!(
                 "Trending on this instance is unavailable right now: {err}. Everything else on \
+                 this page still works."
+            )))
+        }
+    }
+}
+
+/// This instance's listeners, plays and hours (all time), counted on the read replica when
+/// it is usable, else on the nodes, and kept a minute. `None` when nobody is signed in.
+#[server(prefix = "/api", endpoint = "instance")]
+pub async fn get_instance() -> Result<Option<InstanceTotals>, ApiError> {
+    let state = super::ctx::state()?;
+    if super::ctx::session_user(&state).await?.is_none() {
+        return Ok(None);
+    }
+    match crate::server::instance::load(&state.stores).await {
+        Ok(totals) => Ok(Some(totals)),
+        Err(err) => {
+            tracing::warn!(error = %err, "instance totals unavailable");
+            Err(ApiError::Unavailable(format!(
+                "This instance's totals are unavailable right now: {err}. Everything else on \
                  this page still works."
             )))
         }

@@ -25,6 +25,20 @@ pub struct TrendingView {
     pub counted_on: Option<String>,
 }
 
+/// This instance in numbers: every listener's plays, all time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceTotals {
+    /// Listeners with at least one play.
+    pub listeners: i64,
+    pub plays: i64,
+    /// Minutes listened, rounded down.
+    pub minutes: i64,
+    /// "the read replica" or "the analytics nodes".
+    pub counted_on: String,
+    /// When (RFC 3339, UTC): it is kept for a minute.
+    pub counted_at: String,
+}
+
 /// How a track is kept as one sorted-set member: its name and its artist's, joined by a
 /// character no name holds (the unit separator).
 pub const TRACK_SEPARATOR: char = '\u{1f}';
@@ -37,9 +51,35 @@ pub fn split_track(member: &str) -> (String, String) {
     }
 }
 
+/// 1234567 as "1,234,567".
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thousands_are_separated_by_commas() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(thousands(-12345), "-12,345");
+        assert_eq!(thousands(i64::MIN), "-9,223,372,036,854,775,808");
+    }
 
     #[test]
     fn a_track_member_splits_into_track_and_artist() {

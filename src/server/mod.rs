@@ -10,6 +10,7 @@ pub mod config;
 pub mod distributed;
 pub mod health;
 pub mod imports;
+pub mod instance;
 pub mod listener;
 pub mod listening;
 pub mod metrics;

@@ -1,5 +1,5 @@
 use crate::api::listening::get_listening;
-use crate::api::trending::get_trending;
+use crate::api::trending::{get_instance, get_trending};
 use crate::app::components::chart::Chart;
 use crate::app::components::keep_while_loading::KeepWhileLoading;
 use crate::app::components::range_switch::{range_from_url, RangeSwitch};
@@ -10,7 +10,7 @@ use crate::domain::listening::{
     duration_label, months, week_chart_url, ByMinutes, ListeningView, Totals, DAYS_CHART_URL,
     WEEKDAYS,
 };
-use crate::domain::trending::{Trend, TrendingView};
+use crate::domain::trending::{thousands, InstanceTotals, Trend, TrendingView};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{lazy_route, LazyRoute};
@@ -84,9 +84,21 @@ pub fn Listening() -> impl IntoView {
 #[component]
 fn Trending() -> impl IntoView {
     let data = Resource::new(|| (), |_| get_trending());
+    let totals = Resource::new(|| (), |_| get_instance());
     view! {
         <section class="panel" aria-labelledby="trending-title" data-testid="trending">
             <h2 id="trending-title">"Trending on this instance"</h2>
+            <Suspense fallback=|| view! { <p aria-busy="true">"Counting this instance…"</p> }>
+                {move || Suspend::new(async move {
+                    match totals.await {
+                        Ok(Some(totals)) => view! { <InstanceLine totals/> }.into_any(),
+                        Ok(None) => ().into_any(),
+                        Err(err) => view! {
+                            <p class="notice" role="status" data-testid="instance-unavailable">{err.to_string()}</p>
+                        }.into_any(),
+                    }
+                })}
+            </Suspense>
             <Suspense fallback=|| view! { <p aria-busy="true">"Counting…"</p> }>
                 {move || Suspend::new(async move {
                     match data.await {
@@ -99,6 +111,32 @@ fn Trending() -> impl IntoView {
                 })}
             </Suspense>
         </section>
+    }
+}
+
+/// "12 listeners · 34,567 plays · 1,234 hours here", and where and when it was counted.
+#[component]
+fn InstanceLine(totals: InstanceTotals) -> impl IntoView {
+    let at = totals
+        .counted_at
+        .get(11..16)
+        .map(|hm| format!(" at {hm} UTC"))
+        .unwrap_or_default();
+    view! {
+        <p data-testid="instance-totals">
+            <strong>{format!(
+                "{} {} · {} {} · {} {} listened",
+                thousands(totals.listeners),
+                if totals.listeners == 1 { "listener" } else { "listeners" },
+                thousands(totals.plays),
+                if totals.plays == 1 { "play" } else { "plays" },
+                thousands(totals.minutes / 60),
+                if totals.minutes / 60 == 1 { "hour" } else { "hours" },
+            )}</strong>
+            <span class="muted" data-testid="instance-counted-on">
+                {format!(" — counted on {}{at}.", totals.counted_on)}
+            </span>
+        </p>
     }
 }
 

@@ -115,6 +115,34 @@ async fn measure(config: &Config, o: ShardsBenchOptions) -> Result<String, Strin
         started.elapsed().as_secs_f64()
     );
 
+    // What a play costs on disk (heap, indexes, TOAST), the plays and their rollups, both
+    // nodes: what the projections in the README scale from.
+    let (mut plays_bytes, mut rollup_bytes) = (0i64, 0i64);
+    for pool in &node_pools {
+        let (a, b): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(sum(pg_total_relation_size(c.oid))
+                              FILTER (WHERE c.relname ~ '^plays_p[0-7]$'), 0)::bigint,
+                    COALESCE(sum(pg_total_relation_size(c.oid))
+                              FILTER (WHERE c.relname !~ '^plays_p[0-7]$'), 0)::bigint
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = 'public' AND c.relkind = 'r'
+                AND c.relname ~ '^(plays|plays_by_hour|plays_by_track|plays_by_artist|plays_by_listener|listener_zones)_p[0-7]$'",
+        )
+        .fetch_one(pool)
+        .await
+        .map_err(|e| e.to_string())?;
+        plays_bytes += a;
+        rollup_bytes += b;
+    }
+    let seeded = (per_node[0] + per_node[1]).max(1) as f64;
+    report.push_str(&format!(
+        "on disk: plays {:.0} MB ({:.0} bytes a play), rollups {:.0} MB ({:.0} bytes a play)\n",
+        plays_bytes as f64 / 1e6,
+        plays_bytes as f64 / seeded,
+        rollup_bytes as f64 / 1e6,
+        rollup_bytes as f64 / seeded,
+    ));
+
     // 1. Instance-wide: plays and minutes per listener, every partition.
     const WIDE: &str =
         "SELECT spotify_id, count(*), sum(ms_played) FROM analytics.plays GROUP BY spotify_id";
