@@ -154,6 +154,12 @@ async fn each_listeners_plays_are_on_their_node_and_main_reads_both() {
             .await
             .unwrap();
     assert_eq!(total, 42);
+    // This instance in numbers (the Listening page), from both nodes' rollups.
+    let totals = personalify::server::instance::load(stores).await.unwrap();
+    assert_eq!(
+        (totals.listeners, totals.plays, totals.minutes),
+        (2, 42, 42 * 3)
+    );
     app.shutdown().await;
 }
 
@@ -299,7 +305,14 @@ async fn with_one_node_down_the_other_nodes_listeners_see_their_panels_and_plays
             "{}",
             &html[..html.len().min(400)]
         );
+        // The instance's totals need every node: they say so, on both pages.
+        assert!(
+            html.contains("data-testid=\"instance-unavailable\""),
+            "{}",
+            &html[..html.len().min(400)]
+        );
     }
+    assert!(personalify::server::instance::load(stores).await.is_err());
 
     // Hours of listening while the node is down: a's plays are stored, b's wait on main.
     let t0 = sim.now_ms();

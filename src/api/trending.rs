@@ -26,8 +26,8 @@ pub async fn get_trending() -> Result<Option<TrendingView>, ApiError> {
     }
 }
 
-/// This instance's listeners, plays and hours (all time), counted on the read replica when
-/// it is usable, else on the nodes, and kept a minute. `None` when nobody is signed in.
+/// This instance's listeners, plays and hours (all time), from the nodes' per-listener
+/// rollup. `None` when nobody is signed in.
 #[server(prefix = "/api", endpoint = "instance")]
 pub async fn get_instance() -> Result<Option<InstanceTotals>, ApiError> {
     let state = super::ctx::state()?;

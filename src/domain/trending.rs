@@ -33,10 +33,6 @@ pub struct InstanceTotals {
     pub plays: i64,
     /// Minutes listened, rounded down.
     pub minutes: i64,
-    /// "the read replica" or "the analytics nodes".
-    pub counted_on: String,
-    /// When (RFC 3339, UTC): it is kept for a minute.
-    pub counted_at: String,
 }
 
 /// How a track is kept as one sorted-set member: its name and its artist's, joined by a

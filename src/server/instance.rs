@@ -1,22 +1,22 @@
 //! This instance in three numbers: its listeners, their plays and their hours, over every
-//! partition of both nodes. A full scan of the plays, so it is read from the read replica
-//! when that is usable ([`crate::server::store::replica::Replica::usable`]: answering,
-//! within its lag bound, no partition moving) and from the nodes through main otherwise,
-//! and kept in Redis for [`CACHE_SECS`] (`instance:totals`) so a busy page scans at most
-//! once a minute. Redis down only costs the cache.
+//! partition of every node. Read from the per-listener rollup the nodes keep by trigger
+//! (`plays_by_listener`: one row per listener), through main's partitioned table: eight
+//! async foreign scans that return a row per listener, whatever the number of plays. Not
+//! from the read replica: it holds the plays only (not the rollups), and a scan of the
+//! plays there would cost more than this costs on the nodes. Not cached either: it is
+//! cheaper than a Redis round trip would save.
 
 use crate::domain::trending::InstanceTotals;
-use crate::server::listening::INSTANCE;
 use crate::server::store::Stores;
 use std::time::Duration;
 
-/// The whole answer, counting included: below the Listening page's own panels (5 s).
+/// The whole answer: below the Listening page's own panels (5 s).
 pub const DEADLINE: Duration = Duration::from_secs(4);
-/// How long a count is served from Redis.
-pub const CACHE_SECS: u64 = 60;
-/// Where a count was made, as the panel says it.
-pub const ON_REPLICA: &str = "the read replica";
-pub const ON_NODES: &str = "the analytics nodes";
+
+/// The query, on main.
+pub const SQL: &str = "SELECT count(*)::bigint, COALESCE(sum(plays), 0)::bigint,
+                              COALESCE(sum(ms) / 60000, 0)::bigint
+                         FROM analytics.plays_by_listener";
 
 #[derive(Debug, thiserror::Error)]
 pub enum InstanceError {
@@ -26,74 +26,16 @@ pub enum InstanceError {
     TimedOut,
 }
 
-/// The instance's totals: from Redis if counted in the last minute, else counted now.
+/// The instance's totals, now.
 pub async fn load(stores: &Stores) -> Result<InstanceTotals, InstanceError> {
-    tokio::time::timeout(DEADLINE, load_now(stores))
+    let counted = sqlx::query_as::<_, (i64, i64, i64)>(SQL).fetch_one(&stores.remote);
+    let (listeners, plays, minutes) = tokio::time::timeout(DEADLINE, counted)
         .await
         .map_err(|_| InstanceError::TimedOut)?
-}
-
-async fn load_now(stores: &Stores) -> Result<InstanceTotals, InstanceError> {
-    let key = stores.cache.key("instance:totals");
-    if let Ok(Some(cached)) = stores.cache.get_json::<InstanceTotals>(&key).await {
-        return Ok(cached);
-    }
-    let totals = count(stores).await?;
-    if let Ok(json) = serde_json::to_string(&totals) {
-        if let Err(e) = stores
-            .cache
-            .set_json(&key, &json, Duration::from_secs(CACHE_SECS))
-            .await
-        {
-            tracing::debug!(error = %e, "instance totals not cached");
-        }
-    }
-    Ok(totals)
-}
-
-/// Count now: on the replica's databases (one per node, summed: a listener's plays are on
-/// one node, and no partition is moving when the replica is usable), else on the nodes.
-pub async fn count(stores: &Stores) -> Result<InstanceTotals, InstanceError> {
-    const ON_ONE: &str = "SELECT count(DISTINCT spotify_id)::bigint, count(*)::bigint,
-                                 COALESCE(sum(ms_played), 0)::bigint FROM plays";
-    let counted_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    if let Some(replica) = &stores.replica {
-        if replica.usable(&stores.main).await {
-            let mut sum = (0i64, 0i64, 0i64);
-            let mut complete = true;
-            for db in &replica.dbs {
-                match sqlx::query_as::<_, (i64, i64, i64)>(ON_ONE)
-                    .fetch_one(&db.pool)
-                    .await
-                {
-                    Ok((l, p, ms)) => sum = (sum.0 + l, sum.1 + p, sum.2 + ms),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "the read replica failed; counting on the nodes");
-                        complete = false;
-                        break;
-                    }
-                }
-            }
-            if complete {
-                return Ok(InstanceTotals {
-                    listeners: sum.0,
-                    plays: sum.1,
-                    minutes: sum.2 / 60_000,
-                    counted_on: ON_REPLICA.to_string(),
-                    counted_at,
-                });
-            }
-        }
-    }
-    let (listeners, plays, minutes): (i64, i64, i64) = sqlx::query_as(INSTANCE.sql)
-        .fetch_one(&stores.remote)
-        .await
         .map_err(|e| InstanceError::Nodes(e.to_string()))?;
     Ok(InstanceTotals {
         listeners,
         plays,
         minutes,
-        counted_on: ON_NODES.to_string(),
-        counted_at,
     })
 }

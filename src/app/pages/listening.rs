@@ -114,14 +114,10 @@ fn Trending() -> impl IntoView {
     }
 }
 
-/// "12 listeners · 34,567 plays · 1,234 hours here", and where and when it was counted.
+/// "12 listeners · 34,567 plays · 1,234 hours listened here".
 #[component]
 fn InstanceLine(totals: InstanceTotals) -> impl IntoView {
-    let at = totals
-        .counted_at
-        .get(11..16)
-        .map(|hm| format!(" at {hm} UTC"))
-        .unwrap_or_default();
+    let hours = totals.minutes / 60;
     view! {
         <p data-testid="instance-totals">
             <strong>{format!(
@@ -130,12 +126,10 @@ fn InstanceLine(totals: InstanceTotals) -> impl IntoView {
                 if totals.listeners == 1 { "listener" } else { "listeners" },
                 thousands(totals.plays),
                 if totals.plays == 1 { "play" } else { "plays" },
-                thousands(totals.minutes / 60),
-                if totals.minutes / 60 == 1 { "hour" } else { "hours" },
+                thousands(hours),
+                if hours == 1 { "hour" } else { "hours" },
             )}</strong>
-            <span class="muted" data-testid="instance-counted-on">
-                {format!(" — counted on {}{at}.", totals.counted_on)}
-            </span>
+            <span class="muted">" on this instance, all time."</span>
         </p>
     }
 }
