@@ -143,7 +143,9 @@ async fn measure(config: &Config, o: ShardsBenchOptions) -> Result<String, Strin
         rollup_bytes as f64 / seeded,
     ));
 
-    // 1. Instance-wide: plays and minutes per listener, every partition.
+    // 1. Instance-wide: plays and minutes per listener, every partition; after the nodes
+    //    settle, so autovacuum of the rows just seeded does not run while it is measured.
+    settle(&main, &node_pools).await?;
     const WIDE: &str =
         "SELECT spotify_id, count(*), sum(ms_played) FROM analytics.plays GROUP BY spotify_id";
     const NODE_WIDE: &str =
@@ -288,7 +290,27 @@ async fn settle(main: &PgPool, nodes: &[PgPool]) -> Result<(), String> {
             let _ = sqlx::query(statement).execute(pool).await;
         }
     }
-    fdw::analyze(main).await.map_err(|e| e.to_string())
+    fdw::analyze(main).await.map_err(|e| e.to_string())?;
+    // A read replica subscribed to a node (the dev instance's, say) decodes every byte
+    // of WAL the writes above made, other databases' included: wait until it has (at
+    // most two minutes), so that work is not measured with what follows.
+    let until = Instant::now() + Duration::from_secs(120);
+    for pool in nodes {
+        while Instant::now() < until {
+            let behind: Option<i64> = sqlx::query_scalar(
+                "SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), sent_lsn))::bigint
+                   FROM pg_stat_replication",
+            )
+            .fetch_one(pool)
+            .await
+            .map_err(|e| e.to_string())?;
+            if behind.unwrap_or(0) <= 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
 }
 
 async fn set_async(main: &PgPool, on: bool) -> Result<(), String> {
