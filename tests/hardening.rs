@@ -931,6 +931,35 @@ async fn a_postgresql_that_stops_answering_costs_a_page_its_deadline_not_forever
     app.shutdown().await;
 }
 
+/// Load `path` with main down until two loads have waited for the pool (more than 2.5 s;
+/// at most 15 loads): each must say so in words and wait for the database once (under
+/// 5.5 s). Returns those two waits.
+async fn waits_for_main(app: &TestApp, browser: &reqwest::Client, path: &str) -> Vec<Duration> {
+    let mut waited = Vec::new();
+    for _ in 0..15 {
+        let started = Instant::now();
+        let response = browser.get(app.url(path)).send().await.expect("an answer");
+        let elapsed = started.elapsed();
+        assert_eq!(response.status(), 503, "{path}");
+        let text = response.text().await.expect("body");
+        assert!(
+            text.contains("Try again in a minute"),
+            "{path}: {text:.300}"
+        );
+        assert!(
+            elapsed < Duration::from_millis(5500),
+            "{path} waited for the database more than once ({elapsed:?})"
+        );
+        if elapsed > Duration::from_millis(2500) {
+            waited.push(elapsed);
+            if waited.len() == 2 {
+                break;
+            }
+        }
+    }
+    waited
+}
+
 #[tokio::test]
 async fn a_postgresql_that_is_down_costs_a_page_one_wait_not_two() {
     let (env, proxy) = main_behind_proxy().await;
@@ -947,29 +976,7 @@ async fn a_postgresql_that_is_down_costs_a_page_one_wait_not_two() {
     // query waits for a new connection, which PostgreSQL refuses until the pool's 3 s
     // acquire deadline. Once none is left, the page used to wait that long twice (6 s):
     // for its cache key's query, then for the history's.
-    let mut waited = Vec::new();
-    for _ in 0..15 {
-        let started = Instant::now();
-        let response = browser
-            .get(app.url("/history"))
-            .send()
-            .await
-            .expect("an answer");
-        let elapsed = started.elapsed();
-        assert_eq!(response.status(), 503);
-        let text = response.text().await.expect("body");
-        assert!(text.contains("Try again in a minute"), "{text:.300}");
-        assert!(
-            elapsed < Duration::from_millis(5500),
-            "/history waited for the database more than once ({elapsed:?})"
-        );
-        if elapsed > Duration::from_millis(2500) {
-            waited.push(elapsed);
-            if waited.len() == 2 {
-                break;
-            }
-        }
-    }
+    let waited = waits_for_main(&app, &browser, "/history").await;
     assert_eq!(
         waited.len(),
         2,
@@ -978,28 +985,7 @@ async fn a_postgresql_that_is_down_costs_a_page_one_wait_not_two() {
     // /listening is not a cached page: its three server functions (the panels, trending,
     // the instance's totals) share one session lookup, its failure included — they took
     // 3 s each in turn (9 s) when a failed lookup was tried again by the next.
-    let mut waited = Vec::new();
-    for _ in 0..15 {
-        let started = Instant::now();
-        let response = browser
-            .get(app.url("/listening"))
-            .send()
-            .await
-            .expect("an answer");
-        let elapsed = started.elapsed();
-        let text = response.text().await.expect("body");
-        assert!(text.contains("Try again in a minute"), "{text:.300}");
-        assert!(
-            elapsed < Duration::from_millis(5500),
-            "/listening waited for the database more than once ({elapsed:?})"
-        );
-        if elapsed > Duration::from_millis(2500) {
-            waited.push(elapsed);
-            if waited.len() == 2 {
-                break;
-            }
-        }
-    }
+    let waited = waits_for_main(&app, &browser, "/listening").await;
     assert_eq!(waited.len(), 2, "{waited:?}");
     proxy.resume();
     assert!(app
