@@ -916,9 +916,12 @@ async fn main_statistics_follow_the_plays_so_the_totals_are_counted_on_the_node(
     let mut analyzed = Vec::new();
     for _ in 0..40 {
         analyzed.extend(
-            personalify::server::store::fdw::refresh_statistics(main, &links(&app))
-                .await
-                .unwrap(),
+            personalify::server::store::fdw::refresh_statistics(
+                main,
+                &app.state.stores.analytics.links(),
+            )
+            .await
+            .unwrap(),
         );
         if analyzed.contains(&leaf("plays_by_track")) && analyzed.contains(&leaf("plays")) {
             break;
@@ -934,9 +937,12 @@ async fn main_statistics_follow_the_plays_so_the_totals_are_counted_on_the_node(
     assert_eq!(reltuples(leaf("plays_by_track")).await, 60.0);
     assert_eq!(reltuples(leaf("plays")).await, 400.0);
     // Nothing changed since: nothing to analyze.
-    let again = personalify::server::store::fdw::refresh_statistics(main, &links(&app))
-        .await
-        .unwrap();
+    let again = personalify::server::store::fdw::refresh_statistics(
+        main,
+        &app.state.stores.analytics.links(),
+    )
+    .await
+    .unwrap();
     assert!(again.is_empty(), "{again:?}");
 
     let plan = plan(&app, listening::TOTALS, "'demo-alex'").await;
@@ -947,14 +953,4 @@ async fn main_statistics_follow_the_plays_so_the_totals_are_counted_on_the_node(
     assert_eq!(counted.len(), 1, "{plan:#?}");
     assert!(counted[0].contains("SELECT count(*)"), "{plan:#?}");
     app.shutdown().await;
-}
-
-fn links(app: &TestApp) -> Vec<personalify::server::store::fdw::Link<'_>> {
-    app.state
-        .stores
-        .analytics
-        .nodes()
-        .iter()
-        .map(personalify::server::store::pg::Node::link)
-        .collect()
 }

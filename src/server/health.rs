@@ -179,9 +179,10 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
                         .map(|(lag, db)| match lag {
                             Ok(lag) => ReplicaProbe {
                                 node: db.node,
-                                status: match lag.secs {
-                                    Some(s) if s <= replica.max_lag.as_secs_f64() => "ok",
-                                    _ => "behind",
+                                status: if lag.within(replica.max_lag) {
+                                    "ok"
+                                } else {
+                                    "behind"
                                 },
                                 lag_secs: lag.secs.map(|s| (s * 10.0).round() / 10.0),
                             },

@@ -381,13 +381,7 @@ async fn run_statistics(state: AppState) {
             continue;
         }
         let main = &state.stores.main;
-        let links: Vec<_> = state
-            .stores
-            .analytics
-            .nodes()
-            .iter()
-            .map(super::store::pg::Node::link)
-            .collect();
+        let links = state.stores.analytics.links();
         let analyzed = tokio::time::timeout(
             std::time::Duration::from_secs(300),
             super::store::fdw::refresh_statistics(main, &links),

@@ -118,16 +118,20 @@ async fn measure(config: &Config, o: ShardsBenchOptions) -> Result<String, Strin
     // What a play costs on disk (heap, indexes, TOAST), the plays and their rollups, both
     // nodes: what the projections in the README scale from.
     let (mut plays_bytes, mut rollup_bytes) = (0i64, 0i64);
+    let leaves: Vec<String> = fdw::TABLES
+        .iter()
+        .flat_map(|t| (0..fdw::PARTITIONS).map(move |p| format!("{t}_p{p}")))
+        .collect();
     for pool in &node_pools {
         let (a, b): (i64, i64) = sqlx::query_as(
             "SELECT COALESCE(sum(pg_total_relation_size(c.oid))
-                              FILTER (WHERE c.relname ~ '^plays_p[0-7]$'), 0)::bigint,
+                              FILTER (WHERE c.relname LIKE 'plays\\_p%'), 0)::bigint,
                     COALESCE(sum(pg_total_relation_size(c.oid))
-                              FILTER (WHERE c.relname !~ '^plays_p[0-7]$'), 0)::bigint
+                              FILTER (WHERE c.relname NOT LIKE 'plays\\_p%'), 0)::bigint
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE n.nspname = 'public' AND c.relkind = 'r'
-                AND c.relname ~ '^(plays|plays_by_hour|plays_by_track|plays_by_artist|plays_by_listener|listener_zones)_p[0-7]$'",
+              WHERE n.nspname = 'public' AND c.relname = ANY($1)",
         )
+        .bind(&leaves)
         .fetch_one(pool)
         .await
         .map_err(|e| e.to_string())?;

@@ -63,10 +63,19 @@ impl Stores {
             tokio::spawn(async move {
                 let mut delay = std::time::Duration::from_secs(1);
                 loop {
-                    match replica.ensure(&analytics).await {
-                        Ok(()) => return,
-                        Err(e) => {
+                    // Bounded: a replica host that takes the connection and never answers
+                    // must not stop the retries (a database and its migrations take
+                    // seconds).
+                    let attempt = replica.ensure(&analytics);
+                    match tokio::time::timeout(std::time::Duration::from_secs(60), attempt).await {
+                        Ok(Ok(())) => return,
+                        Ok(Err(e)) => {
                             tracing::warn!(error = %e, "read replica not set up yet; retrying")
+                        }
+                        Err(_) => {
+                            tracing::warn!(
+                                "read replica not set up yet (no answer in 60 s); retrying"
+                            )
                         }
                     }
                     tokio::time::sleep(delay).await;

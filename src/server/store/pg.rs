@@ -199,6 +199,11 @@ impl Analytics {
         &self.nodes
     }
 
+    /// Every node as the FDW set-up and the statistics refresh take it.
+    pub fn links(&self) -> Vec<fdw::Link<'_>> {
+        self.nodes.iter().map(Node::link).collect()
+    }
+
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
     }
@@ -240,12 +245,12 @@ impl Analytics {
     }
 
     async fn try_link(&self, main: &PgPool) {
-        let links: Vec<fdw::Link<'_>> = self.nodes.iter().map(Node::link).collect();
+        let links = self.links();
         let linked = async {
             let changes = fdw::ensure(main, &links).await?;
             fdw::check_reachable(main, &links).await?;
             if let Err(e) = fdw::refresh_statistics(main, &links).await {
-                tracing::warn!(error = %e, "cannot refresh main's statistics of the analytics tables");
+                tracing::warn!(error = %e, "cannot refresh main's statistics of the analytics partitions");
             }
             Ok::<_, fdw::FdwError>(changes)
         };

@@ -1,9 +1,9 @@
 //! The read replica of the analytics tier, by logical replication: a PostgreSQL server
 //! (`ANALYTICS_REPLICA_DATABASE_URL`, database D) holding one database per node (D for
 //! `analytics`, D_2 for `analytics-2`), each subscribed to its node's publication
-//! `personalify_replica` (the plays, leaf by leaf, and `replica_heartbeat`). One database per node, because a partition being moved is on
-//! both nodes for a moment: in one database its rows would collide, and logical
-//! replication stops at the first conflict.
+//! `personalify_replica` (the plays, leaf by leaf, and `replica_heartbeat`). One database
+//! per node, because a partition being moved is on both nodes for a moment: in one
+//! database its rows would collide, and logical replication stops at the first conflict.
 //!
 //! The app sets it up ([`Replica::ensure`]): the replica's databases (created when
 //! missing, with the nodes' schema), on each node a logical replication slot, and the
@@ -67,6 +67,13 @@ pub struct Lag {
     pub secs: Option<f64>,
     /// When that heartbeat was written on the node.
     pub at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Lag {
+    /// Its node's heartbeat arrived, at most `max_lag` ago.
+    pub fn within(&self, max_lag: Duration) -> bool {
+        self.secs.is_some_and(|s| s <= max_lag.as_secs_f64())
+    }
 }
 
 fn options(url: &SecretString) -> Option<PgConnectOptions> {
@@ -202,12 +209,13 @@ impl Replica {
             return false;
         }
         self.lags().await.into_iter().all(|lag| match lag {
-            Ok(Lag {
-                secs: Some(secs),
-                at: Some(at),
-                ..
-            }) => secs <= self.max_lag.as_secs_f64() && last_move.is_none_or(|moved| at > moved),
-            _ => false,
+            Ok(lag) => {
+                lag.within(self.max_lag)
+                    && lag
+                        .at
+                        .is_some_and(|at| last_move.is_none_or(|moved| at > moved))
+            }
+            Err(_) => false,
         })
     }
 }
@@ -275,24 +283,5 @@ pub async fn beat(analytics: &Analytics) {
             .execute(&node.pool),
         )
         .await;
-    }
-}
-
-/// Drop this replica's subscriptions (and so their slots on the nodes): for tests and
-/// for taking a replica away.
-pub async fn unsubscribe(replica: &Replica) {
-    for db in &replica.dbs {
-        let names: Vec<String> = sqlx::query_scalar(
-            "SELECT s.subname::text FROM pg_subscription s
-               JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname = current_database()",
-        )
-        .fetch_all(&db.pool)
-        .await
-        .unwrap_or_default();
-        for name in names {
-            let _ = sqlx::query(&format!("DROP SUBSCRIPTION \"{}\"", name.replace('"', "")))
-                .execute(&db.pool)
-                .await;
-        }
     }
 }
