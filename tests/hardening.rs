@@ -376,7 +376,7 @@ async fn a_mongodb_that_stops_answering_does_not_hang_pages() {
             );
         }
     }
-    proxy.resume();
+    proxy.resume().await;
     app.shutdown().await;
 }
 
@@ -438,7 +438,7 @@ async fn a_redis_that_stops_answering_does_not_hang_pages_or_syncs() {
         "sign-in took {:?}",
         started.elapsed()
     );
-    proxy.resume();
+    proxy.resume().await;
     app.shutdown().await;
 }
 
@@ -927,7 +927,7 @@ async fn a_postgresql_that_stops_answering_costs_a_page_its_deadline_not_forever
             "no driver words: {text:.300}"
         );
     }
-    proxy.resume();
+    proxy.resume().await;
     app.shutdown().await;
 }
 
@@ -971,7 +971,7 @@ async fn a_postgresql_that_is_down_costs_a_page_one_wait_not_two() {
         .page(&browser, "/history")
         .await
         .contains("How your top lists moved"));
-    proxy.take_down();
+    proxy.take_down().await;
     // The pool's idle connections each fail one query at once and are dropped; then a
     // query waits for a new connection, which PostgreSQL refuses until the pool's 3 s
     // acquire deadline. Once none is left, the page used to wait that long twice (6 s):
@@ -987,7 +987,7 @@ async fn a_postgresql_that_is_down_costs_a_page_one_wait_not_two() {
     // 3 s each in turn (9 s) when a failed lookup was tried again by the next.
     let waited = waits_for_main(&app, &browser, "/listening").await;
     assert_eq!(waited.len(), 2, "{waited:?}");
-    proxy.resume();
+    proxy.resume().await;
     assert!(app
         .page(&browser, "/history")
         .await

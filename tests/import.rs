@@ -242,7 +242,7 @@ async fn waiting_import() -> (TestApp, PausableProxy, SyncUser, i64, std::path::
     let app = env.spawn().await;
     let (browser, user) = app.signed_in(None).await;
     let zip = sample(&app, &browser).await;
-    proxy.take_down();
+    proxy.take_down().await;
     let (status, body) = upload(&app, &browser, "my_spotify_data.zip", zip).await;
     assert_eq!(status, 201, "{body}");
     let id = body["id"].as_i64().unwrap();
@@ -259,7 +259,7 @@ async fn an_import_that_meets_the_analytics_node_down_waits_then_finishes_whole(
         .await
         .unwrap();
     assert_eq!(state, "reading", "it waits for the node");
-    proxy.resume();
+    proxy.resume().await;
     let (state, stored, read, ..) = finished(&app, id).await;
     assert_eq!(state, "done");
     assert_eq!(
@@ -278,7 +278,7 @@ async fn an_import_whose_upload_is_gone_fails_with_the_reason_and_adds_nothing()
     // The machine's temporary folder is cleared while the import waits.
     tokio::time::sleep(Duration::from_secs(1)).await;
     std::fs::remove_dir_all(&dir).unwrap();
-    proxy.resume();
+    proxy.resume().await;
     let (state, stored, .., error) = finished(&app, id).await;
     assert_eq!((state.as_str(), stored), ("failed", None));
     assert!(
@@ -358,7 +358,7 @@ async fn an_import_cut_off_midway_adds_nothing() {
     }
     json.push_str(r#"{"ts":"2025-02-01T00:00:00Z","ms_pl"#);
     std::fs::write(dir.join(format!("import-{id}.upload")), json).unwrap();
-    proxy.resume();
+    proxy.resume().await;
     let (state, stored, .., error) = finished(&app, id).await;
     assert_eq!((state.as_str(), stored), ("failed", None));
     assert!(

@@ -289,7 +289,7 @@ async fn the_panels_say_so_when_the_analytics_node_is_down() {
         timeout, "5s",
         "the server ends a panel's statement at its deadline"
     );
-    proxy.take_down();
+    proxy.take_down().await;
     let started = std::time::Instant::now();
     let err = listening::load(&app.state.stores, &user.spotify_id, TimeRange::ShortTerm)
         .await
@@ -300,7 +300,7 @@ async fn the_panels_say_so_when_the_analytics_node_is_down() {
         "{err}"
     );
     // A node that stops answering costs the deadline, not more.
-    proxy.resume();
+    proxy.resume().await;
     proxy.pause();
     let started = std::time::Instant::now();
     // Main's own deadline, or postgres_fdw's connect_timeout (both 5 s) ends it.
@@ -308,7 +308,7 @@ async fn the_panels_say_so_when_the_analytics_node_is_down() {
         .await
         .expect_err("the node does not answer");
     assert!(started.elapsed() < listening::DEADLINE + Duration::from_secs(1));
-    proxy.resume();
+    proxy.resume().await;
     app.shutdown().await;
 }
 
@@ -391,7 +391,7 @@ async fn with_the_analytics_node_down_the_page_renders_and_says_so() {
     let app = env.spawn().await;
     let (browser, user) = app.signed_in(None).await;
     app.sync(&user).await;
-    proxy.take_down();
+    proxy.take_down().await;
     for path in ["/listening", "/dashboard", "/history"] {
         let response = browser.get(app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
@@ -425,7 +425,7 @@ async fn with_the_analytics_node_down_the_page_renders_and_says_so() {
         .await
         .unwrap()
         .contains("analytics node is not answering"));
-    proxy.resume();
+    proxy.resume().await;
     app.shutdown().await;
 }
 
@@ -528,7 +528,7 @@ async fn with_the_analytics_node_down_the_distributed_page_still_shows_the_plans
         .await;
     let app = env.spawn().await;
     let (browser, _user) = app.signed_in(None).await;
-    proxy.take_down();
+    proxy.take_down().await;
     let response = browser.get(app.url("/distributed")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let html = response.text().await.unwrap();
@@ -537,7 +537,7 @@ async fn with_the_analytics_node_down_the_distributed_page_still_shows_the_plans
         "plans need no remote connection"
     );
     assert!(html.contains("could not run"), "each result says why");
-    proxy.resume();
+    proxy.resume().await;
     app.shutdown().await;
 }
 

@@ -11,9 +11,12 @@ use personalify::server::store::replica::{self, Replica};
 use personalify::server::trending;
 use std::time::Duration;
 
-fn play(minutes_ago: i64, track: &str, artist: &str) -> Play {
+/// A play `minutes` before noon UTC on `day`: a fixed time of a day the test names, so the
+/// day's count does not depend on when the test runs.
+fn play(day: chrono::NaiveDate, minutes: i64, track: &str, artist: &str) -> Play {
     Play {
-        played_at: chrono::Utc::now() - chrono::Duration::minutes(minutes_ago),
+        played_at: day.and_hms_opt(12, 0, 0).unwrap().and_utc()
+            - chrono::Duration::minutes(minutes),
         track_id: Some(track.to_string()),
         track_name: format!("Song {track}"),
         artist_name: artist.to_string(),
@@ -115,17 +118,23 @@ async fn plays_reach_the_replica_and_instance_wide_reads_use_it_or_the_nodes() {
     let [Some(a), Some(b)] = on else {
         unreachable!()
     };
+    // Trending is read as of yesterday (UTC), the day the plays are on.
+    let day = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
     plays::store_routed(
         stores,
         &a,
-        &(0..4).map(|i| play(i, "x", "Alpha")).collect::<Vec<_>>(),
+        &(0..4)
+            .map(|i| play(day, i, "x", "Alpha"))
+            .collect::<Vec<_>>(),
     )
     .await
     .unwrap();
     plays::store_routed(
         stores,
         &b,
-        &(0..3).map(|i| play(i, "y", "Beta")).collect::<Vec<_>>(),
+        &(0..3)
+            .map(|i| play(day, i, "y", "Beta"))
+            .collect::<Vec<_>>(),
     )
     .await
     .unwrap();
@@ -150,7 +159,7 @@ async fn plays_reach_the_replica_and_instance_wide_reads_use_it_or_the_nodes() {
             .all(|n| n["status"] == "ok" && n["lag_secs"].is_number()),
         "{ready}"
     );
-    let view = trending::load(stores).await.unwrap();
+    let view = trending::load_on(stores, day).await.unwrap();
     assert_eq!(view.counted_on.as_deref(), Some("the read replica"));
     let today: std::collections::BTreeMap<String, i64> =
         view.today.artists.iter().cloned().collect();
@@ -196,17 +205,17 @@ async fn plays_reach_the_replica_and_instance_wide_reads_use_it_or_the_nodes() {
     replica::beat(&stores.analytics).await;
     assert!(eventually(10, || async { replica.usable(main).await }).await);
     stores.cache.delete_matching("trending:*").await.unwrap();
-    let view = trending::load(stores).await.unwrap();
+    let view = trending::load_on(stores, day).await.unwrap();
     assert_eq!(view.counted_on.as_deref(), Some("the read replica"));
     let moved: std::collections::BTreeMap<String, i64> =
         view.today.artists.iter().cloned().collect();
     assert_eq!(moved, today, "nothing counted twice after the move");
 
     // The replica down: the same answer, from the nodes; /readyz says so, still 200.
-    proxy.take_down();
+    proxy.take_down().await;
     assert!(!replica.usable(main).await);
     stores.cache.delete_matching("trending:*").await.unwrap();
-    let view = trending::load(stores).await.unwrap();
+    let view = trending::load_on(stores, day).await.unwrap();
     assert_eq!(view.counted_on.as_deref(), Some("the analytics nodes"));
     let again: std::collections::BTreeMap<String, i64> =
         view.today.artists.iter().cloned().collect();
@@ -222,7 +231,7 @@ async fn plays_reach_the_replica_and_instance_wide_reads_use_it_or_the_nodes() {
             .all(|n| n["status"] == "down"),
         "{ready}"
     );
-    proxy.resume();
+    proxy.resume().await;
     app.shutdown().await;
 }
 

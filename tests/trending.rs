@@ -5,15 +5,23 @@
 
 mod common;
 
+use chrono::NaiveDate;
 use common::{TestApp, TestEnv};
 use personalify::server::plays::{self, Play, Source};
 use personalify::server::trending;
 use std::collections::BTreeMap;
 
-fn play(days_ago: i64, minute: i64, track: &str, artist: &str) -> Play {
+/// The day these tests call today: yesterday (UTC), taken once per test, so a test that
+/// runs across midnight counts the same day throughout.
+fn the_day() -> NaiveDate {
+    chrono::Utc::now().date_naive() - chrono::Duration::days(1)
+}
+
+/// A play `minute` minutes before noon, `days_ago` days before `day`.
+fn play(day: NaiveDate, days_ago: i64, minute: i64, track: &str, artist: &str) -> Play {
+    let noon = day.and_hms_opt(12, 0, 0).unwrap().and_utc();
     Play {
-        played_at: chrono::Utc::now() - chrono::Duration::days(days_ago)
-            + chrono::Duration::minutes(-minute),
+        played_at: noon - chrono::Duration::days(days_ago) - chrono::Duration::minutes(minute),
         track_id: Some(format!("{artist}-{track}")),
         track_name: track.to_string(),
         artist_name: artist.to_string(),
@@ -24,22 +32,22 @@ fn play(days_ago: i64, minute: i64, track: &str, artist: &str) -> Play {
     }
 }
 
-/// Plays per artist on every node, today (UTC) or over the last seven days, counted
+/// Plays per artist on every node on `day` (UTC) or over the seven days to it, counted
 /// directly: what trending must say.
-async fn direct(app: &TestApp, week: bool) -> BTreeMap<String, i64> {
-    let today = chrono::Utc::now().date_naive();
+async fn direct(app: &TestApp, day: NaiveDate, week: bool) -> BTreeMap<String, i64> {
     let from = if week {
-        today - chrono::Duration::days(6)
+        day - chrono::Duration::days(6)
     } else {
-        today
+        day
     };
     let mut out = BTreeMap::new();
     for node in app.state.stores.analytics.nodes() {
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT artist_name, count(*) FROM plays
-              WHERE (played_at AT TIME ZONE 'UTC')::date >= $1 GROUP BY 1",
+              WHERE (played_at AT TIME ZONE 'UTC')::date BETWEEN $1 AND $2 GROUP BY 1",
         )
         .bind(from)
+        .bind(day)
         .fetch_all(&node.pool)
         .await
         .unwrap();
@@ -56,25 +64,28 @@ fn shown(trend: &personalify::domain::trending::Trend) -> BTreeMap<String, i64> 
 
 #[tokio::test]
 async fn every_listeners_new_plays_count_once_today_and_over_the_week() {
+    let day = the_day();
     let app = TestEnv::new().await.with_second_node().await.spawn().await;
     let stores = &app.state.stores;
     // Nothing yet: empty lists, not an error.
-    let empty = trending::load(stores).await.unwrap();
+    let empty = trending::load_on(stores, day).await.unwrap();
     assert!(empty.today.artists.is_empty() && empty.week.artists.is_empty());
 
     let ana: Vec<Play> = (0..6)
-        .map(|i| play(0, i * 4, &format!("s{}", i % 2), "Alpha"))
-        .chain((0..3).map(|i| play(3, i * 4, "s9", "Beta")))
+        .map(|i| play(day, 0, i * 4, &format!("s{}", i % 2), "Alpha"))
+        .chain((0..3).map(|i| play(day, 3, i * 4, "s9", "Beta")))
         .collect();
-    let ben: Vec<Play> = (0..4).map(|i| play(0, i * 5 + 1, "t1", "Beta")).collect();
+    let ben: Vec<Play> = (0..4)
+        .map(|i| play(day, 0, i * 5 + 1, "t1", "Beta"))
+        .collect();
     plays::store_routed(stores, "ana", &ana).await.unwrap();
     plays::store_routed(stores, "ben", &ben).await.unwrap();
     // The same plays again (a replayed poll): stored once, counted once.
     plays::store_routed(stores, "ana", &ana).await.unwrap();
 
-    let view = trending::load(stores).await.unwrap();
-    assert_eq!(shown(&view.today), direct(&app, false).await);
-    assert_eq!(shown(&view.week), direct(&app, true).await);
+    let view = trending::load_on(stores, day).await.unwrap();
+    assert_eq!(shown(&view.today), direct(&app, day, false).await);
+    assert_eq!(shown(&view.week), direct(&app, day, true).await);
     assert_eq!(view.today.artists[0], ("Alpha".to_string(), 6));
     assert_eq!(
         view.week.artists,
@@ -86,16 +97,17 @@ async fn every_listeners_new_plays_count_once_today_and_over_the_week() {
         .contains(&("t1".to_string(), "Beta".to_string(), 4)));
 
     // Built now: new plays are added to the sets (no count again), and still equal.
-    let cy: Vec<Play> = (0..5).map(|i| play(0, i * 3 + 2, "u1", "Gamma")).collect();
+    let cy: Vec<Play> = (0..5)
+        .map(|i| play(day, 0, i * 3 + 2, "u1", "Gamma"))
+        .collect();
     plays::store_routed(stores, "cy", &cy).await.unwrap();
-    let view = trending::load(stores).await.unwrap();
+    let view = trending::load_on(stores, day).await.unwrap();
     assert_eq!(view.rebuilt_days, 0, "added, not counted again");
-    assert_eq!(shown(&view.today), direct(&app, false).await);
-    assert_eq!(shown(&view.week), direct(&app, true).await);
+    assert_eq!(shown(&view.today), direct(&app, day, false).await);
+    assert_eq!(shown(&view.week), direct(&app, day, true).await);
 
     // The keys, as documented.
-    let today = chrono::Utc::now().date_naive();
-    let key = stores.cache.key(&format!("trending:daily:{today}:artists"));
+    let key = stores.cache.key(&format!("trending:daily:{day}:artists"));
     let score: Option<f64> = {
         use fred::prelude::*;
         stores.cache.client.zscore(&key, "Gamma").await.unwrap()
@@ -106,38 +118,42 @@ async fn every_listeners_new_plays_count_once_today_and_over_the_week() {
 
 #[tokio::test]
 async fn flushed_or_missed_by_a_write_trending_is_counted_again_never_shown_short() {
+    let day = the_day();
     let (env, proxy) = TestEnv::new().await.behind_proxy("REDIS_URL").await;
     let app = env.spawn().await;
     let stores = &app.state.stores;
     let first: Vec<Play> = (0..8)
-        .map(|i| play(0, i, &format!("s{i}"), "Alpha"))
+        .map(|i| play(day, 0, i, &format!("s{i}"), "Alpha"))
         .collect();
     plays::store_routed(stores, "ana", &first).await.unwrap();
-    assert_eq!(trending::load(stores).await.unwrap().today.artists[0].1, 8);
+    assert_eq!(
+        trending::load_on(stores, day).await.unwrap().today.artists[0].1,
+        8
+    );
 
     // Redis flushed (here: this installation's keys deleted): counted from the plays.
     stores.cache.delete_matching("trending:*").await.unwrap();
-    let view = trending::load(stores).await.unwrap();
+    let view = trending::load_on(stores, day).await.unwrap();
     assert!(view.rebuilt_days >= 7, "{}", view.rebuilt_days);
-    assert_eq!(shown(&view.today), direct(&app, false).await);
+    assert_eq!(shown(&view.today), direct(&app, day, false).await);
 
     // Redis down while plays are written: the panel says so, and the writes are not lost
     // to it — the day is marked, and counted again once Redis is back.
-    proxy.take_down();
-    let more: Vec<Play> = (0..5).map(|i| play(0, 30 + i, "s1", "Beta")).collect();
+    proxy.take_down().await;
+    let more: Vec<Play> = (0..5).map(|i| play(day, 0, 30 + i, "s1", "Beta")).collect();
     plays::store_routed(stores, "ben", &more).await.unwrap();
-    let err = trending::load(stores).await.unwrap_err();
+    let err = trending::load_on(stores, day).await.unwrap_err();
     assert!(err.to_string().contains("Redis"), "{err}");
     let dirty: i64 = sqlx::query_scalar("SELECT count(*) FROM trending_dirty")
         .fetch_one(&stores.main)
         .await
         .unwrap();
     assert_eq!(dirty, 1, "today is marked to be counted again");
-    proxy.resume();
+    proxy.resume().await;
     // The client reconnects on its own.
     let mut view = None;
     for _ in 0..50 {
-        if let Ok(v) = trending::load(stores).await {
+        if let Ok(v) = trending::load_on(stores, day).await {
             view = Some(v);
             break;
         }
@@ -145,7 +161,7 @@ async fn flushed_or_missed_by_a_write_trending_is_counted_again_never_shown_shor
     }
     let view = view.expect("Redis is back");
     assert!(view.rebuilt_days >= 1);
-    assert_eq!(shown(&view.today), direct(&app, false).await);
+    assert_eq!(shown(&view.today), direct(&app, day, false).await);
     assert_eq!(shown(&view.today).get("Beta"), Some(&5));
     let dirty: i64 = sqlx::query_scalar("SELECT count(*) FROM trending_dirty")
         .fetch_one(&stores.main)
@@ -157,15 +173,15 @@ async fn flushed_or_missed_by_a_write_trending_is_counted_again_never_shown_shor
 
 #[tokio::test]
 async fn a_write_while_the_day_is_being_counted_is_not_lost() {
+    let day = the_day();
     let app = TestEnv::new().await.spawn().await;
     let stores = &app.state.stores;
-    plays::store_routed(stores, "ana", &[play(0, 1, "s", "Alpha")])
+    plays::store_routed(stores, "ana", &[play(day, 0, 1, "s", "Alpha")])
         .await
         .unwrap();
-    trending::load(stores).await.unwrap();
+    trending::load_on(stores, day).await.unwrap();
     // A count of today starts (its marker says so) and the write reads that marker.
-    let today = chrono::Utc::now().date_naive();
-    let marker = stores.cache.key(&format!("trending:daily:{today}:built"));
+    let marker = stores.cache.key(&format!("trending:daily:{day}:built"));
     {
         use fred::prelude::*;
         let _: () = stores
@@ -175,7 +191,7 @@ async fn a_write_while_the_day_is_being_counted_is_not_lost() {
             .await
             .unwrap();
     }
-    plays::store_routed(stores, "ben", &[play(0, 2, "t", "Beta")])
+    plays::store_routed(stores, "ben", &[play(day, 0, 2, "t", "Beta")])
         .await
         .unwrap();
     let dirty: Vec<chrono::NaiveDate> = sqlx::query_scalar("SELECT day FROM trending_dirty")
@@ -184,21 +200,22 @@ async fn a_write_while_the_day_is_being_counted_is_not_lost() {
         .unwrap();
     assert_eq!(
         dirty,
-        vec![today],
+        vec![day],
         "not added to a set being replaced: marked"
     );
-    let view = trending::load(stores).await.unwrap();
-    assert_eq!(shown(&view.today), direct(&app, false).await);
+    let view = trending::load_on(stores, day).await.unwrap();
+    assert_eq!(shown(&view.today), direct(&app, day, false).await);
     app.shutdown().await;
 }
 
 #[tokio::test]
 async fn an_imports_recent_plays_are_counted_per_day_artist_and_track() {
+    let day = the_day();
     let app = TestEnv::new().await.spawn().await;
     let node = &app.state.stores.analytics.pool;
     let batch: Vec<Play> = (0..6)
-        .map(|i| play(i % 2, i, "s", "Alpha"))
-        .chain([play(30, 0, "old", "Omega")])
+        .map(|i| play(day, i % 2, i, "s", "Alpha"))
+        .chain([play(day, 30, 0, "old", "Omega")])
         .collect();
     personalify::server::plays::import::stage(node, 5, "ana", &batch)
         .await

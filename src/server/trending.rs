@@ -354,13 +354,19 @@ async fn count_plays(
 
 /// Today's and the week's lists, counting again first what may be wrong.
 pub async fn load(stores: &Stores) -> Result<TrendingView, TrendingError> {
-    tokio::time::timeout(DEADLINE, load_now(stores))
+    load_on(stores, Utc::now().date_naive()).await
+}
+
+/// [`load`] as it is on `today` (UTC), one of the last [`KEEP_DAYS`]: the lists of that
+/// day and the six before. Tests name the day their plays fall on, so crossing midnight
+/// while they run changes nothing.
+pub async fn load_on(stores: &Stores, today: NaiveDate) -> Result<TrendingView, TrendingError> {
+    tokio::time::timeout(DEADLINE, load_day(stores, today))
         .await
         .map_err(|_| TrendingError::TimedOut)?
 }
 
-async fn load_now(stores: &Stores) -> Result<TrendingView, TrendingError> {
-    let today = Utc::now().date_naive();
+async fn load_day(stores: &Stores, today: NaiveDate) -> Result<TrendingView, TrendingError> {
     let days = window(today);
     let client = stores.cache.client.with_options(&fail_fast());
     let redis = |e: fred::error::Error| TrendingError::Redis(e.to_string());

@@ -621,7 +621,20 @@ pub async fn silent_listener() -> u16 {
 pub struct PausableProxy {
     pub port: u16,
     state: tokio::sync::watch::Sender<u8>,
+    /// Client connections whose pumps still run.
+    open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Whether the proxy's port takes connections now.
+    listening: std::sync::Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// Counts a proxied connection while its pumps run.
+struct OpenConnection(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 const PROXY_OPEN: u8 = 0;
@@ -635,11 +648,14 @@ impl PausableProxy {
             .expect("bind proxy");
         let port = listener.local_addr().expect("addr").port();
         let (state, watch) = tokio::sync::watch::channel(PROXY_OPEN);
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let listening = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (counted, up) = (open.clone(), listening.clone());
         let task = tokio::spawn(async move {
             let mut listener = Some(listener);
             let mut state = watch.clone();
             loop {
-                let Some(open) = listener.as_ref() else {
+                let Some(accepting) = listener.as_ref() else {
                     // A store that is down refuses connections until it is back.
                     if state.wait_for(|s| *s != PROXY_DOWN).await.is_err() {
                         return;
@@ -648,20 +664,25 @@ impl PausableProxy {
                         Ok(again) => listener = Some(again),
                         Err(e) => panic!("the proxy could not listen again on {port}: {e}"),
                     }
+                    up.store(true, Ordering::SeqCst);
                     continue;
                 };
                 let client = tokio::select! {
-                    accepted = open.accept() => match accepted {
+                    accepted = accepting.accept() => match accepted {
                         Ok((client, _)) => client,
                         Err(_) => return,
                     },
                     _ = state.wait_for(|s| *s == PROXY_DOWN) => {
                         listener = None;
+                        up.store(false, Ordering::SeqCst);
                         continue;
                     }
                 };
+                counted.fetch_add(1, Ordering::SeqCst);
+                let guard = OpenConnection(counted.clone());
                 let watch = watch.clone();
                 tokio::spawn(async move {
+                    let _guard = guard;
                     let Ok(server) = tokio::net::TcpStream::connect(target).await else {
                         return;
                     };
@@ -671,7 +692,26 @@ impl PausableProxy {
                 });
             }
         });
-        PausableProxy { port, state, task }
+        PausableProxy {
+            port,
+            state,
+            open,
+            listening,
+            task,
+        }
+    }
+
+    /// Wait (at most 10 s) until `done` holds: the proxy's own state, which its tasks
+    /// reach soon after a change.
+    async fn settle(&self, what: &str, done: impl Fn(&Self) -> bool) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !done(self) {
+            assert!(
+                std::time::Instant::now() < until,
+                "the proxy did not {what} within 10 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// Connections stay open and nothing passes: a store that stopped answering.
@@ -679,13 +719,21 @@ impl PausableProxy {
         let _ = self.state.send(PROXY_PAUSED);
     }
 
-    /// Every connection is closed and new ones are refused: a store that is down.
-    pub fn take_down(&self) {
+    /// Every connection is closed and new ones are refused: a store that is down. Returns
+    /// once that is so (every proxied connection closed, the port refusing).
+    pub async fn take_down(&self) {
         let _ = self.state.send(PROXY_DOWN);
+        self.settle("close its connections and its port", |p| {
+            p.open.load(Ordering::SeqCst) == 0 && !p.listening.load(Ordering::SeqCst)
+        })
+        .await;
     }
 
-    pub fn resume(&self) {
+    /// Bytes flow again; after [`Self::take_down`], once the port takes connections again.
+    pub async fn resume(&self) {
         let _ = self.state.send(PROXY_OPEN);
+        self.settle("listen again", |p| p.listening.load(Ordering::SeqCst))
+            .await;
     }
 }
 

@@ -184,22 +184,22 @@ pub async fn deliver_stash(state: &AppState) -> Result<usize, sqlx::Error> {
         }
         match serde_json::from_str::<Vec<Play>>(&json) {
             Ok(plays) => {
-                // Twice: a node that was down leaves broken connections in the pool, and
-                // the first query on one fails (and discards it).
-                let mut stored = false;
-                for _ in 0..2 {
-                    let attempt = store_routed(&state.stores, &spotify_id, &plays);
-                    match tokio::time::timeout(STORE_DEADLINE, attempt).await {
-                        Ok(Ok(_)) => {
-                            stored = true;
-                            break;
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, "a stashed batch of plays waits for its node");
-                        }
-                        Err(_) => break,
+                // A node that was down leaves broken connections in the pool, as many as
+                // it held; each fails the one query that finds it. Try until a live one
+                // answers, within the deadline.
+                let attempt = crate::server::retry::until_live(
+                    STORE_DEADLINE,
+                    super::RoutedError::is_disconnect,
+                    || store_routed(&state.stores, &spotify_id, &plays),
+                );
+                let stored = match tokio::time::timeout(STORE_DEADLINE, attempt).await {
+                    Ok(Ok(_)) => true,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "a stashed batch of plays waits for its node");
+                        false
                     }
-                }
+                    Err(_) => false,
+                };
                 if !stored {
                     waiting.insert(spotify_id);
                     continue;

@@ -103,6 +103,20 @@ pub enum RoutedError {
     Node(#[from] sqlx::Error),
 }
 
+impl RoutedError {
+    /// A connection failed (to main or the node), not the statement: another try, on
+    /// another connection, may succeed.
+    pub fn is_disconnect(&self) -> bool {
+        use crate::server::shards::ShardError;
+        match self {
+            RoutedError::Node(e) | RoutedError::Shard(ShardError::Main(e)) => {
+                crate::server::store::pg::is_disconnect(e)
+            }
+            RoutedError::Shard(_) => false,
+        }
+    }
+}
+
 /// [`store`] on the node holding `spotify_id`'s partition, held against a move meanwhile.
 pub async fn store_routed(
     stores: &crate::server::store::Stores,

@@ -438,6 +438,13 @@ impl Simulator {
                 .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
     }
 
+    /// Stop the clock at `ms` (Unix milliseconds), whatever it said: a test that needs a
+    /// time of day (the demo listeners listen between 07:00 and midnight UTC) picks it
+    /// instead of depending on when it runs.
+    pub fn freeze_at(&self, ms: i64) {
+        self.shared.frozen_ms.store(ms.max(1), Ordering::Relaxed);
+    }
+
     /// "Now" on the simulator's clock, Unix milliseconds.
     pub fn now_ms(&self) -> i64 {
         self.shared.now_ms()

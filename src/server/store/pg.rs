@@ -304,3 +304,22 @@ pub async fn ping(pool: &PgPool) -> Result<(), String> {
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
+
+/// Whether `e` says the connection failed (broken, refused, closed by the server or not
+/// had from the pool in time) rather than the statement: trying again, on another
+/// connection, may succeed.
+pub fn is_disconnect(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08 (connection exception) and 57P01-03 (the server shutting down or
+        // starting).
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
+    }
+}
