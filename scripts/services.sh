@@ -261,9 +261,10 @@ pg_start() {
       extra="-c wal_level=logical -c max_replication_slots=32 -c max_wal_senders=32"
     elif [[ $name == analytics-replica ]]; then
       # A subscription per node (and per test database): their apply and first-copy workers.
-      extra="-c max_logical_replication_workers=24 -c max_worker_processes=32 -c max_sync_workers_per_subscription=4"
+      extra="-c max_logical_replication_workers=24 -c max_worker_processes=32 -c max_sync_workers_per_subscription=4 -c max_replication_slots=32"
     fi
-    if ! as_pg pg_ctl -D "$data" -l "$logfile" -w -t "$WAIT_SECS" -o "\
+    # PERSONALIFY_PG_PRELOAD (scripts/test-at.sh: libfaketime) goes to the server only.
+    if ! LD_PRELOAD=${PERSONALIFY_PG_PRELOAD:-} as_pg pg_ctl -D "$data" -l "$logfile" -w -t "$WAIT_SECS" -o "\
 -c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='$sock' \
 -c shared_buffers=64MB -c max_connections=100 $extra" start >/dev/null 9>&-; then
       show_log_tail "$logfile"

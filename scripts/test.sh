@@ -21,10 +21,13 @@ step "clippy, browser (hydrate, wasm32)" \
   cargo clippy --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
 step "Rust tests: build" cargo test --features ssr --no-run
 
-# PERSONALIFY_FAKE_TIME="2026-12-13 23:59:30" (UTC): each phase below, the stores it uses
-# (restarted) and everything it runs read a wall clock that starts at that time when the
-# phase starts and goes on from there (libfaketime; monotonic clocks stay real). Builds and
-# checks above run on the real clock.
+# PERSONALIFY_FAKE_TIME="2026-12-13 23:59:30" (UTC): each phase below, the PostgreSQL
+# clusters it uses (restarted) and everything it runs read a wall clock that starts at
+# that time when the phase starts and goes on from there (libfaketime; monotonic clocks
+# stay real). Builds and checks above run on the real clock, and so do Redis and MongoDB:
+# under libfaketime redis-server hangs at start-up and SecantusDB's timed waits spin, and
+# neither holds a time the app compares (Redis keeps relative expiries only; the app's
+# MongoDB collections have no TTL index).
 fake_lib=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1
 on_fake_clock() { # the stores restart on a clock set to PERSONALIFY_FAKE_TIME from now
   [[ -n ${PERSONALIFY_FAKE_TIME:-} ]] || return 0
@@ -33,8 +36,8 @@ on_fake_clock() { # the stores restart on a clock set to PERSONALIFY_FAKE_TIME f
   target=$(date -u -d "$PERSONALIFY_FAKE_TIME" +%s) ||
     die "PERSONALIFY_FAKE_TIME='$PERSONALIFY_FAKE_TIME' is not a time date(1) reads"
   bash scripts/services.sh down >/dev/null
-  export FAKETIME="+$((target - $(date +%s)))" DONT_FAKE_MONOTONIC=1
-  faked bash scripts/services.sh up >/dev/null
+  export FAKETIME="+$((target - $(date +%s)))" FAKETIME_DONT_FAKE_MONOTONIC=1
+  PERSONALIFY_PG_PRELOAD=$fake_lib bash scripts/services.sh up >/dev/null
   log "    the clock reads $(faked date -u '+%a %F %T UTC') (PERSONALIFY_FAKE_TIME)"
 }
 faked() { # CMD...: run CMD on the fake clock when one is set

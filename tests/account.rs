@@ -7,100 +7,178 @@ mod common;
 
 use common::{TestApp, TestEnv};
 use mongodb::bson::{doc, Document};
+use personalify::server::plays::{self, Play, Source};
 use personalify::server::store::mongo::{HISTORY, USER_SYNCS};
 use personalify::server::sync::SyncUser;
+use std::collections::BTreeMap;
 
-/// Rows, documents and keys that mention one user, store by store.
-#[derive(Debug, PartialEq, Eq)]
-struct Footprint {
-    main: Vec<(String, i64)>,
-    analytics: i64,
-    mongo: u64,
-    redis: usize,
+/// Rows, documents, keys and files that mention one listener, place by place: every
+/// table of main, every node (plays, rollups, staging, zone), the read replica, both
+/// MongoDB collections, every Redis key (by name, and trending's members by their artist),
+/// this process's kept pages, and the import folder.
+type Footprint = BTreeMap<String, i64>;
+
+/// The artist only `spotify_id`'s plays name (so trending can be searched for them).
+fn artist_of(spotify_id: &str) -> String {
+    format!("Artist of {spotify_id}")
 }
 
 async fn footprint(app: &TestApp, user: &SyncUser) -> Footprint {
     let pool = &app.state.stores.main;
-    let mut main = Vec::new();
-    for (table, column, by_id) in [
-        ("users", "id", true),
-        ("spotify_tokens", "user_id", true),
-        ("sessions", "user_id", true),
-        ("sync_runs", "user_id", true),
-        ("user_artists", "spotify_id", false),
-        ("user_tracks", "spotify_id", false),
-        ("top_payloads", "spotify_id", false),
+    let id = &user.spotify_id;
+    let mut out = Footprint::new();
+    for (table, by_user_id) in [
+        ("users WHERE id = $1", true),
+        ("spotify_tokens WHERE user_id = $1", true),
+        ("sessions WHERE user_id = $1", true),
+        ("sync_runs WHERE user_id = $1", true),
+        ("play_cursors WHERE user_id = $1", true),
+        ("play_stash WHERE user_id = $1", true),
+        ("imports WHERE user_id = $1", true),
+        ("user_artists WHERE spotify_id = $1", false),
+        ("user_tracks WHERE spotify_id = $1", false),
+        ("top_payloads WHERE spotify_id = $1", false),
+        ("mongo_outbox WHERE payload->>'spotify_id' = $1", false),
+        ("listener_deletions WHERE spotify_id = $1", false),
+        ("play_stash WHERE spotify_id = $1", false),
     ] {
-        let query = format!("SELECT count(*) FROM {table} WHERE {column} = $1");
-        let n: i64 = if by_id {
+        let query = format!("SELECT count(*) FROM {table}");
+        let n: i64 = if by_user_id {
             sqlx::query_scalar(&query).bind(user.user_id)
         } else {
-            sqlx::query_scalar(&query).bind(&user.spotify_id)
+            sqlx::query_scalar(&query).bind(id)
         }
         .fetch_one(pool)
         .await
-        .expect("count");
-        main.push((table.to_string(), n));
+        .expect("count on main");
+        out.insert(format!("main {table}"), n);
     }
-    let outbox: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM mongo_outbox WHERE payload->>'spotify_id' = $1")
-            .bind(&user.spotify_id)
-            .fetch_one(pool)
+    for node in app.state.stores.analytics.nodes() {
+        for table in [
+            "plays",
+            "plays_by_hour",
+            "plays_by_track",
+            "plays_by_artist",
+            "plays_by_listener",
+            "import_staging",
+            "listener_zones",
+        ] {
+            let n: i64 = sqlx::query_scalar(&format!(
+                "SELECT count(*) FROM {table} WHERE spotify_id = $1"
+            ))
+            .bind(id)
+            .fetch_one(&node.pool)
             .await
-            .expect("count");
-    main.push(("mongo_outbox".into(), outbox));
-    let analytics: i64 = sqlx::query_scalar("SELECT count(*) FROM plays WHERE spotify_id = $1")
-        .bind(&user.spotify_id)
-        .fetch_one(&app.state.stores.analytics.pool)
-        .await
-        .expect("count");
+            .expect("count on a node");
+            out.insert(format!("{} {table}", node.name), n);
+        }
+    }
+    if let Some(replica) = &app.state.stores.replica {
+        for db in &replica.dbs {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM plays WHERE spotify_id = $1")
+                .bind(id)
+                .fetch_one(&db.pool)
+                .await
+                .expect("count on the replica");
+            out.insert(format!("replica {} plays", db.database), n);
+        }
+    }
     let db = &app.state.stores.mongo.db;
-    let mut mongo = 0;
     for collection in [HISTORY, USER_SYNCS] {
-        mongo += db
+        let n = db
             .collection::<Document>(collection)
-            .count_documents(doc! { "spotify_id": &user.spotify_id })
+            .count_documents(doc! { "spotify_id": id })
             .await
             .expect("count");
+        out.insert(format!("mongo {collection}"), n as i64);
     }
+    // Redis down: nothing can be counted there (a test that needs the keys checks they
+    // were there before).
     let cache = &app.state.stores.cache;
-    let keys: Vec<String> = {
+    {
         use fred::prelude::*;
-        let pattern = format!("{}*{}*", cache.prefix, user.spotify_id);
-        // Redis down: nothing can be counted there (the test that needs the keys checks
-        // they were there before).
-        let scanned: Result<(String, Vec<String>), _> = cache
+        let keys: Vec<String> = cache
             .client
-            .scan_page("0", pattern, Some(10_000), None)
-            .await;
-        scanned.map(|(_, keys)| keys).unwrap_or_default()
-    };
-    Footprint {
-        main,
-        analytics,
-        mongo,
-        redis: keys.len(),
+            .scan_page("0", format!("{}*", cache.prefix), Some(100_000), None)
+            .await
+            .map(|(_, keys): (String, Vec<String>)| keys)
+            .unwrap_or_default();
+        let named = keys.iter().filter(|k| k.contains(id.as_str())).count();
+        out.insert("redis keys named after them".into(), named as i64);
+        let mut trending = 0;
+        for key in keys
+            .iter()
+            .filter(|k| k.contains("trending:") && !k.ends_with(":built"))
+        {
+            let members: Vec<String> = cache
+                .client
+                .zrange(key.as_str(), 0, -1, None, false, None, false)
+                .await
+                .unwrap_or_default();
+            trending += members
+                .iter()
+                .filter(|m| m.contains(&artist_of(id)))
+                .count() as i64;
+        }
+        out.insert("redis trending members of their plays".into(), trending);
     }
+    out.insert(
+        "kept pages".into(),
+        app.state.pages.len_of(user.user_id) as i64,
+    );
+    let dir = &app.state.config.import_dir;
+    let files = std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(Result::ok).count())
+        .unwrap_or(0);
+    out.insert(format!("files in {}", dir.display()), files as i64);
+    out
 }
 
-async fn add_plays(app: &TestApp, spotify_id: &str, n: i32) {
-    sqlx::query(
-        "INSERT INTO plays (spotify_id, played_at, track_key, track_id, track_name, artist_name,
-                            ms_played, source)
-         SELECT $1, now() - make_interval(mins => g), 't' || g, 't' || g, 'Track ' || g,
-                'Artist', 180000, 'recent'
-           FROM generate_series(1, $2) g",
-    )
-    .bind(spotify_id)
-    .bind(n)
-    .execute(&app.state.stores.analytics.pool)
-    .await
-    .expect("plays");
+/// `spotify_id`'s own plays at yesterday's noon (UTC), each a different track of their own
+/// artist, written as the poller writes them (so trending counts them).
+async fn add_plays(app: &TestApp, spotify_id: &str, n: i64) -> chrono::NaiveDate {
+    let day = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
+    let noon = day.and_hms_opt(12, 0, 0).unwrap().and_utc();
+    let plays: Vec<Play> = (0..n)
+        .map(|i| Play {
+            played_at: noon - chrono::Duration::minutes(i),
+            track_id: Some(format!("t{i}")),
+            track_name: format!("Track {i}"),
+            artist_name: artist_of(spotify_id),
+            artist_id: None,
+            album_name: None,
+            ms_played: 180_000,
+            source: Source::Recent,
+        })
+        .collect();
+    plays::store_routed(&app.state.stores, spotify_id, &plays)
+        .await
+        .expect("plays");
+    day
+}
+
+/// Every place empty.
+fn nothing(before: &Footprint) -> Footprint {
+    before.keys().map(|k| (k.clone(), 0)).collect()
+}
+
+/// A fresh folder for one test's uploads.
+fn import_dir() -> String {
+    let dir = std::env::temp_dir().join(format!("pfy-test-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("import folder");
+    dir.display().to_string()
 }
 
 #[tokio::test]
 async fn export_holds_everything_and_delete_removes_the_user_from_every_store() {
-    let app = TestEnv::new().await.spawn().await;
+    let env = TestEnv::new()
+        .await
+        .with_second_node()
+        .await
+        .with_replica()
+        .await
+        .set("IMPORT_DIR", import_dir());
+    let app = env.spawn().await;
     let demos = personalify::server::sim::Simulator::demo_users();
     let (alex_browser, alex) = app.signed_in(Some(demos[0].id)).await;
     let (_sari_browser, sari) = app.signed_in(Some(demos[1].id)).await;
@@ -110,6 +188,98 @@ async fn export_holds_everything_and_delete_removes_the_user_from_every_store() 
         }
         add_plays(&app, &user.spotify_id, 5).await;
     }
+    // What a stopped partition move left on the node alex's partition is not on.
+    let home: String = sqlx::query_scalar(
+        "SELECT node FROM shard_placements
+          WHERE satisfies_hash_partition('shard_key'::regclass, 8, part, $1::text)",
+    )
+    .bind(&alex.spotify_id)
+    .fetch_one(&app.state.stores.main)
+    .await
+    .expect("alex's node");
+    let nodes = app.state.stores.analytics.nodes();
+    let other = nodes
+        .iter()
+        .position(|n| n.name != home)
+        .expect("two nodes");
+    let leftover: Vec<Play> = (0..3)
+        .map(|i| Play {
+            played_at: chrono::Utc::now() - chrono::Duration::days(40 + i),
+            track_id: Some(format!("old{i}")),
+            track_name: "Left behind".into(),
+            artist_name: "Moved".into(),
+            artist_id: None,
+            album_name: None,
+            ms_played: 100_000,
+            source: Source::Extended,
+        })
+        .collect();
+    plays::store(&nodes[other].pool, &alex.spotify_id, &leftover)
+        .await
+        .expect("leftovers");
+    // A sync whose history waits in the outbox, a time zone of theirs on their node.
+    app.state
+        .syncs
+        .start(
+            &app.state,
+            alex.clone(),
+            personalify::server::sync::Trigger::Manual,
+        )
+        .await
+        .expect("sync starts")
+        .finished()
+        .await;
+    personalify::server::time_zone::set_routed(&app.state, &alex.spotify_id, "Asia/Jakarta")
+        .await
+        .expect("zone");
+    // What the poller and an importer leave on main: a cursor, plays waiting for a node,
+    // an import with its upload.
+    app.signed_in(Some(demos[0].id)).await;
+    personalify::server::plays::ingest::poll_user(&app.state, &alex)
+        .await
+        .expect("poll");
+    sqlx::query("INSERT INTO play_stash (user_id, spotify_id, plays) VALUES ($1, $2, '[]')")
+        .bind(alex.user_id)
+        .bind(&alex.spotify_id)
+        .execute(&app.state.stores.main)
+        .await
+        .expect("stash");
+    let import_id: i64 = sqlx::query_scalar(
+        "INSERT INTO imports (user_id, file_name, bytes, status) VALUES ($1, 'x.zip', 3, 'done')
+         RETURNING id",
+    )
+    .bind(alex.user_id)
+    .fetch_one(&app.state.stores.main)
+    .await
+    .expect("import");
+    std::fs::write(
+        personalify::server::plays::import::upload_path(&app.state.config.import_dir, import_id),
+        b"zip",
+    )
+    .expect("upload");
+    let day = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
+    let trend = personalify::server::trending::load_on(&app.state.stores, day)
+        .await
+        .expect("trending");
+    assert!(trend
+        .today
+        .artists
+        .iter()
+        .any(|(a, _)| *a == artist_of(&alex.spotify_id)));
+    // The replica has their plays too (5, the poll's 50, the 3 left behind).
+    let replica = common::ready_replica(&app).await;
+    common::wait_for(60, "the replica holds alex's plays", || async {
+        let mut n = 0;
+        for db in &replica.dbs {
+            n += sqlx::query_scalar::<_, i64>("SELECT count(*) FROM plays WHERE spotify_id = $1")
+                .bind(&alex.spotify_id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap_or(0);
+        }
+        n == 55 + 3
+    })
+    .await;
     // Pages and views that leave keys in Redis and kept pages in memory.
     for path in ["/dashboard", "/history", "/dashboard?range=long_term"] {
         assert_eq!(
@@ -124,11 +294,30 @@ async fn export_holds_everything_and_delete_removes_the_user_from_every_store() 
     }
     let before_alex = footprint(&app, &alex).await;
     let before_sari = footprint(&app, &sari).await;
+    // Each place holds something of alex's to begin with (else the test proves nothing),
+    // but for the row a deletion writes and the other node.
+    let empty: Vec<&String> = before_alex
+        .iter()
+        .filter(|(place, n)| **n == 0 && !place.contains("listener_deletions"))
+        .map(|(place, _)| place)
+        .collect();
+    // (The other node holds only leftover plays and their rollups; the replica has a
+    // database per node and copies plays only.)
     assert!(
-        before_alex.mongo >= 6 && before_alex.redis >= 3,
-        "{before_alex:?}"
+        empty.iter().all(|p| p.contains("import_staging")
+            || p.contains("listener_zones")
+            || p.starts_with("replica")),
+        "{empty:#?}"
     );
-    assert_eq!(before_alex.analytics, 5);
+    assert_eq!(
+        before_alex
+            .iter()
+            .filter(|(p, _)| p.starts_with("analytics") && p.ends_with(" plays"))
+            .map(|(_, n)| n)
+            .sum::<i64>(),
+        55 + 3,
+        "{before_alex:#?}"
+    );
 
     // The export.
     let response = alex_browser
@@ -176,14 +365,26 @@ async fn export_holds_everything_and_delete_removes_the_user_from_every_store() 
     );
     let data: serde_json::Value = serde_json::from_str(&text).expect("JSON");
     assert_eq!(data["profile"]["spotify_id"], "demo-alex");
-    assert_eq!(data["syncs"].as_array().map(Vec::len), Some(2));
+    assert_eq!(data["syncs"].as_array().map(Vec::len), Some(3));
     assert_eq!(data["top_lists"].as_array().map(Vec::len), Some(3));
     assert_eq!(
         data["history"].as_array().map(Vec::len),
         Some(6),
-        "3 ranges × 2 syncs"
+        "3 ranges × 2 syncs delivered (the third waits in the outbox)"
     );
-    assert_eq!(data["plays"].as_array().map(Vec::len), Some(5));
+    assert_eq!(
+        data["plays"].as_array().map(Vec::len),
+        Some(5 + 50),
+        "5 + a poll's 50, from their node"
+    );
+    assert!(data["recently_played_cursor"]["after_ms"].as_i64() > Some(0));
+    assert_eq!(
+        data["plays_waiting_for_the_analytics_node"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(data["imports"][0]["file_name"], "x.zip");
     assert!(!text.contains("demo-sari"), "nobody else's data");
     assert_eq!(
         app.http
@@ -227,27 +428,59 @@ async fn export_holds_everything_and_delete_removes_the_user_from_every_store() 
         .expect("body")
         .contains("Your account is deleted"));
 
+    // The replica follows the nodes' deletes.
+    common::wait_for(60, "the replica has let go of alex's plays", || async {
+        let mut n = 0;
+        for db in &replica.dbs {
+            n += sqlx::query_scalar::<_, i64>("SELECT count(*) FROM plays WHERE spotify_id = $1")
+                .bind(&alex.spotify_id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap_or(1);
+        }
+        n == 0
+    })
+    .await;
+    // Trending is counted again, without them.
+    let trend = personalify::server::trending::load_on(&app.state.stores, day)
+        .await
+        .expect("trending");
+    assert!(!trend
+        .today
+        .artists
+        .iter()
+        .any(|(a, _)| *a == artist_of(&alex.spotify_id)));
+    assert!(trend
+        .today
+        .artists
+        .iter()
+        .any(|(a, _)| *a == artist_of(&sari.spotify_id)));
     let after = footprint(&app, &alex).await;
     assert_eq!(
         after,
-        Footprint {
-            main: before_alex
-                .main
-                .iter()
-                .map(|(t, _)| (t.clone(), 0))
-                .collect(),
-            analytics: 0,
-            mongo: 0,
-            redis: 0,
-        },
+        nothing(&before_alex),
         "nothing of alex remains anywhere"
     );
+    let mut sari_now = footprint(&app, &sari).await;
+    // (The import folder is shared: alex's upload went.)
+    for (place, n) in &before_sari {
+        if place.starts_with("files in") {
+            sari_now.insert(place.clone(), *n);
+        }
+    }
+    assert_eq!(sari_now, before_sari, "sari is untouched");
+    let done: (Option<String>, String) = sqlx::query_as(
+        "SELECT spotify_id, status FROM listener_deletions WHERE listener_key = md5($1)",
+    )
+    .bind(&alex.spotify_id)
+    .fetch_one(&app.state.stores.main)
+    .await
+    .expect("the deletion's row");
     assert_eq!(
-        footprint(&app, &sari).await,
-        before_sari,
-        "sari is untouched"
+        done,
+        (None, "done".to_string()),
+        "only the md5 of the id is kept"
     );
-    assert!(app.state.pages.is_empty(), "alex's kept pages are gone");
     // The old session is over, even with the cookie kept.
     let viewer: serde_json::Value = alex_browser
         .post(app.url("/api/viewer"))
@@ -262,22 +495,193 @@ async fn export_holds_everything_and_delete_removes_the_user_from_every_store() 
 }
 
 #[tokio::test]
-async fn with_a_store_down_nothing_is_deleted_and_the_page_says_so() {
-    let app = TestEnv::new().await.store_down("REDIS_URL").spawn().await;
+async fn with_a_store_down_the_rest_is_deleted_at_once_and_that_store_when_it_is_back() {
+    let (env, proxy) = TestEnv::new().await.behind_proxy("REDIS_URL").await;
+    let app = env.spawn().await;
     let (browser, user) = app.signed_in(None).await;
     app.sync(&user).await;
+    add_plays(&app, &user.spotify_id, 5).await;
+    assert_eq!(
+        browser
+            .get(app.url("/history"))
+            .send()
+            .await
+            .expect("page")
+            .status(),
+        200
+    );
     let before = footprint(&app, &user).await;
+    assert!(before["redis keys named after them"] > 0, "{before:#?}");
+    proxy.take_down().await;
     let response = browser
         .post(app.url("/account/delete"))
         .form(&[("confirm", "delete")])
         .send()
         .await
         .expect("answer");
-    assert_eq!(response.status(), 503);
+    assert_eq!(response.status(), 202);
     let text = response.text().await.expect("body");
-    assert!(text.contains("The cache (Redis) does not answer"), "{text}");
-    assert!(text.contains("Nothing was changed"));
-    assert_eq!(footprint(&app, &user).await, before);
+    assert!(text.contains("Your account is being deleted"), "{text}");
+    assert!(
+        text.contains("The cache (Redis) does not answer right now"),
+        "{text}"
+    );
+    assert!(text.contains("signed out everywhere"), "{text}");
+    // Everything but Redis is gone already, and the session with it.
+    let viewer: serde_json::Value = browser
+        .post(app.url("/api/viewer"))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    assert!(viewer.is_null(), "{viewer}");
+    let row: (String, Option<String>) = sqlx::query_as(
+        "SELECT status, last_error FROM listener_deletions WHERE listener_key = md5($1)",
+    )
+    .bind(&user.spotify_id)
+    .fetch_one(&app.state.stores.main)
+    .await
+    .expect("the deletion's row");
+    assert_eq!(row.0, "deleting");
+    assert!(row.1.unwrap_or_default().contains("Redis"));
+    proxy.resume().await;
+    // The `deletions` task's round, run here: Redis is cleared and the deletion done.
+    // (The client reconnects on its own, soon.)
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        personalify::server::deletion::sweep(&app.state)
+            .await
+            .expect("sweep");
+        if footprint(&app, &user).await == nothing(&before) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the deletion did not finish once Redis was back: {:#?}",
+            footprint(&app, &user).await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    app.shutdown().await;
+}
+
+/// `POST /account/delete` as `browser`, with the confirmation; its status and page text.
+async fn delete_account(app: &TestApp, browser: &reqwest::Client) -> (u16, String) {
+    let response = browser
+        .post(app.url("/account/delete"))
+        .form(&[("confirm", "delete")])
+        .send()
+        .await
+        .expect("answer");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn a_write_in_flight_lands_before_the_deletion_and_none_after_it() {
+    let app = TestEnv::new().await.spawn().await;
+    let (browser, user) = app.signed_in(None).await;
+    add_plays(&app, &user.spotify_id, 3).await;
+    let before = footprint(&app, &user).await;
+    let stores = &app.state.stores;
+    // A poll, a stash delivery or an import's batch in the middle of its write: it holds
+    // the listener's lock.
+    let writer = stores
+        .analytics
+        .shard(&stores.main, &user.spotify_id)
+        .await
+        .expect("the writer's lock");
+    let deleting = {
+        let (app_url, browser) = (app.url("/account/delete"), browser.clone());
+        tokio::spawn(async move {
+            browser
+                .post(app_url)
+                .form(&[("confirm", "delete")])
+                .send()
+                .await
+                .expect("answer")
+        })
+    };
+    // The deletion waits for it (its exclusive lock is queued behind the writer's).
+    common::wait_for(10, "the deletion waits for the writer", || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted)",
+        )
+        .fetch_one(&stores.main)
+        .await
+        .unwrap_or(false)
+    })
+    .await;
+    let late = Play {
+        played_at: chrono::Utc::now() - chrono::Duration::hours(30),
+        track_id: Some("in-flight".into()),
+        track_name: "In flight".into(),
+        artist_name: artist_of(&user.spotify_id),
+        artist_id: None,
+        album_name: None,
+        ms_played: 200_000,
+        source: Source::Recent,
+    };
+    assert_eq!(
+        plays::store(&writer.pool, &user.spotify_id, std::slice::from_ref(&late))
+            .await
+            .expect("the write in flight lands"),
+        1
+    );
+    writer.release().await;
+    let response = deleting.await.expect("the request");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        footprint(&app, &user).await,
+        nothing(&before),
+        "its play went too"
+    );
+    // A writer that comes after finds the deletion and writes nothing.
+    let refused = plays::store_routed(stores, &user.spotify_id, &[late]).await;
+    assert!(
+        matches!(
+            refused,
+            Err(plays::RoutedError::Shard(
+                personalify::server::shards::ShardError::Deleted
+            ))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(footprint(&app, &user).await, nothing(&before));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_poll_racing_the_deletion_leaves_nothing_behind() {
+    let app = TestEnv::new().await.spawn().await;
+    let (browser, user) = app.signed_in(None).await;
+    add_plays(&app, &user.spotify_id, 3).await;
+    let before = footprint(&app, &user).await;
+    let sim = app.sim();
+    sim.freeze();
+    // Spotify answers slowly: the poll has read the token and waits for its plays while
+    // the account is deleted.
+    sim.set_latency(std::time::Duration::from_secs(3));
+    let asked = sim.request_count("/v1/me/player/recently-played");
+    let poll = {
+        let (state, user) = (app.state.clone(), user.clone());
+        tokio::spawn(
+            async move { personalify::server::plays::ingest::poll_user(&state, &user).await },
+        )
+    };
+    common::wait_for(10, "the poll is waiting for Spotify", || async {
+        sim.request_count("/v1/me/player/recently-played") > asked
+    })
+    .await;
+    let (status, text) = delete_account(&app, &browser).await;
+    assert_eq!(status, 200, "{text}");
+    // Whatever the poll does once Spotify answers, nothing of theirs is written.
+    let polled = poll.await.expect("the poll ends");
+    assert!(polled.is_err(), "{polled:?}");
+    sim.set_latency(std::time::Duration::ZERO);
+    assert_eq!(footprint(&app, &user).await, nothing(&before));
     app.shutdown().await;
 }
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestApp, TestEnv};
+use common::TestEnv;
 use personalify::server::plays::{self, Play, Source};
 use personalify::server::store::replica::{self, Replica};
 use personalify::server::trending;
@@ -27,56 +27,6 @@ fn play(day: chrono::NaiveDate, minutes: i64, track: &str, artist: &str) -> Play
     }
 }
 
-/// Poll `check` every 200 ms for up to `secs`.
-async fn eventually<F, Fut>(secs: u64, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let until = std::time::Instant::now() + Duration::from_secs(secs);
-    while std::time::Instant::now() < until {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    false
-}
-
-async fn set_up(app: &TestApp) -> Replica {
-    let stores = &app.state.stores;
-    let replica = stores.replica.clone().expect("a replica is configured");
-    // The app sets it up in the background; asking again is harmless.
-    assert!(
-        eventually(30, || async {
-            replica.ensure(&stores.analytics).await.is_ok()
-        })
-        .await,
-        "the replica is set up"
-    );
-    // And every table's first copy done (new changes to a table wait for it).
-    assert!(
-        eventually(60, || async {
-            let mut ready = true;
-            for db in &replica.dbs {
-                let (subs, copying): (i64, i64) = sqlx::query_as(
-                    "SELECT (SELECT count(*) FROM pg_subscription s JOIN pg_database d
-                               ON d.oid = s.subdbid WHERE d.datname = current_database()),
-                            (SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r')",
-                )
-                .fetch_one(&db.pool)
-                .await
-                .unwrap_or((0, 1));
-                ready &= subs == 1 && copying == 0;
-            }
-            ready
-        })
-        .await,
-        "the replica's first copy is done"
-    );
-    replica
-}
-
 async fn on_replica(replica: &Replica, node: usize, who: &str) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM plays WHERE spotify_id = $1")
         .bind(who)
@@ -96,7 +46,7 @@ async fn plays_reach_the_replica_and_instance_wide_reads_use_it_or_the_nodes() {
     let (env, proxy) = env.behind_proxy("ANALYTICS_REPLICA_DATABASE_URL").await;
     let app = env.spawn().await;
     let stores = &app.state.stores;
-    let replica = set_up(&app).await;
+    let replica = common::ready_replica(&app).await;
     assert_eq!(replica.dbs.len(), 2, "a database per node");
 
     // Listeners on each node; their plays arrive in their node's database there.
@@ -139,7 +89,7 @@ async fn plays_reach_the_replica_and_instance_wide_reads_use_it_or_the_nodes() {
     .await
     .unwrap();
     assert!(
-        eventually(20, || async {
+        common::eventually(20, || async {
             on_replica(&replica, 0, &a).await == 4 && on_replica(&replica, 1, &b).await == 3
         })
         .await,
@@ -149,7 +99,7 @@ async fn plays_reach_the_replica_and_instance_wide_reads_use_it_or_the_nodes() {
 
     // The heartbeat makes its lag known; then instance-wide reads go to it.
     replica::beat(&stores.analytics).await;
-    assert!(eventually(10, || async { replica.usable(main).await }).await);
+    assert!(common::eventually(10, || async { replica.usable(main).await }).await);
     let ready: serde_json::Value = app.get("/readyz").await.json().await.unwrap();
     let nodes = ready["replica"].as_array().expect("replica on /readyz");
     assert_eq!(nodes.len(), 2, "{ready}");
@@ -196,14 +146,14 @@ async fn plays_reach_the_replica_and_instance_wide_reads_use_it_or_the_nodes() {
         "no heartbeat since the move yet"
     );
     assert!(
-        eventually(20, || async {
+        common::eventually(20, || async {
             on_replica(&replica, 0, &a).await == 0 && on_replica(&replica, 1, &a).await == 4
         })
         .await,
         "the moved partition is in the new node's database only"
     );
     replica::beat(&stores.analytics).await;
-    assert!(eventually(10, || async { replica.usable(main).await }).await);
+    assert!(common::eventually(10, || async { replica.usable(main).await }).await);
     stores.cache.delete_matching("trending:*").await.unwrap();
     let view = trending::load_on(stores, day).await.unwrap();
     assert_eq!(view.counted_on.as_deref(), Some("the read replica"));
@@ -243,10 +193,10 @@ async fn a_replica_behind_by_more_than_the_bound_is_not_read() {
         .await
         .set("REPLICA_MAX_LAG_SECS", "1");
     let app = env.spawn().await;
-    let replica = set_up(&app).await;
+    let replica = common::ready_replica(&app).await;
     let main = &app.state.stores.main;
     replica::beat(&app.state.stores.analytics).await;
-    assert!(eventually(10, || async { replica.usable(main).await }).await);
+    assert!(common::eventually(10, || async { replica.usable(main).await }).await);
     // No heartbeat for longer than the bound: behind.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!replica.usable(main).await);

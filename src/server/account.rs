@@ -4,14 +4,13 @@
 //! caches — and ends the session. Plus the sweeper that removes expired sessions and
 //! sign-ins nobody finished.
 //!
-//! Deletion checks every store first and stops if one does not answer (nothing deleted,
-//! "try again"), then deletes the copies — MongoDB, Redis, the analytics node — and the
-//! record last, so a failure part-way leaves an account that can be deleted again. The
-//! outbox rows go before MongoDB's copy, and MongoDB is cleared once more at the end, so a
-//! snapshot the outbox worker was delivering at that moment is not left behind.
+//! Deletion is a job ([`super::deletion`]): the person is signed out at once, and what a
+//! few seconds do not finish (millions of plays, a store that is down) goes on in the
+//! background; the answer says truthfully what is still being removed.
 
 use super::auth::pages::problem;
 use super::auth::session;
+use super::deletion::{self, DeleteError};
 use super::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -148,6 +147,38 @@ pub async fn export_user(state: &AppState, user_id: i64) -> Result<Value, Respon
     .await
     .map_err(store_down)
     .map(json_rows)?;
+    // What the poller and the importer keep about them on main.
+    let cursor: Option<Value> = sqlx::query_scalar(
+        "SELECT json_build_object('after_ms', after_ms, 'polled_at', polled_at,
+                'failures', failures, 'last_error', last_error)::text
+           FROM play_cursors WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(store_down)?
+    .and_then(|text: String| serde_json::from_str(&text).ok());
+    let waiting: Vec<Value> = sqlx::query_scalar(
+        "SELECT json_build_object('kept_at', created_at, 'plays', plays)::text
+           FROM play_stash WHERE user_id = $1 ORDER BY id",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await
+    .map_err(store_down)
+    .map(json_rows)?;
+    let imports: Vec<Value> = sqlx::query_scalar(
+        "SELECT json_build_object('file_name', file_name, 'bytes', bytes, 'status', status,
+                'entries', entries_done, 'plays_read', plays_read, 'podcasts', podcasts,
+                'unknown', unknown, 'short', short, 'stored', stored, 'error', error,
+                'created_at', created_at, 'finished_at', finished_at)::text
+           FROM imports WHERE user_id = $1 ORDER BY id",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await
+    .map_err(store_down)
+    .map(json_rows)?;
     let history = match state.stores.mongo.history_of(&spotify_id).await {
         Ok(docs) => docs
             .into_iter()
@@ -213,6 +244,9 @@ pub async fn export_user(state: &AppState, user_id: i64) -> Result<Value, Respon
         "top_lists": top_lists,
         "history": history,
         "plays": plays,
+        "recently_played_cursor": cursor,
+        "plays_waiting_for_the_analytics_node": waiting,
+        "imports": imports,
     }))
 }
 
@@ -259,176 +293,9 @@ struct Confirm {
     confirm: String,
 }
 
-/// What a deletion removed, store by store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Deleted {
-    pub main_rows: u64,
-    pub analytics_rows: u64,
-    pub mongo_documents: u64,
-    pub redis_keys: u64,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum DeleteError {
-    #[error("{0} does not answer")]
-    StoreDown(&'static str),
-    #[error("a sync for this account is running")]
-    SyncRunning,
-}
-
-/// Remove one person from every store. Stops before deleting anything if a store does not
-/// answer or a sync of theirs runs.
-pub async fn delete_user(state: &AppState, user_id: i64) -> Result<Deleted, DeleteError> {
-    let stores = &state.stores;
-    if state.syncs.progress(user_id).await.is_some() {
-        return Err(DeleteError::SyncRunning);
-    }
-    let limit = Duration::from_secs(3);
-    let main_down = |e: sqlx::Error| {
-        tracing::error!(error = %e, "account deletion: database error");
-        DeleteError::StoreDown("The database")
-    };
-    let spotify_id: String = tokio::time::timeout(
-        limit,
-        sqlx::query_scalar("SELECT spotify_id FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_one(&stores.main),
-    )
-    .await
-    .map_err(|_| DeleteError::StoreDown("The database"))?
-    .map_err(main_down)?;
-    // Their plays' node, held against a move of their partition until they are deleted.
-    let shard = match tokio::time::timeout(limit, stores.analytics.shard(&stores.main, &spotify_id))
-        .await
-    {
-        Ok(Ok(shard)) => Some(shard),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "account deletion: the listener's analytics node");
-            None
-        }
-        Err(_) => None,
-    };
-    let shard_ping = async {
-        match &shard {
-            Some(shard) => super::store::pg::ping(&shard.pool).await,
-            None => Err("no node".to_string()),
-        }
-    };
-    let (main, analytics, mongo, redis) = tokio::join!(
-        tokio::time::timeout(limit, super::store::pg::ping(&stores.main)),
-        tokio::time::timeout(limit, shard_ping),
-        tokio::time::timeout(limit, stores.mongo.ping()),
-        tokio::time::timeout(limit, stores.cache.ping()),
-    );
-    for (name, up) in [
-        ("The database", matches!(main, Ok(Ok(())))),
-        ("The analytics node", matches!(analytics, Ok(Ok(())))),
-        ("The sync history (MongoDB)", matches!(mongo, Ok(Ok(())))),
-        ("The cache (Redis)", matches!(redis, Ok(Ok(())))),
-    ] {
-        if !up {
-            return Err(DeleteError::StoreDown(name));
-        }
-    }
-    let Some(shard) = shard else {
-        return Err(DeleteError::StoreDown("The analytics node"));
-    };
-    let mut deleted = Deleted::default();
-
-    // 1. Nothing more goes to MongoDB for them.
-    deleted.main_rows += sqlx::query(
-        "DELETE FROM mongo_outbox WHERE snapshot_id IN (
-             SELECT r.id || '-' || t FROM sync_runs r,
-                    unnest(ARRAY['short_term', 'medium_term', 'long_term']) AS t
-              WHERE r.user_id = $1)",
-    )
-    .bind(user_id)
-    .execute(&stores.main)
-    .await
-    .map_err(main_down)?
-    .rows_affected();
-    // 2. The copies.
-    let mongo_down = |e: mongodb::error::Error| {
-        tracing::error!(error = %e, "account deletion: MongoDB error");
-        DeleteError::StoreDown("The sync history (MongoDB)")
-    };
-    deleted.mongo_documents += stores
-        .mongo
-        .delete_user(&spotify_id)
-        .await
-        .map_err(mongo_down)?;
-    let id = super::store::cache::glob_escape(&spotify_id);
-    for pattern in [
-        format!("top:{id}:*"),
-        format!("history:{id}:*"),
-        format!("artist:history:{id}:*"),
-    ] {
-        deleted.redis_keys += stores.cache.delete_matching(&pattern).await.map_err(|e| {
-            tracing::error!(error = %e, "account deletion: Redis error");
-            DeleteError::StoreDown("The cache (Redis)")
-        })?;
-    }
-    // Plays (their rollups go with them, by trigger), those of an import still being
-    // read, and the time zone they were counted in.
-    for statement in [
-        "DELETE FROM plays WHERE spotify_id = $1",
-        "DELETE FROM import_staging WHERE spotify_id = $1",
-        "DELETE FROM listener_zones WHERE spotify_id = $1",
-    ] {
-        deleted.analytics_rows += sqlx::query(statement)
-            .bind(&spotify_id)
-            .execute(&shard.pool)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "account deletion: analytics node error");
-                DeleteError::StoreDown("The analytics node")
-            })?
-            .rows_affected();
-    }
-    shard.release().await;
-    // 3. The record, in one transaction: the lists (keyed by Spotify id) and the user, whose
-    //    tokens, sessions and sync runs go with them (ON DELETE CASCADE).
-    let mut tx = stores.main.begin().await.map_err(main_down)?;
-    for table in ["user_artists", "user_tracks", "top_payloads"] {
-        deleted.main_rows += sqlx::query(&format!("DELETE FROM {table} WHERE spotify_id = $1"))
-            .bind(&spotify_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(main_down)?
-            .rows_affected();
-    }
-    for table in ["sync_runs", "sessions", "spotify_tokens"] {
-        deleted.main_rows += sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(main_down)?
-            .rows_affected();
-    }
-    deleted.main_rows += sqlx::query("DELETE FROM users WHERE id = $1")
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(main_down)?
-        .rows_affected();
-    tx.commit().await.map_err(main_down)?;
-    // 4. A snapshot delivered while this ran, and this process's caches.
-    deleted.mongo_documents += stores
-        .mongo
-        .delete_user(&spotify_id)
-        .await
-        .map_err(mongo_down)?;
-    state.sessions.forget_user(user_id);
-    state.pages.forget_user(user_id);
-    tracing::info!(
-        main_rows = deleted.main_rows,
-        analytics_rows = deleted.analytics_rows,
-        mongo_documents = deleted.mongo_documents,
-        redis_keys = deleted.redis_keys,
-        "account deleted"
-    );
-    Ok(deleted)
-}
+/// How long `POST /account/delete` waits for the deletion before it answers that the rest
+/// goes on in the background.
+pub const DELETE_WAIT: Duration = Duration::from_secs(10);
 
 async fn delete(
     State(state): State<AppState>,
@@ -446,25 +313,64 @@ async fn delete(
             "To delete your account, type the word delete in the box, then press the button.",
         );
     }
-    match delete_user(&state, user.user_id).await {
-        Ok(_) => {
-            let secure = state.auth.secure_cookies;
-            let mut response = problem(
-                StatusCode::OK,
-                "Your account is deleted",
-                "Everything Personalify held about you is gone from this server: your profile, Spotify connection, top lists, sync history and plays. Spotify itself still has your account; you can remove this app's access in your Spotify account settings.",
-            );
-            response.headers_mut().append(
-                header::SET_COOKIE,
-                session::clear_cookie(session::session_cookie(secure), "/", secure),
-            );
-            response
+    let spotify_id = match deletion::begin(&state, user.user_id).await {
+        Ok(id) => id,
+        Err(DeleteError::SyncRunning) => {
+            return problem(
+                StatusCode::CONFLICT,
+                "A sync is running",
+                "Your account is being synced right now. Wait for it to finish (a few seconds), then delete again. Nothing was changed.",
+            )
         }
-        Err(DeleteError::SyncRunning) => problem(
-            StatusCode::CONFLICT,
-            "A sync is running",
-            "Your account is being synced right now. Wait for it to finish (a few seconds), then delete again. Nothing was changed.",
+        Err(DeleteError::NoAccount) => return not_signed_in(),
+        Err(DeleteError::StoreDown(what)) => return unavailable(what),
+    };
+    // The job runs on its own: a person who stops waiting does not stop it.
+    let job = {
+        let (state, spotify_id) = (state.clone(), spotify_id.clone());
+        tokio::spawn(async move { deletion::run(&state, &spotify_id).await })
+    };
+    let outcome = match tokio::time::timeout(DELETE_WAIT, job).await {
+        Ok(Ok(outcome)) => outcome,
+        // Panicked: the `deletions` task takes it over once its lease ends.
+        Ok(Err(_)) => deletion::Outcome::Continuing {
+            remaining: deletion::remaining(&state, &spotify_id).await,
+            waiting_for: None,
+        },
+        Err(_) => deletion::Outcome::Continuing {
+            remaining: deletion::remaining(&state, &spotify_id).await,
+            waiting_for: None,
+        },
+    };
+    let secure = state.auth.secure_cookies;
+    let mut response = match outcome {
+        deletion::Outcome::Done => problem(
+            StatusCode::OK,
+            "Your account is deleted",
+            "Everything Personalify held about you is gone from this server: your profile, Spotify connection, top lists, sync history, plays and imports. Spotify itself still has your account; you can remove this app's access in your Spotify account settings.",
         ),
-        Err(DeleteError::StoreDown(what)) => unavailable(what),
-    }
+        deletion::Outcome::Continuing {
+            remaining,
+            waiting_for,
+        } => {
+            let why = match waiting_for {
+                Some(store) => format!(
+                    "{store} does not answer right now; the rest is removed as soon as it is back."
+                ),
+                None => "The rest is being removed in the background and is gone within minutes.".to_string(),
+            };
+            problem(
+                StatusCode::ACCEPTED,
+                "Your account is being deleted",
+                &format!(
+                    "You are signed out everywhere, and nothing new is collected for you. Still to remove: {remaining}. {why} Spotify itself still has your account; you can remove this app's access in your Spotify account settings."
+                ),
+            )
+        }
+    };
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        session::clear_cookie(session::session_cookie(secure), "/", secure),
+    );
+    response
 }

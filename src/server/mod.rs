@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bench;
 pub mod charts;
 pub mod config;
+pub mod deletion;
 pub mod distributed;
 pub mod health;
 pub mod imports;

@@ -246,6 +246,16 @@ impl PageCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Pages kept for one user.
+    pub fn len_of(&self, user_id: i64) -> usize {
+        let marker = format!("|user {user_id}|");
+        self.lock()
+            .map
+            .keys()
+            .filter(|k| k.contains(&marker))
+            .count()
+    }
 }
 
 /// The key of a page request and the sync it must show to be kept; `Ok(None)`: not a page

@@ -38,6 +38,8 @@ pub enum ShardError {
     NodeDown(&'static str),
     #[error("the listener's partition is being moved to another node; try again in a few seconds")]
     Moving,
+    #[error("this listener's account is being deleted: nothing more is written for them")]
+    Deleted,
 }
 
 /// A listener's partition and node, held against a move until [`Shard::release`] (or
@@ -59,17 +61,24 @@ impl Shard {
         let mut tx = main.begin().await?;
         // A write through a big import takes seconds; the lock must outlive it, and the
         // pool's 60 s idle-in-transaction limit is for transactions left open by mistake.
+        // The listener's own lock, shared: a deletion takes it exclusively once it has
+        // written its row (see server::deletion), and the next statement, on a snapshot
+        // taken after this lock, sees that row.
         sqlx::query(
             "SELECT set_config('lock_timeout', $1, true),
-                    set_config('idle_in_transaction_session_timeout', '15min', true)",
+                    set_config('idle_in_transaction_session_timeout', '15min', true),
+                    pg_advisory_xact_lock_shared(hashtextextended('listener:' || $2, 0))",
         )
         .bind(LOCK_WAIT)
+        .bind(listener)
         .execute(&mut *tx)
         .await?;
-        let placed: Option<(i16, String)> = sqlx::query_as(
-            "SELECT part, node FROM shard_placements
+        let placed: Option<(i16, String, bool)> = sqlx::query_as(
+            "SELECT part, node,
+                    EXISTS (SELECT 1 FROM listener_deletions WHERE listener_key = md5($1))
+               FROM shard_placements
               WHERE satisfies_hash_partition('shard_key'::regclass, $2, part, $1::text)
-              FOR SHARE",
+              FOR SHARE OF shard_placements",
         )
         .bind(listener)
         .bind(i32::from(PARTITIONS))
@@ -80,7 +89,10 @@ impl Shard {
             Some(code) if code == "55P03" => ShardError::Moving,
             _ => ShardError::Main(e),
         })?;
-        let (part, name) = placed.ok_or(ShardError::NotPlaced)?;
+        let (part, name, deleted) = placed.ok_or(ShardError::NotPlaced)?;
+        if deleted {
+            return Err(ShardError::Deleted);
+        }
         let node = analytics
             .node(&name)
             .ok_or_else(|| ShardError::NotConfigured {

@@ -360,6 +360,12 @@ pub fn spawn_background(state: &AppState) {
         move || run_statistics(analyzed.clone()),
         open.clone(),
     );
+    let deleting = state.clone();
+    state.tasks.supervise(
+        "deletions",
+        move || super::deletion::run_sweeper(deleting.clone()),
+        open.clone(),
+    );
     let swept = state.stores.main.clone();
     state.tasks.supervise(
         "sweeper",

@@ -68,6 +68,21 @@ fn unique_name(prefix: &str) -> String {
     )
 }
 
+/// Whether test database `db` (`t_<unix seconds>_<pid>_…`) was left behind: made more than
+/// ten minutes ago, or by a test process on this machine that has ended (a test that
+/// panicked skips its clean-up, and a replica's subscriptions left behind hold replication
+/// slots the next tests need).
+fn is_stale(db: &str) -> bool {
+    let mut parts = db.split('_').skip(1);
+    let created = parts.next().and_then(|s| s.parse::<u64>().ok());
+    let pid = parts.next().and_then(|s| s.parse::<u32>().ok());
+    let old = created.is_some_and(|t| t < now_secs().saturating_sub(600));
+    let ended = pid.is_some_and(|pid| {
+        pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    });
+    created.is_some() && (old || ended)
+}
+
 /// Create a fresh database on the server of `url` (connecting to its `postgres` database).
 async fn create_database(url: &str, name: &str) {
     let mut admin = PgConnection::connect(&with_database(url, "postgres"))
@@ -86,13 +101,7 @@ async fn drop_stale_databases(url: &str) {
     let Ok(mut admin) = PgConnection::connect(&with_database(url, "postgres")).await else {
         return;
     };
-    let cutoff = now_secs().saturating_sub(600);
-    let stale = |db: &str| {
-        db.split('_')
-            .nth(1)
-            .and_then(|s| s.parse::<u64>().ok())
-            .is_some_and(|t| t < cutoff)
-    };
+    let stale = |db: &str| is_stale(db);
     let slots: Vec<(String, String)> = sqlx::query_as(
         "SELECT slot_name::text, database::text FROM pg_replication_slots
           WHERE NOT active AND database LIKE 't\\_%'",
@@ -123,10 +132,8 @@ async fn drop_stale_databases(url: &str) {
             .fetch_all(&mut admin)
             .await
             .unwrap_or_default();
-    let cutoff = now_secs().saturating_sub(600);
     for db in names {
-        let created = db.split('_').nth(1).and_then(|s| s.parse::<u64>().ok());
-        if created.is_some_and(|t| t < cutoff) {
+        if is_stale(&db) {
             let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
                 .execute(&mut admin)
                 .await;
@@ -530,6 +537,74 @@ impl TestApp {
             let _ = tokio::time::timeout(BOUND, drop).await;
         }
     }
+}
+
+/// Wait until `check` holds, looking every 100 ms; fail the test, naming `what`, if it does
+/// not within `secs` seconds. For a state another part reaches on its own (a replica
+/// catching up, a client reconnecting), never for the test's own steps.
+pub async fn wait_for<F, Fut>(secs: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < until,
+            "{what}: not within {secs} s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Poll `check` every 200 ms for up to `secs`; whether it came to hold.
+pub async fn eventually<F, Fut>(secs: u64, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < until {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    false
+}
+
+/// The app's read replica, set up (the app does it in the background; asking again is
+/// harmless) and with every table's first copy done (new changes to a table wait for it).
+pub async fn ready_replica(app: &TestApp) -> personalify::server::store::replica::Replica {
+    let stores = &app.state.stores;
+    let replica = stores.replica.clone().expect("a replica is configured");
+    assert!(
+        eventually(30, || async {
+            replica.ensure(&stores.analytics).await.is_ok()
+        })
+        .await,
+        "the replica is set up"
+    );
+    assert!(
+        eventually(60, || async {
+            let mut ready = true;
+            for db in &replica.dbs {
+                let (subs, copying): (i64, i64) = sqlx::query_as(
+                    "SELECT (SELECT count(*) FROM pg_subscription s JOIN pg_database d
+                               ON d.oid = s.subdbid WHERE d.datname = current_database()),
+                            (SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r')",
+                )
+                .fetch_one(&db.pool)
+                .await
+                .unwrap_or((0, 1));
+                ready &= subs == 1 && copying == 0;
+            }
+            ready
+        })
+        .await,
+        "the replica's first copy is done"
+    );
+    replica
 }
 
 /// A loopback port with nothing listening on it (a store that is "down").
