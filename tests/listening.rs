@@ -433,9 +433,13 @@ async fn with_the_analytics_node_down_the_page_renders_and_says_so() {
 async fn the_distributed_query_page_shows_each_query_its_result_and_its_remote_sql() {
     let app = TestEnv::new().await.spawn().await;
     let (browser, user) = listener_with_plays(&app, 2).await;
-    let view = personalify::server::distributed::load(&app.state.stores, &user.spotify_id)
-        .await
-        .unwrap();
+    let view = personalify::server::distributed::load(
+        &app.state.stores,
+        &app.state.instance_runs,
+        &user.spotify_id,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         view.queries.len(),
         QUERIES.len() + 1,
@@ -842,9 +846,6 @@ async fn a_listener_sets_their_time_zone_by_form_and_bad_names_are_refused() {
         .unwrap();
     assert_eq!(zones, 0, "nothing was saved");
 
-    let response = post("America/New_York", false).await.unwrap();
-    assert_eq!(response.status(), 303);
-    assert_eq!(common::location(&response), "/listening");
     let response = post(" Asia/Tokyo ", true).await.unwrap();
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
@@ -855,6 +856,25 @@ async fn a_listener_sets_their_time_zone_by_form_and_bad_names_are_refused() {
         .await
         .unwrap();
     assert_eq!((zone.name.as_str(), zone.set), ("Asia/Tokyo", true));
+    // Again at once: a moment too soon (each change recounts every play of theirs).
+    let again = post("America/New_York", false).await.unwrap();
+    assert_eq!(again.status(), 429);
+    assert!(again.text().await.unwrap().contains("a moment ago"));
+    // Another listener, by form: redirected back to the page.
+    let (other, _) = app
+        .signed_in(Some(
+            personalify::server::sim::Simulator::demo_users()[1].id,
+        ))
+        .await;
+    let response = other
+        .post(app.url("/listening/time-zone"))
+        .header("origin", app.url(""))
+        .form(&[("time_zone", "America/New_York")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(common::location(&response), "/listening");
 
     let anonymous = app
         .browser()
@@ -952,5 +972,96 @@ async fn main_statistics_follow_the_plays_so_the_totals_are_counted_on_the_node(
         .collect();
     assert_eq!(counted.len(), 1, "{plan:#?}");
     assert!(counted[0].contains("SELECT count(*)"), "{plan:#?}");
+    app.shutdown().await;
+}
+
+/// Thirty listeners change their zone at once while their plays are being counted (each
+/// one's zone lock held on the node): the changes wait on the node, never holding a
+/// transaction (and a connection) of main's, and only a few run at once; another
+/// listener's pages are served meanwhile, panels and all.
+#[tokio::test]
+async fn thirty_zone_changes_at_once_leave_other_listeners_pages_alone() {
+    let app = TestEnv::new().await.spawn().await;
+    let (browser, user) = app.signed_in(None).await;
+    app.sync(&user).await;
+    let stores = &app.state.stores;
+    let ids: Vec<String> = (0..30).map(|i| format!("zone-{i}")).collect();
+    let mut writing = stores.analytics.pool.begin().await.unwrap();
+    for id in &ids {
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock_shared(hashtextextended('plays-zone:' || $1, 0))",
+        )
+        .bind(id)
+        .execute(&mut *writing)
+        .await
+        .unwrap();
+    }
+    let changes: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (state, id) = (app.state.clone(), id.clone());
+            tokio::spawn(async move {
+                personalify::server::time_zone::set_routed(&state, &id, "Europe/Berlin").await
+            })
+        })
+        .collect();
+    let waiting_on_node = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+        )
+        .fetch_one(&stores.analytics.pool)
+        .await
+        .unwrap_or(0)
+    };
+    common::wait_for(
+        10,
+        "the changes whose turn it is wait on the node",
+        || async { waiting_on_node().await == personalify::server::time_zone::AT_ONCE as i64 },
+    )
+    .await;
+    let open_on_main: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+          WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+    )
+    .fetch_one(&stores.main)
+    .await
+    .unwrap();
+    assert_eq!(
+        open_on_main, 0,
+        "no change waits holding main's transaction"
+    );
+    for path in ["/dashboard", "/history", "/listening"] {
+        let response = browser.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let html = response.text().await.unwrap();
+        for panel in ["listening", "instance", "trending"] {
+            assert!(
+                !html.contains(&format!("data-testid=\"{panel}-unavailable\"")),
+                "{path}: the {panel} panel is unavailable"
+            );
+        }
+    }
+    assert_eq!(
+        waiting_on_node().await,
+        personalify::server::time_zone::AT_ONCE as i64,
+        "still waiting: the pages were served meanwhile"
+    );
+    writing.rollback().await.unwrap();
+    let mut made = 0;
+    for change in changes {
+        match change.await.unwrap() {
+            Ok(_) => made += 1,
+            Err(personalify::server::time_zone::ZoneError::Busy) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(made >= personalify::server::time_zone::AT_ONCE, "{made}");
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM listener_zones WHERE spotify_id LIKE 'zone-%' AND time_zone = 'Europe/Berlin'",
+    )
+    .fetch_one(&stores.analytics.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, made as i64, "every change made is stored");
     app.shutdown().await;
 }

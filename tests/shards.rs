@@ -646,7 +646,7 @@ async fn the_distributed_page_shows_one_listeners_query_on_their_node_and_the_in
         .await
         .unwrap();
     let part = shards::part_of(&stores.main, &b).await.unwrap();
-    let view = personalify::server::distributed::load(stores, &b)
+    let view = personalify::server::distributed::load(stores, &app.state.instance_runs, &b)
         .await
         .unwrap();
     assert_eq!(view.your_partition, Some(part));
@@ -674,5 +674,27 @@ async fn the_distributed_page_shows_one_listeners_query_on_their_node_and_the_in
         .filter(|l| l.contains("Async Foreign Scan"))
         .count();
     assert_eq!(asyncs, 8, "{:#?}", instance.plan);
+    assert_eq!(instance.counted_secs_ago, None, "counted for this view");
+
+    // It reads every play: for a minute, everyone gets that count, and several viewers at
+    // once wait for one run. A new play changes the listener's own panels at once, not it.
+    plays::store_routed(stores, &a, &[play(600, "new", "Band")])
+        .await
+        .unwrap();
+    let mut views = tokio::task::JoinSet::new();
+    for who in [a.clone(), b.clone(), a.clone(), b.clone()] {
+        let state = app.state.clone();
+        views.spawn(async move {
+            personalify::server::distributed::load(&state.stores, &state.instance_runs, &who)
+                .await
+                .unwrap()
+        });
+    }
+    for view in views.join_all().await {
+        let kept = view.queries.iter().find(|q| q.name == "instance").unwrap();
+        assert!(kept.counted_secs_ago.is_some(), "the kept count");
+        assert_eq!(kept.rows, instance.rows);
+        assert_eq!(kept.plan, instance.plan);
+    }
     app.shutdown().await;
 }

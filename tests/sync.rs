@@ -704,3 +704,55 @@ async fn the_history_page_shows_entries_exits_and_ranks_over_time() {
     assert_eq!(bad.status(), 400);
     app.shutdown().await;
 }
+
+/// The registry of running syncs is never locked across a call to a store: while a start
+/// waits for a database that stopped answering, every lookup in it still answers (pages,
+/// deletion and other listeners' syncs read it).
+#[tokio::test]
+async fn the_sync_registry_answers_while_a_start_waits_for_the_database() {
+    let (env, proxy) = TestEnv::new().await.behind_proxy("DATABASE_URL").await;
+    let app = env.spawn().await;
+    let (_browser, user) = app.signed_in(None).await;
+    proxy.pause();
+    let start = {
+        let (state, user) = (app.state.clone(), user.clone());
+        tokio::spawn(async move {
+            state
+                .syncs
+                .start(&state, user, personalify::server::sync::Trigger::Manual)
+                .await
+                .map(|started| started.joined)
+        })
+    };
+    let lookup = |user_id| {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            app.state.syncs.progress(user_id),
+        )
+    };
+    common::wait_for(10, "the sync has its place", || async {
+        lookup(user.user_id).await.ok().flatten().is_some()
+    })
+    .await;
+    assert_eq!(
+        lookup(user.user_id + 1)
+            .await
+            .expect("the registry answers"),
+        None
+    );
+    let joined = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        app.state.syncs.start(
+            &app.state,
+            user.clone(),
+            personalify::server::sync::Trigger::Manual,
+        ),
+    )
+    .await
+    .expect("a second start answers at once")
+    .expect("joins");
+    assert!(joined.joined);
+    proxy.resume().await;
+    assert_eq!(start.await.expect("the start ends").ok(), Some(false));
+    app.shutdown().await;
+}

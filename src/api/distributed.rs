@@ -13,7 +13,7 @@ pub async fn get_distributed() -> Result<Option<DistributedView>, ApiError> {
     let Some(user) = super::ctx::session_user(&state).await? else {
         return Ok(None);
     };
-    crate::server::distributed::load(&state.stores, &user.spotify_id)
+    crate::server::distributed::load(&state.stores, &state.instance_runs, &user.spotify_id)
         .await
         .map(Some)
         .map_err(super::ctx::store_down)

@@ -44,6 +44,9 @@ pub struct QueryRun {
     /// Where its remote parts ran: per node, the partitions the plan scans there
     /// (`analytics-2: plays_by_track_p3, plays_by_artist_p3`).
     pub ran_on: Vec<String>,
+    /// A kept result (the instance-wide query): how long ago it was counted.
+    #[serde(default)]
+    pub counted_secs_ago: Option<u64>,
 }
 
 impl QueryRun {

@@ -3,6 +3,9 @@
 //! `EXPLAIN (VERBOSE)` from `main` (whose `Remote SQL:` lines are what the analytics node
 //! is sent); the foreign server's options and the foreign tables' columns.
 //!
+//! The instance-wide query ([`listening::INSTANCE`]) reads every play: its result is kept
+//! [`INSTANCE_KEPT`] and shared ([`InstanceRuns`]), and it runs once at a time.
+//!
 //! A plan needs no remote connection (postgres_fdw does not connect for a plain `EXPLAIN`
 //! without remote estimates), so with the analytics node down the plans still show and
 //! each result says it is unavailable.
@@ -13,12 +16,49 @@ use crate::domain::distributed::{DistributedView, ForeignTable, QueryRun};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{Column, PgPool, Row, TypeInfo};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Rows of each result shown.
 pub const ROWS_SHOWN: usize = 10;
+/// The instance-wide query reads every play on every node: its result is kept this long and
+/// shared by everyone who opens the page.
+pub const INSTANCE_KEPT: Duration = Duration::from_secs(60);
 
-pub async fn load(stores: &Stores, spotify_id: &str) -> Result<DistributedView, sqlx::Error> {
+/// The instance-wide query's last result and when it was counted; its lock is held while it
+/// runs, so it runs once at a time in this process, and those who come meanwhile get that
+/// run's result.
+#[derive(Default)]
+pub struct InstanceRuns(tokio::sync::Mutex<Option<(Instant, QueryRun)>>);
+
+impl InstanceRuns {
+    /// The kept result if it is recent, else a new run (kept if it succeeded).
+    async fn get(&self, remote: &PgPool, args: &Args<'_>) -> QueryRun {
+        let Ok(mut kept) = tokio::time::timeout(DEADLINE, self.0.lock()).await else {
+            let mut busy = blank(listening::INSTANCE, Vec::new());
+            busy.error = Some(
+                "The instance-wide count is being made for someone else; reload in a moment."
+                    .into(),
+            );
+            return busy;
+        };
+        if let Some((at, run)) = kept.as_ref().filter(|(at, _)| at.elapsed() < INSTANCE_KEPT) {
+            let mut run = run.clone();
+            run.counted_secs_ago = Some(at.elapsed().as_secs());
+            return run;
+        }
+        let run = run(remote, listening::INSTANCE, args).await;
+        if run.error.is_none() {
+            *kept = Some((Instant::now(), run.clone()));
+        }
+        run
+    }
+}
+
+pub async fn load(
+    stores: &Stores,
+    instance: &InstanceRuns,
+    spotify_id: &str,
+) -> Result<DistributedView, sqlx::Error> {
     let range = crate::domain::TimeRange::ShortTerm;
     let since = Utc::now() - listening::window(range);
     let server = server_options(&stores.main).await?;
@@ -42,8 +82,7 @@ pub async fn load(stores: &Stores, spotify_id: &str) -> Result<DistributedView, 
     let from_day = listening::from_day(today, range);
     // Concurrently: with the node stalled, each waits out its deadline at the same time.
     let mut tasks = tokio::task::JoinSet::new();
-    let all = listening::QUERIES.into_iter().chain([listening::INSTANCE]);
-    for (i, query) in all.enumerate() {
+    for (i, query) in listening::QUERIES.into_iter().enumerate() {
         let (remote, spotify_id, time_zone) = (
             stores.remote.clone(),
             spotify_id.to_string(),
@@ -60,8 +99,17 @@ pub async fn load(stores: &Stores, spotify_id: &str) -> Result<DistributedView, 
             (i, run(&remote, query, &args).await)
         });
     }
-    let mut queries: Vec<(usize, QueryRun)> = tasks.join_all().await;
+    let args = Args {
+        spotify_id,
+        since,
+        from_day,
+        artist: "",
+        time_zone: &time_zone,
+    };
+    let (mut queries, everyone) =
+        tokio::join!(tasks.join_all(), instance.get(&stores.remote, &args));
     queries.sort_by_key(|(i, _)| *i);
+    queries.push((queries.len(), everyone));
     let queries = queries
         .into_iter()
         .map(|(_, mut q)| {
@@ -102,20 +150,8 @@ async fn run(remote: &PgPool, query: NamedQuery, args: &Args<'_>) -> QueryRun {
     )
     .await;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
-    let mut out = QueryRun {
-        name: query.name.into(),
-        title: query.title.into(),
-        about: query.about.into(),
-        sql: query.sql.into(),
-        params,
-        columns: Vec::new(),
-        rows: Vec::new(),
-        row_count: 0,
-        ms: None,
-        error: None,
-        plan,
-        ran_on: Vec::new(),
-    };
+    let mut out = blank(query, plan);
+    out.params = params;
     match rows {
         Ok(Ok(rows)) => {
             out.columns = rows
@@ -142,6 +178,25 @@ async fn run(remote: &PgPool, query: NamedQuery, args: &Args<'_>) -> QueryRun {
         }
     }
     out
+}
+
+/// `query` with no result yet.
+fn blank(query: NamedQuery, plan: Vec<String>) -> QueryRun {
+    QueryRun {
+        name: query.name.into(),
+        title: query.title.into(),
+        about: query.about.into(),
+        sql: query.sql.into(),
+        params: Vec::new(),
+        columns: Vec::new(),
+        rows: Vec::new(),
+        row_count: 0,
+        ms: None,
+        error: None,
+        plan,
+        ran_on: Vec::new(),
+        counted_secs_ago: None,
+    }
 }
 
 /// A row as text, whatever the columns' types.

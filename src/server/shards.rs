@@ -133,6 +133,27 @@ pub async fn part_of(main: &PgPool, listener: &str) -> Result<i16, sqlx::Error> 
 
 /// The pool of the node holding `listener`'s rows, without holding it against a move: for
 /// reads (the account export) and tests.
+/// The node holding `listener`'s partition now (no lock: for a read, or to wait on the node
+/// before taking [`Shard::lock`]).
+pub async fn node_of<'a>(
+    analytics: &'a Analytics,
+    main: &PgPool,
+    listener: &str,
+) -> Result<&'a crate::server::store::pg::Node, ShardError> {
+    let name: Option<(i16, String)> = sqlx::query_as(
+        "SELECT part, node FROM shard_placements
+          WHERE satisfies_hash_partition('shard_key'::regclass, $2, part, $1::text)",
+    )
+    .bind(listener)
+    .bind(i32::from(PARTITIONS))
+    .fetch_optional(main)
+    .await?;
+    let (part, name) = name.ok_or(ShardError::NotPlaced)?;
+    analytics
+        .node(&name)
+        .ok_or(ShardError::NotConfigured { part, node: name })
+}
+
 pub async fn pool_of(
     analytics: &Analytics,
     main: &PgPool,

@@ -69,6 +69,8 @@ impl Application {
             budget,
             limiter,
             tasks: Default::default(),
+            zone_changes: Default::default(),
+            instance_runs: Default::default(),
         });
         Ok(Application {
             router: router(state.clone()),

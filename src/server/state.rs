@@ -38,6 +38,10 @@ pub struct Shared {
     pub limiter: super::rate_limit::RateLimiter,
     /// Supervised background tasks (started by `startup::run`).
     pub tasks: super::tasks::Tasks,
+    /// Time zone changes: how often, how many at once.
+    pub zone_changes: super::time_zone::Gate,
+    /// The Distributed page's instance-wide query: kept a minute, one run at a time.
+    pub instance_runs: super::distributed::InstanceRuns,
 }
 
 impl AppState {

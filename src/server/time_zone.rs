@@ -13,12 +13,99 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Form, Json, Router};
 use serde::Deserialize;
-use sqlx::PgPool;
 use std::time::Duration;
 
 /// Recounting a heavy listener's plays takes well under a second; past this the node is
 /// taken to be stalled (the change rolls back: it is one statement).
 pub const DEADLINE: Duration = Duration::from_secs(15);
+/// Zone changes running at once in this process: each recounts a listener's plays on
+/// their node, and holds one of main's connections while it does.
+pub const AT_ONCE: usize = 2;
+/// One listener's zone changes at most this often.
+pub const EVERY: Duration = Duration::from_secs(10);
+/// How long a change waits for its turn before it is turned away as busy.
+const TURN_WAIT: Duration = Duration::from_secs(5);
+/// Listeners whose last change is remembered (past it, those older than [`EVERY`] go).
+const REMEMBERED: usize = 10_000;
+
+/// Who may change their zone now: one change per listener per [`EVERY`] (a refused name
+/// does not count) and one at a time per listener, [`AT_ONCE`] in all, so many changes at
+/// once cost other listeners' pages nothing (a change never waits holding main's
+/// connections, and only [`AT_ONCE`] of them run).
+pub struct Gate {
+    turns: tokio::sync::Semaphore,
+    /// Per listener: `None` while a change of theirs runs, else when the last one was made.
+    last: std::sync::Mutex<std::collections::HashMap<String, Option<std::time::Instant>>>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate {
+            turns: tokio::sync::Semaphore::new(AT_ONCE),
+            last: Default::default(),
+        }
+    }
+}
+
+/// A listener's turn to change their zone; [`Turn::made`] once the change is stored.
+struct Turn<'a> {
+    gate: &'a Gate,
+    spotify_id: String,
+    made: bool,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl Turn<'_> {
+    fn made(&mut self) {
+        self.made = true;
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut last = self.gate.last.lock().unwrap_or_else(|e| e.into_inner());
+        if self.made {
+            last.insert(self.spotify_id.clone(), Some(std::time::Instant::now()));
+        } else {
+            last.remove(&self.spotify_id);
+        }
+    }
+}
+
+impl Gate {
+    /// A turn for `spotify_id`, or why not.
+    async fn enter(&self, spotify_id: &str) -> Result<Turn<'_>, ZoneError> {
+        {
+            let now = std::time::Instant::now();
+            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            match last.get(spotify_id) {
+                Some(None) => return Err(ZoneError::TooSoon(EVERY.as_secs())),
+                Some(Some(at)) if now.duration_since(*at) < EVERY => {
+                    let left = EVERY - now.duration_since(*at);
+                    return Err(ZoneError::TooSoon(left.as_secs().max(1)));
+                }
+                _ => {}
+            }
+            if last.len() >= REMEMBERED {
+                last.retain(|_, at| at.is_none_or(|at| now.duration_since(at) < EVERY));
+            }
+            last.insert(spotify_id.to_string(), None);
+        }
+        match tokio::time::timeout(TURN_WAIT, self.turns.acquire()).await {
+            Ok(Ok(permit)) => Ok(Turn {
+                gate: self,
+                spotify_id: spotify_id.to_string(),
+                made: false,
+                _permit: permit,
+            }),
+            _ => {
+                let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+                last.remove(spotify_id);
+                Err(ZoneError::Busy)
+            }
+        }
+    }
+}
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/listening/time-zone", post(change))
@@ -40,6 +127,10 @@ pub enum ZoneError {
          right now. Try again in a minute."
     )]
     Unavailable,
+    #[error("You changed your time zone a moment ago. Try again in {0} s.")]
+    TooSoon(u64),
+    #[error("Many time zones are being changed right now. Try again in a minute.")]
+    Busy,
 }
 
 /// A zone name's shape (what IANA names are made of), before the database is asked.
@@ -53,7 +144,11 @@ fn well_formed(zone: &str) -> bool {
 
 /// Set `spotify_id`'s zone to `zone` on the analytics node and recount their days and
 /// hours in it. Returns the hours with plays it now holds for them.
-pub async fn set(analytics: &PgPool, spotify_id: &str, zone: &str) -> Result<i64, ZoneError> {
+pub async fn set<'c>(
+    analytics: impl sqlx::PgExecutor<'c>,
+    spotify_id: &str,
+    zone: &str,
+) -> Result<i64, ZoneError> {
     let zone = zone.trim();
     if !well_formed(zone) {
         return Err(ZoneError::Malformed(zone.chars().take(64).collect()));
@@ -82,28 +177,66 @@ pub async fn set(analytics: &PgPool, spotify_id: &str, zone: &str) -> Result<i64
     }
 }
 
-/// [`set`] on the listener's node, held against a move of their partition.
+/// [`set`] on the listener's node, held against a move of their partition; one change per
+/// listener per [`EVERY`], [`AT_ONCE`] at a time. The node's lock on the listener's zone
+/// (writers hold it while their plays are counted) is waited for first, holding nothing on
+/// main; main's hold on the partition is taken only then, for the recount itself.
 pub async fn set_routed(state: &AppState, spotify_id: &str, zone: &str) -> Result<i64, ZoneError> {
     if !well_formed(zone.trim()) {
         return Err(ZoneError::Malformed(zone.trim().chars().take(64).collect()));
     }
-    let stores = &state.stores;
-    let shard = match tokio::time::timeout(
+    let mut turn = state.zone_changes.enter(spotify_id).await?;
+    let result = match tokio::time::timeout(
         DEADLINE,
-        stores.analytics.shard(&stores.main, spotify_id),
+        recount_routed(state, spotify_id, zone.trim()),
     )
     .await
     {
-        Ok(Ok(shard)) => shard,
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "cannot change a listener's time zone");
-            return Err(ZoneError::Unavailable);
-        }
-        Err(_) => return Err(ZoneError::Unavailable),
+        Ok(result) => result,
+        Err(_) => Err(ZoneError::Unavailable),
     };
-    let result = set(&shard.pool, spotify_id, zone).await;
-    shard.release().await;
+    if result.is_ok() {
+        turn.made();
+    }
     result
+}
+
+async fn recount_routed(state: &AppState, spotify_id: &str, zone: &str) -> Result<i64, ZoneError> {
+    let stores = &state.stores;
+    let unavailable = |e: &dyn std::fmt::Display| {
+        tracing::warn!(error = %e, "cannot change a listener's time zone");
+        ZoneError::Unavailable
+    };
+    loop {
+        let node = crate::server::shards::node_of(&stores.analytics, &stores.main, spotify_id)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let mut on_node = node.pool.begin().await.map_err(|e| unavailable(&e))?;
+        sqlx::query(
+            "SELECT set_config('lock_timeout', '10s', true),
+                    pg_advisory_xact_lock(hashtextextended('plays-zone:' || $1, 0))",
+        )
+        .bind(spotify_id)
+        .execute(&mut *on_node)
+        .await
+        .map_err(|e| unavailable(&e))?;
+        let shard = stores
+            .analytics
+            .shard(&stores.main, spotify_id)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        if shard.node != node.name {
+            // Moved meanwhile: again, on the node it is on now.
+            shard.release().await;
+            continue;
+        }
+        let result = set(&mut *on_node, spotify_id, zone).await;
+        if result.is_ok() {
+            on_node.commit().await.map_err(|e| unavailable(&e))?;
+        }
+        shard.release().await;
+        return result;
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,7 +271,8 @@ async fn change(
         Err(e @ (ZoneError::Malformed(_) | ZoneError::Unknown(_))) => {
             reply.error(StatusCode::BAD_REQUEST, e.to_string())
         }
-        Err(e @ ZoneError::Unavailable) => {
+        Err(e @ ZoneError::TooSoon(_)) => reply.error(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
+        Err(e @ (ZoneError::Unavailable | ZoneError::Busy)) => {
             reply.error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }
     }

@@ -110,7 +110,7 @@ fn QueryPanel(q: QueryRun) -> impl IntoView {
         }
         (None, ms) => {
             let caption = format!(
-                "Result: {} row{} in {:.1} ms{}",
+                "Result: {} row{} in {:.1} ms{}{}",
                 q.row_count,
                 if q.row_count == 1 { "" } else { "s" },
                 ms.unwrap_or(0.0),
@@ -118,6 +118,12 @@ fn QueryPanel(q: QueryRun) -> impl IntoView {
                     format!(", the first {} shown", q.rows.len())
                 } else {
                     String::new()
+                },
+                match q.counted_secs_ago {
+                    Some(secs) => format!(
+                        ", counted {secs} s ago (kept a minute for everyone: it reads every play)"
+                    ),
+                    None => String::new(),
                 }
             );
             view! {

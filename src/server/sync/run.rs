@@ -13,7 +13,7 @@ use chrono::{DurationRound, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::{watch, Mutex};
+use tokio::sync::watch;
 
 /// Spotify lets a user's top lists go to ~99 entries.
 pub const MAX_ITEMS: usize = 99;
@@ -101,10 +101,12 @@ pub struct SyncReport {
     pub wall: std::time::Duration,
 }
 
-/// Syncs in progress in this process, by user id.
+/// Syncs in progress in this process, by user id. Its lock is held only to look up, add or
+/// remove an entry, never across a call to a store, and an entry goes when its sync's task
+/// ends, however it ends ([`Registered`]).
 #[derive(Clone, Default)]
 pub struct Syncs {
-    running: Arc<Mutex<HashMap<i64, watch::Receiver<SyncProgress>>>>,
+    running: Arc<std::sync::Mutex<HashMap<i64, watch::Receiver<SyncProgress>>>>,
 }
 
 /// A sync someone asked for: new, or the one already running.
@@ -118,7 +120,8 @@ impl Started {
         self.progress.borrow().run_id
     }
 
-    /// Wait until the sync ends; its last progress says how.
+    /// Wait until the sync ends; its last progress says how (or, if its task is gone
+    /// without a word, the last it said).
     pub async fn finished(mut self) -> SyncProgress {
         let _ = self
             .progress
@@ -129,11 +132,58 @@ impl Started {
     }
 }
 
+/// A user's entry in [`Syncs`], removed when this is dropped: when the sync that made it
+/// ends, fails to start, or its task panics.
+struct Registered {
+    syncs: Syncs,
+    user_id: i64,
+    progress: watch::Receiver<SyncProgress>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut running = self.syncs.lock();
+        // Only this sync's entry (a later one may have taken the place).
+        if running
+            .get(&self.user_id)
+            .is_some_and(|rx| rx.same_channel(&self.progress))
+        {
+            running.remove(&self.user_id);
+        }
+    }
+}
+
 impl Syncs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, watch::Receiver<SyncProgress>>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Progress of this user's running sync, if one runs in this process.
     pub async fn progress(&self, user_id: i64) -> Option<SyncProgress> {
-        let running = self.running.lock().await;
-        running.get(&user_id).map(|rx| rx.borrow().clone())
+        self.lock().get(&user_id).map(|rx| rx.borrow().clone())
+    }
+
+    /// Take the user's place for a new sync, or return the one running.
+    fn register(&self, user_id: i64) -> Result<(Registered, watch::Sender<SyncProgress>), Started> {
+        let mut running = self.lock();
+        if let Some(rx) = running.get(&user_id) {
+            if rx.borrow().status == SyncStatus::Running {
+                return Err(Started {
+                    joined: true,
+                    progress: rx.clone(),
+                });
+            }
+        }
+        let (tx, rx) = watch::channel(starting());
+        running.insert(user_id, rx.clone());
+        Ok((
+            Registered {
+                syncs: self.clone(),
+                user_id,
+                progress: rx,
+            },
+            tx,
+        ))
     }
 
     /// Start a sync for `user`, or join the one already running.
@@ -143,41 +193,88 @@ impl Syncs {
         user: SyncUser,
         trigger: Trigger,
     ) -> Result<Started, SyncError> {
-        let mut running = self.running.lock().await;
-        if let Some(rx) = running.get(&user.user_id) {
-            if rx.borrow().status == SyncStatus::Running {
-                return Ok(Started {
-                    joined: true,
-                    progress: rx.clone(),
-                });
-            }
-        }
+        let (registered, tx) = match self.register(user.user_id) {
+            Ok(place) => place,
+            Err(running) => return Ok(running),
+        };
+        let failed = |tx: &watch::Sender<SyncProgress>, err: &SyncError| {
+            tx.send_modify(|p| {
+                p.status = SyncStatus::Failed;
+                p.current = None;
+                p.error = Some(err.to_string());
+            })
+        };
         if let Err(wait) = state.budget.take(state, super::fair::CALLS_PER_SYNC).await {
             crate::server::metrics::record_sync("refused");
-            return Err(SyncError::BudgetSpent(wait));
+            let err = SyncError::BudgetSpent(wait);
+            failed(&tx, &err);
+            return Err(err);
         }
-        let (tx, rx) = begin(state, &user, trigger).await?;
-        running.insert(user.user_id, rx.clone());
-        drop(running);
-
-        let state = state.clone();
-        let syncs = self.clone();
-        tokio::spawn(async move {
-            let run_id = tx.borrow().run_id;
-            let outcome = bounded(&state, execute(&state, &user, run_id, &tx)).await;
-            let succeeded = outcome.is_ok();
-            finish(&state, &user, run_id, outcome, &tx).await;
-            syncs.running.lock().await.remove(&user.user_id);
-            // A sync also reads recently played (once the person sees the sync done), so
-            // plays show right after signing in, not at the poller's next round.
-            if succeeded && !state.config.plays_poll_every.is_zero() {
-                crate::server::plays::ingest::poll_after_sync(&state, &user).await;
+        match begin(state, &user, trigger).await {
+            Ok(first) => {
+                tx.send_replace(first);
             }
-        });
+            Err(err) => {
+                failed(&tx, &err);
+                return Err(err);
+            }
+        }
+        let progress = registered.progress.clone();
+        let state = state.clone();
+        tokio::spawn(supervised(state, user, tx, registered));
         Ok(Started {
             joined: false,
-            progress: rx,
+            progress,
         })
+    }
+}
+
+/// Run a registered sync to its end and record how it ended, even if it panicked (then as
+/// failed); its registry entry goes with it.
+async fn supervised(
+    state: AppState,
+    user: SyncUser,
+    tx: watch::Sender<SyncProgress>,
+    registered: Registered,
+) {
+    let tx = Arc::new(tx);
+    let run_id = tx.borrow().run_id;
+    let work = {
+        let (state, user, tx) = (state.clone(), user.clone(), tx.clone());
+        async move { bounded(&state, execute(&state, &user, run_id, &tx)).await }
+    };
+    let outcome = match tokio::spawn(work).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            tracing::error!(spotify_id = %user.spotify_id, run_id, error = %e, "a sync panicked");
+            Err(SyncError::Spotify(
+                "the sync stopped unexpectedly; try again".into(),
+            ))
+        }
+    };
+    let succeeded = outcome.is_ok();
+    finish(&state, &user, run_id, outcome, &tx).await;
+    drop(registered);
+    // A sync also reads recently played (once the person sees the sync done), so plays show
+    // right after signing in, not at the poller's next round.
+    if succeeded && !state.config.plays_poll_every.is_zero() {
+        crate::server::plays::ingest::poll_after_sync(&state, &user).await;
+    }
+}
+
+/// What a sync says before it has a run in the database.
+fn starting() -> SyncProgress {
+    SyncProgress {
+        run_id: 0,
+        status: SyncStatus::Running,
+        done_steps: 0,
+        total_steps: TOTAL_STEPS,
+        current: Some("Starting".into()),
+        started_at: format_time(Utc::now()),
+        finished_at: None,
+        error: None,
+        artists: None,
+        tracks: None,
     }
 }
 
@@ -188,7 +285,7 @@ pub async fn run_inline(
     user: &SyncUser,
     trigger: Trigger,
 ) -> Result<SyncReport, SyncError> {
-    let (tx, _rx) = begin(state, user, trigger).await?;
+    let (tx, _rx) = watch::channel(begin(state, user, trigger).await?);
     let run_id = tx.borrow().run_id;
     let outcome = bounded(state, execute(state, user, run_id, &tx)).await;
     let report = match &outcome {
@@ -217,7 +314,7 @@ async fn begin(
     state: &AppState,
     user: &SyncUser,
     trigger: Trigger,
-) -> Result<(watch::Sender<SyncProgress>, watch::Receiver<SyncProgress>), SyncError> {
+) -> Result<SyncProgress, SyncError> {
     let pool = &state.stores.main;
     // A run left 'running' by a server that died is not running any more.
     sqlx::query(
@@ -242,18 +339,11 @@ async fn begin(
         }
         Err(e) => return Err(e.into()),
     };
-    Ok(watch::channel(SyncProgress {
+    Ok(SyncProgress {
         run_id,
-        status: SyncStatus::Running,
-        done_steps: 0,
-        total_steps: TOTAL_STEPS,
-        current: Some("Starting".into()),
         started_at: format_time(started_at),
-        finished_at: None,
-        error: None,
-        artists: None,
-        tracks: None,
-    }))
+        ..starting()
+    })
 }
 
 /// Record the outcome in `sync_runs` and in the progress.
@@ -479,4 +569,37 @@ pub fn snapshot_id(run_id: i64, range: TimeRange) -> String {
 /// Web API requests made so far (known in demo mode, where the simulator counts them).
 fn spotify_calls(state: &AppState) -> u64 {
     state.sim.as_ref().map_or(0, |s| s.request_count("/v1/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_second_start_joins_and_an_entry_goes_however_its_sync_ends() {
+        let syncs = Syncs::default();
+        let (registered, tx) = syncs.register(7).ok().expect("the place is free");
+        assert!(syncs.register(7).is_err_and(|running| running.joined));
+        assert_eq!(
+            syncs.progress(7).await.map(|p| p.status),
+            Some(SyncStatus::Running)
+        );
+        // Its task panics: the entry goes all the same, and whoever waits stops waiting.
+        let waiting = tokio::spawn(
+            Started {
+                joined: true,
+                progress: registered.progress.clone(),
+            }
+            .finished(),
+        );
+        let task = tokio::spawn(async move {
+            let _registered = registered;
+            let _tx = tx;
+            panic!("a sync went wrong");
+        });
+        assert!(task.await.is_err_and(|e| e.is_panic()));
+        assert_eq!(syncs.progress(7).await, None);
+        assert_eq!(waiting.await.expect("no panic").status, SyncStatus::Running);
+        assert!(syncs.register(7).is_ok(), "a new sync may start");
+    }
 }
