@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { expectAccessible, expectChartDrawn, expectNoHorizontalOverflow, press, screenshot, signIn } from './helpers';
+import { expectAccessible, expectCalendarDrawn, expectChartDrawn, expectNoHorizontalOverflow, press, screenshot, signIn } from './helpers';
 
 test('the listening page shows plays, streaks, both heatmaps and top lists by minutes', async ({ page }, testInfo) => {
   await signIn(page);
@@ -11,7 +11,8 @@ test('the listening page shows plays, streaks, both heatmaps and top lists by mi
     await expect(page.getByTestId('listening-totals')).toBeVisible({ timeout: 1_000 });
   }).toPass({ timeout: 20_000 });
   await expect(page.getByTestId('listening-totals')).toContainText(/Plays\s*\d+/);
-  await expectChartDrawn(page.getByTestId('days-chart'));
+  // The calendar paints a cell per day with plays, its labels inside it and apart.
+  await expectCalendarDrawn(page.getByTestId('days-chart'));
   await expectChartDrawn(page.getByTestId('week-chart'));
   await expect(page.getByTestId('artists-by-minutes').locator('ol.by-minutes li').first()).toContainText(/\d+ plays/);
   // The tables beside the charts.

@@ -7,8 +7,8 @@ use crate::app::components::sign_in_prompt::SignInPrompt;
 use crate::app::components::top_bar::TopBar;
 use crate::app::pages::dashboard::BadRange;
 use crate::domain::listening::{
-    duration_label, months, week_chart_url, ByMinutes, ListeningView, Totals, DAYS_CHART_URL,
-    WEEKDAYS,
+    date_label, duration_label, longest_run, months, week_chart_url, ByMinutes, ListeningView,
+    Totals, DAYS_CHART_URL, WEEKDAYS,
 };
 use crate::domain::trending::{thousands, InstanceTotals, Trend, TrendingView};
 use leptos::prelude::*;
@@ -236,10 +236,12 @@ fn ListeningPanels(view: ListeningView) -> impl IntoView {
         "Minutes listened by weekday and hour over the last {range_label}; the busiest hour is {}",
         busiest(&view.week)
     );
+    // Both figures are of the days the calendar shows (the cards above are all time).
     let days_label = format!(
-        "Minutes listened per day over the last year: {} days with plays, longest run {} days",
-        view.days.len(),
-        view.totals.longest_streak
+        "Minutes listened per day since {}: in that time, {} with plays and a longest run of {} in a row",
+        date_label(&view.days_from),
+        days(u32::try_from(view.days.len()).unwrap_or(u32::MAX)),
+        days(longest_run(&view.days))
     );
     view! {
         <TotalsCards totals=view.totals.clone()/>
