@@ -102,3 +102,36 @@ export async function expectCalendarDrawn(chart: Locator, atLeast = 1): Promise<
   }
   return days;
 }
+
+/**
+ * In each table: name cells (class "name") read from the cell's left edge, numbers end at
+ * its right edge (measured on the rendered text, not the CSS).
+ */
+export async function expectNamesLeftNumbersRight(tables: Locator) {
+  const cells = await tables.evaluateAll((all) =>
+    all.flatMap((table) =>
+      [...table.querySelectorAll('tbody td')].map((td) => {
+        const cell = td.getBoundingClientRect();
+        const style = getComputedStyle(td);
+        const range = document.createRange();
+        range.selectNodeContents(td);
+        const text = range.getBoundingClientRect();
+        return {
+          text: td.textContent ?? '',
+          name: td.classList.contains('name'),
+          fromLeft: text.left - cell.left - parseFloat(style.paddingLeft),
+          fromRight: cell.right - parseFloat(style.paddingRight) - text.right,
+        };
+      }),
+    ),
+  );
+  expect(cells.length).toBeGreaterThan(0);
+  for (const c of cells) {
+    if (c.name) {
+      expect(Math.abs(c.fromLeft), `name "${c.text}" starts at its cell's left`).toBeLessThanOrEqual(1);
+    } else {
+      expect(c.text, 'a cell not marked as a name holds a number').toMatch(/^(-?[\d,.]+|NULL)$/);
+      expect(Math.abs(c.fromRight), `number ${c.text} ends at its cell's right`).toBeLessThanOrEqual(1);
+    }
+  }
+}

@@ -164,10 +164,10 @@ fn TrendLists(title: &'static str, testid: &'static str, trend: Trend) -> impl I
             <div class="table-scroll" tabindex="0" role="region" aria-label=format!("Trending artists, {title}")>
                 <table class="ranks">
                     <caption>"Artists"</caption>
-                    <thead><tr><th scope="col">"Artist"</th><th scope="col">"Plays"</th></tr></thead>
+                    <thead><tr><th scope="col" class="name">"Artist"</th><th scope="col">"Plays"</th></tr></thead>
                     <tbody>
                         {trend.artists.into_iter().map(|(artist, n)| view! {
-                            <tr><td>{artist}</td><td>{n}</td></tr>
+                            <tr><td class="name">{artist}</td><td>{n}</td></tr>
                         }).collect_view()}
                     </tbody>
                 </table>
@@ -175,10 +175,10 @@ fn TrendLists(title: &'static str, testid: &'static str, trend: Trend) -> impl I
             <div class="table-scroll" tabindex="0" role="region" aria-label=format!("Trending tracks, {title}")>
                 <table class="ranks">
                     <caption>"Tracks"</caption>
-                    <thead><tr><th scope="col">"Track"</th><th scope="col">"Artist"</th><th scope="col">"Plays"</th></tr></thead>
+                    <thead><tr><th scope="col" class="name">"Track"</th><th scope="col" class="name">"Artist"</th><th scope="col">"Plays"</th></tr></thead>
                     <tbody>
                         {trend.tracks.into_iter().map(|(track, artist, n)| view! {
-                            <tr><td>{track}</td><td>{artist}</td><td>{n}</td></tr>
+                            <tr><td class="name">{track}</td><td class="name">{artist}</td><td>{n}</td></tr>
                         }).collect_view()}
                     </tbody>
                 </table>
