@@ -107,6 +107,122 @@ async fn hostile_names_from_spotify_are_escaped_on_every_page() {
     app.shutdown().await;
 }
 
+/// The `'sha256-…'` sources of a Content-Security-Policy.
+fn csp_hashes(csp: &str) -> BTreeSet<String> {
+    csp.split_whitespace()
+        .filter_map(|source| source.strip_prefix("'sha256-"))
+        .map(|hash| hash.trim_end_matches([';', '\'']).to_string())
+        .collect()
+}
+
+/// Each inline `<script>` of a page (no `src`): its opening tag and its text.
+fn inline_scripts(html: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for piece in html.split("<script").skip(1) {
+        let Some((attributes, rest)) = piece.split_once('>') else {
+            continue;
+        };
+        let body = rest.split("</script>").next().unwrap_or_default();
+        if !attributes.contains(" src=") && !body.is_empty() {
+            out.push((attributes.to_string(), body.to_string()));
+        }
+    }
+    out
+}
+
+fn sha256(text: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+#[tokio::test]
+async fn the_csp_allows_the_renderers_inline_scripts_and_no_other() {
+    use axum::response::Html;
+    use personalify::server::security::{self, ScriptNonce};
+    use tower::ServiceExt;
+    let app = TestEnv::new()
+        .await
+        .set("DEMO_HOSTILE_NAMES", "true")
+        .spawn()
+        .await;
+    let (browser, user) = app.signed_in(None).await;
+    app.sync(&user).await;
+    // Pages with the hostile names, a page without a session's data, and a 404 (the
+    // error handler renders it).
+    for path in [
+        "/",
+        "/dashboard",
+        "/history?range=short_term",
+        "/listening",
+        "/no-such-page",
+    ] {
+        let response = browser.get(app.url(path)).send().await.expect("answer");
+        let csp = response.headers()["content-security-policy"]
+            .to_str()
+            .expect("text")
+            .to_string();
+        let html = response.text().await.expect("page");
+        let scripts = inline_scripts(&html);
+        assert!(!scripts.is_empty(), "{path}: the hydration script at least");
+        // Every inline script is the renderer's, marked with this response's nonce, and
+        // the policy allows exactly those.
+        let nonce = scripts[0]
+            .0
+            .split("nonce=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("{path}: the first script has no nonce: {:?}", scripts[0].0));
+        for (tag, _) in &scripts {
+            assert!(
+                tag.contains(&format!("nonce=\"{nonce}\"")),
+                "{path}: <script{tag}>"
+            );
+        }
+        let expected: BTreeSet<String> = scripts.iter().map(|(_, body)| sha256(body)).collect();
+        assert_eq!(csp_hashes(&csp), expected, "{path}: {csp}");
+    }
+
+    // A page holding a script the renderer did not emit: a name some code path let
+    // through unescaped (leptos_meta writes <title> text as it is given).
+    let state = app.state.clone();
+    let page = axum::Router::new()
+        .route(
+            "/injected",
+            axum::routing::get(|nonce: axum::Extension<ScriptNonce>| async move {
+                Html(format!(
+                    "<!DOCTYPE html><html><head><title></title><script>alert('title')</script> · Personalify</title>\
+                     <script nonce=\"{}\">hydrate()</script></head><body></body></html>",
+                    nonce.0 .0
+                ))
+            }),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::guard,
+        ))
+        .with_state(state);
+    let response = page
+        .oneshot(
+            axum::http::Request::get("/injected")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        csp_hashes(&csp),
+        BTreeSet::from([sha256("hydrate()")]),
+        "only the renderer's script: {csp}"
+    );
+    assert!(!csp.contains(&sha256("alert('title')")), "{csp}");
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn malformed_server_function_input_is_a_400_and_oversize_a_413() {
     let app = TestEnv::new().await.spawn().await;

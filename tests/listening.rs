@@ -351,10 +351,13 @@ async fn the_listening_page_and_its_charts_show_the_plays() {
         .json()
         .await
         .unwrap();
+    // ECharts' baseOption, with a media rule for narrow boxes.
+    let days = &days["baseOption"];
     assert_eq!(days["series"][0]["type"], "heatmap");
     assert_eq!(days["series"][0]["coordinateSystem"], "calendar");
     let cells = days["series"][0]["data"].as_array().unwrap();
     assert_eq!(cells.len(), view.days.len());
+    assert_eq!(days["calendar"]["range"][0], view.days_from.as_str());
     let week: serde_json::Value = browser
         .get(app.url("/charts/listening/week?range=short_term"))
         .send()
@@ -379,6 +382,53 @@ async fn the_listening_page_and_its_charts_show_the_plays() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 401);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_calendars_figures_are_of_its_year_and_the_cards_of_all_time() {
+    let app = TestEnv::new().await.spawn().await;
+    let (browser, user) = app.signed_in(None).await;
+    // Noon UTC on days counted back from today: two recent days, and a run of 30 days
+    // well over a year ago (the calendar starts at most 395 days back). Each day stays on
+    // its side of the calendar's start whenever the test runs (even across midnight).
+    let today = chrono::Utc::now().date_naive();
+    let noon = |days_ago: i64| {
+        (today - chrono::Duration::days(days_ago))
+            .and_hms_opt(12, 0, 0)
+            .unwrap()
+            .and_utc()
+    };
+    let mut stamped: Vec<Play> = (471..501)
+        .map(|ago| play(noon(ago), "old", "Then", 200_000))
+        .collect();
+    stamped.extend([2, 3].map(|ago| play(noon(ago), "new", "Now", 200_000)));
+    plays::store(&app.state.stores.analytics.pool, &user.spotify_id, &stamped)
+        .await
+        .unwrap();
+
+    let view = listening::load(&app.state.stores, &user.spotify_id, TimeRange::ShortTerm)
+        .await
+        .unwrap();
+    assert_eq!(view.totals.days_listened, 32, "all time");
+    assert_eq!(view.totals.longest_streak, 30, "all time");
+    assert_eq!(view.days.len(), 2, "the calendar's year");
+    assert_eq!(
+        view.days_from,
+        listening::calendar_from(today).to_string(),
+        "the first of the month a year back"
+    );
+    // The chart's name says what it shows: both figures of that year.
+    let html = app.page(&browser, "/listening").await;
+    let label = "in that time, 2 days with plays and a longest run of 2 days in a row";
+    let shown = html
+        .find("aria-label=\"Minutes listened per day")
+        .map(|at| html[at..].chars().take(160).collect::<String>());
+    assert!(html.contains(label), "the days chart's label: {shown:?}");
+    assert!(
+        html.contains("<dt>Longest streak</dt><dd>30 days"),
+        "the card"
+    );
     app.shutdown().await;
 }
 

@@ -204,3 +204,70 @@ async fn a_replica_behind_by_more_than_the_bound_is_not_read() {
     assert!(lags[0].as_ref().unwrap().secs.unwrap() > 1.0);
     app.shutdown().await;
 }
+
+/// The replica server's log (scripts/services.sh writes it under the data folder).
+fn replica_log() -> String {
+    let data_dir = std::env::var("PERSONALIFY_DATA_DIR")
+        .unwrap_or_else(|_| format!("{}/.data", env!("CARGO_MANIFEST_DIR")));
+    std::fs::read_to_string(format!("{data_dir}/log/analytics-replica.log"))
+        .expect("the replica's server log (scripts/services.sh)")
+}
+
+#[tokio::test]
+async fn the_nodes_password_never_reaches_the_replicas_log() {
+    use sqlx::Connection;
+    let env = TestEnv::new().await.with_replica().await;
+    // The replica database, logging every statement with its parameters.
+    let url = env.vars["ANALYTICS_REPLICA_DATABASE_URL"].clone();
+    let db = url.rsplit('/').next().unwrap().to_string();
+    let mut admin = sqlx::PgConnection::connect(&common::with_database(&url, "postgres"))
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE \"{db}\""))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "ALTER DATABASE \"{db}\" SET log_statement = 'all'"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let replica = sqlx::PgPool::connect(&url).await.unwrap();
+
+    // A node that does not answer, reached with a password only this test knows: the
+    // subscription fails after its connection string (with the password) was built.
+    let port = common::closed_port();
+    let marker = format!("pw-{}", uuid::Uuid::new_v4().simple());
+    let node = personalify::server::config::FdwTarget {
+        port,
+        password: marker.clone().into(),
+        ..env.config().unwrap().analytics_fdw
+    };
+    let failed = replica::subscribe(&replica, "pfy_password_test", &node).await;
+    let Err(error) = failed else {
+        panic!("a subscription to a closed port was created")
+    };
+    assert!(
+        error.to_string().contains("could not connect"),
+        "the reason is kept: {error}"
+    );
+    assert!(!error.to_string().contains(&marker), "{error}");
+
+    let log = replica_log();
+    assert!(
+        log.contains("set_config('personalify.sub_conn'")
+            && log.contains(&format!("port {port} failed")),
+        "the statements and the failure were logged (else this test proves nothing)"
+    );
+    if let Some(at) = log.find(&marker) {
+        let line_start = log[..at].rfind('\n').map_or(0, |i| i + 1);
+        let line: String = log[line_start..].chars().take(300).collect();
+        panic!("the node's password is in the replica's log: {line}");
+    }
+    replica.close().await;
+    sqlx::query(&format!("DROP DATABASE \"{db}\" WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}

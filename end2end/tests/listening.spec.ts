@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { expectAccessible, expectChartDrawn, expectNoHorizontalOverflow, press, screenshot, signIn } from './helpers';
+import { expectAccessible, expectCalendarDrawn, expectChartDrawn, expectNamesLeftNumbersRight, expectNoHorizontalOverflow, press, screenshot, signIn } from './helpers';
 
 test('the listening page shows plays, streaks, both heatmaps and top lists by minutes', async ({ page }, testInfo) => {
   await signIn(page);
@@ -11,7 +11,8 @@ test('the listening page shows plays, streaks, both heatmaps and top lists by mi
     await expect(page.getByTestId('listening-totals')).toBeVisible({ timeout: 1_000 });
   }).toPass({ timeout: 20_000 });
   await expect(page.getByTestId('listening-totals')).toContainText(/Plays\s*\d+/);
-  await expectChartDrawn(page.getByTestId('days-chart'));
+  // The calendar paints a cell per day with plays, its labels inside it and apart.
+  await expectCalendarDrawn(page.getByTestId('days-chart'));
   await expectChartDrawn(page.getByTestId('week-chart'));
   await expect(page.getByTestId('artists-by-minutes').locator('ol.by-minutes li').first()).toContainText(/\d+ plays/);
   // The tables beside the charts.
@@ -20,6 +21,8 @@ test('the listening page shows plays, streaks, both heatmaps and top lists by mi
   // Trending on this instance: everyone's plays of the last 7 days, counted in Redis.
   const week = page.getByTestId('trending-week');
   await expect(week.getByRole('table').first().locator('tbody tr').first()).toContainText(/\d+$/);
+  // Names read from the left, play counts line up on the right.
+  await expectNamesLeftNumbersRight(page.getByTestId('trending').getByRole('table'));
   // This instance in numbers, from the nodes' per-listener rollup.
   await expect(page.getByTestId('instance-totals')).toContainText(/[1-9][\d,]* listeners? · [1-9][\d,]* plays? · [\d,]+ hours? listened on this instance/);
   await expectNoHorizontalOverflow(page);
@@ -58,6 +61,30 @@ test('the distributed query page shows each query, its result and the SQL the an
     const onNode = ranOn.split(';').find((group) => group.includes(`${node}: `)) ?? '';
     expect(onNode, `${part} on ${node}: ${ranOn}`).toMatch(new RegExp(`\\bplays_${part}\\b`));
   }
+  // The server's options: each name and value on one line, no value squeezed narrower
+  // than its text (they once wrapped letter by letter); also on a 1440-pixel screen.
+  const sizes = testInfo.project.name === 'desktop' ? [null, { width: 1440, height: 900 }] : [null];
+  for (const size of sizes) {
+    if (size) await page.setViewportSize(size);
+    const options = await page.getByTestId('foreign-server').locator('dl.options > div').evaluateAll((items) =>
+      items.map((item) => {
+        const dd = item.querySelector('dd')!;
+        return {
+          name: item.querySelector('dt')!.textContent,
+          value: dd.textContent,
+          nameLines: item.querySelector('dt code')!.getClientRects().length,
+          valueLines: dd.querySelector('code')!.getClientRects().length,
+          squeezed: dd.scrollWidth > dd.clientWidth,
+        };
+      }),
+    );
+    expect(options.map((o) => o.name)).toContain('use_remote_estimate');
+    for (const o of options) {
+      expect(o, `${o.name} = ${o.value} at ${page.viewportSize()!.width} px`).toMatchObject({ nameLines: 1, valueLines: 1, squeezed: false });
+    }
+  }
+  await expectNamesLeftNumbersRight(page.getByTestId('placements').getByRole('table'));
+  await expectNamesLeftNumbersRight(page.getByTestId('query-result'));
   await expectNoHorizontalOverflow(page);
   await screenshot(page, testInfo, 'distributed');
   await expectAccessible(page, 'distributed query page');

@@ -1,8 +1,9 @@
 import { test, expect } from '@playwright/test';
 import { artists, signIn } from './helpers';
 
-// The Content-Security-Policy allows only this server's scripts and each page's own inline
-// scripts by hash: every page must load, hydrate and draw its charts without a violation.
+// The Content-Security-Policy allows only this server's scripts and the inline scripts the
+// renderer emitted, by hash: every page must load, hydrate and draw its charts without a
+// violation.
 test('no page breaks its Content-Security-Policy, loaded directly or by a link', async ({ page }) => {
   const violations: string[] = [];
   await page.addInitScript(() => {
@@ -33,7 +34,8 @@ test('no page breaks its Content-Security-Policy, loaded directly or by a link',
   await collect('/history by link');
   await page.getByRole('link', { name: 'Back to the dashboard' }).click();
   const href = await artists(page).first().locator('a.ranked__title').getAttribute('href');
-  for (const path of ['/dashboard?range=long_term', '/history?range=medium_term', href!]) {
+  // Every page with charts, and the 404 page (rendered by the error handler).
+  for (const path of ['/dashboard?range=long_term', '/history?range=medium_term', href!, '/listening?range=short_term', '/distributed', '/nowhere']) {
     const response = await page.goto(path);
     expect(response!.headers()['cache-control'], `${path} is personal`).toBe('no-store');
     await page.waitForLoadState('networkidle');

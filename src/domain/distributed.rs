@@ -50,6 +50,19 @@ pub struct QueryRun {
 }
 
 impl QueryRun {
+    /// Per column, whether it holds numbers (each shown cell one, or NULL): those are
+    /// aligned right in the result's table, words left.
+    pub fn numeric_columns(&self) -> Vec<bool> {
+        (0..self.columns.len())
+            .map(|i| {
+                self.rows.iter().all(|row| {
+                    row.get(i)
+                        .is_none_or(|cell| cell == "NULL" || cell.parse::<f64>().is_ok())
+                })
+            })
+            .collect()
+    }
+
     /// The SQL `main` sends to the analytics node (the plan's `Remote SQL:` lines).
     pub fn remote_sql(&self) -> Vec<&str> {
         self.plan
@@ -111,6 +124,31 @@ pub fn is_remote_line(line: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_told_from_words_column_by_column() {
+        let row = |cells: [&str; 4]| cells.map(String::from).to_vec();
+        let run = QueryRun {
+            name: "top_artists".into(),
+            title: String::new(),
+            about: String::new(),
+            sql: String::new(),
+            params: Vec::new(),
+            columns: ["artist_name", "ms", "plays", "artist_id"]
+                .map(String::from)
+                .to_vec(),
+            rows: vec![
+                row(["1999", "12", "3", "NULL"]),
+                row(["Alpha", "4.5", "1", "4Z8W4"]),
+            ],
+            row_count: 2,
+            ms: Some(1.0),
+            error: None,
+            plan: Vec::new(),
+            ran_on: Vec::new(),
+        };
+        assert_eq!(run.numeric_columns(), vec![false, true, true, false]);
+    }
 
     #[test]
     fn the_partitions_a_plan_scans_are_named_with_their_node() {

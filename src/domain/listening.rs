@@ -14,8 +14,10 @@ pub struct ListeningView {
     /// Whether the listener chose it (else it is UTC, and the page offers the browser's).
     pub zone_set: bool,
     pub totals: Totals,
-    /// Days with plays, oldest first, over the last year (the heatmap).
+    /// Days with plays, oldest first, from `days_from` on (the calendar).
     pub days: Vec<DayMinutes>,
+    /// The calendar's first day (YYYY-MM-DD): the first of the month a year back.
+    pub days_from: String,
     /// Minutes per weekday (Monday first) and hour, over `range`: `week[d][h]`.
     pub week: Vec<Vec<u32>>,
     /// By minutes listened in `range`, most first.
@@ -98,6 +100,13 @@ pub fn streaks(days: &[i64], today: i64) -> (u32, u32) {
     (current, longest)
 }
 
+/// The longest run of consecutive days among `days` (the calendar's year, say).
+pub fn longest_run(days: &[DayMinutes]) -> u32 {
+    let numbers: Vec<i64> = days.iter().filter_map(|d| day_number(&d.day)).collect();
+    // Any day serves as "today": only the longest run is kept.
+    streaks(&numbers, 0).1
+}
+
 /// Weekday names, Monday first (ISO), as the week grid's rows.
 pub const WEEKDAYS: [&str; 7] = [
     "Monday",
@@ -115,6 +124,38 @@ pub const DAYS_CHART_URL: &str = "/charts/listening/days";
 
 pub fn week_chart_url(range: TimeRange) -> String {
     format!("/charts/listening/week?range={}", range.as_str())
+}
+
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+/// "1 December 2025" for `2025-12-01`; the text as it is when it is no such date.
+pub fn date_label(day: &str) -> String {
+    let mut parts = day.splitn(3, '-');
+    let (Some(y), Some(m), Some(d)) = (parts.next(), parts.next(), parts.next()) else {
+        return day.to_string();
+    };
+    let month = m
+        .parse::<usize>()
+        .ok()
+        .and_then(|m| m.checked_sub(1))
+        .and_then(|i| MONTHS.get(i));
+    match (month, d.parse::<u32>()) {
+        (Some(month), Ok(d)) => format!("{d} {month} {y}"),
+        _ => day.to_string(),
+    }
 }
 
 /// Hours and minutes, e.g. "12 h 5 min", "45 min".
@@ -180,6 +221,32 @@ mod tests {
             (3, 3),
             "order and repeats"
         );
+    }
+
+    #[test]
+    fn the_longest_run_is_counted_within_the_days_given() {
+        let day = |d: &str| DayMinutes {
+            day: d.into(),
+            minutes: 1,
+            plays: 1,
+        };
+        assert_eq!(longest_run(&[]), 0);
+        let days = [
+            day("2026-02-27"),
+            day("2026-02-28"),
+            day("2026-03-01"),
+            day("2026-03-03"),
+        ];
+        assert_eq!(longest_run(&days), 3, "across the end of February");
+        assert_eq!(longest_run(&days[3..]), 1);
+    }
+
+    #[test]
+    fn dates_read_as_words() {
+        assert_eq!(date_label("2025-12-01"), "1 December 2025");
+        assert_eq!(date_label("2026-01-31"), "31 January 2026");
+        assert_eq!(date_label("2026-13-01"), "2026-13-01");
+        assert_eq!(date_label("soon"), "soon");
     }
 
     #[test]

@@ -24,9 +24,10 @@ use charming::datatype::{DataFrame, DataPoint};
 use charming::element::{
     AxisLabel, AxisType, Color, Formatter, ItemStyle, Label, Tooltip, Trigger,
 };
-use charming::element::{CellSize, CoordinateSystem, Orient, Range};
+use charming::element::{CoordinateSystem, Orient, Range};
 use charming::series::{Heatmap, Line, Pie};
 use charming::Chart;
+use serde_json::json;
 use std::collections::HashMap;
 
 /// Series a rank chart shows at first; the legend turns the others on.
@@ -156,8 +157,16 @@ fn minutes_scale(most: u32) -> VisualMap {
         ]))
 }
 
-/// Minutes per day over the last year, `from` to `to` (YYYY-MM-DD): a calendar of days
-/// coloured by minutes, the scale below it.
+/// The calendar's cells: as wide as the box allows (53 to 57 weeks across), this tall.
+pub const DAY_CELL_HEIGHT: u32 = 14;
+/// A calendar this wide or narrower (a phone's) names its months by their first letter:
+/// a week is a few pixels wide there, and "Mar" ran into "Apr".
+pub const NARROW_CALENDAR_PX: u32 = 520;
+const MONTH_LETTERS: [&str; 12] = ["J", "F", "M", "A", "M", "J", "J", "A", "S", "O", "N", "D"];
+
+/// Minutes per day from `from` to `to` (YYYY-MM-DD; a year or a little more, from the
+/// first of a month): a calendar of days coloured by minutes, Monday first, the scale
+/// below it. ECharts' `baseOption` with a `media` rule for narrow boxes.
 pub fn days_chart(days: &[DayMinutes], from: &str, to: &str) -> Option<String> {
     if days.is_empty() {
         return None;
@@ -178,7 +187,6 @@ pub fn days_chart(days: &[DayMinutes], from: &str, to: &str) -> Option<String> {
         .calendar(
             Calendar::new()
                 .range(Range::Range((from.to_string(), to.to_string())))
-                .cell_size(CellSize::Double(("auto".into(), 14.into())))
                 .top(24)
                 .left(34)
                 .right(8),
@@ -189,7 +197,27 @@ pub fn days_chart(days: &[DayMinutes], from: &str, to: &str) -> Option<String> {
                 .coordinate_system(CoordinateSystem::Calendar)
                 .data(data),
         );
-    Some(option(&chart))
+    // The cell size goes into the JSON as ECharts reads it, `["auto", 14]`: charming's
+    // `CellSize` writes each part tagged with its Rust variant (`{"String": "auto"}`),
+    // which ECharts cannot read, so it drew every cell with an empty path. The labels
+    // charming has no setters for go in the same way.
+    let mut base = serde_json::to_value(&chart).unwrap_or_default();
+    let calendar = &mut base["calendar"];
+    calendar["cellSize"] = json!(["auto", DAY_CELL_HEIGHT]);
+    // Weeks start on Monday, as in the week grid. No year label: the heading says the
+    // span, and the rotated "2025-2026" did not fit beside the day names.
+    calendar["dayLabel"] = json!({ "firstDay": 1 });
+    calendar["yearLabel"] = json!({ "show": false });
+    let months =
+        |names: serde_json::Value| json!({ "calendar": { "monthLabel": { "nameMap": names } } });
+    let option = json!({
+        "baseOption": base,
+        "media": [
+            { "option": months(json!("en")) },
+            { "query": { "maxWidth": NARROW_CALENDAR_PX }, "option": months(json!(MONTH_LETTERS)) },
+        ],
+    });
+    Some(option.to_string())
 }
 
 /// Minutes by weekday (rows, Monday at the top) and hour (columns).
@@ -446,7 +474,7 @@ async fn listening_days(
     let remote = &state.stores.remote;
     let zone = plays_bounded(listening::zone(remote, &user.spotify_id)).await?;
     let days = plays_bounded(listening::days(remote, &user.spotify_id)).await?;
-    let from = (zone.today - chrono::Duration::days(364)).to_string();
+    let from = listening::calendar_from(zone.today).to_string();
     let days: Vec<DayMinutes> = days.into_iter().filter(|d| d.day >= from).collect();
     let option = days_chart(&days, &from, &zone.today.to_string()).ok_or(NOTHING_TO_DRAW)?;
     Ok(chart(option, None, None))
@@ -494,6 +522,85 @@ mod tests {
         assert_eq!(data[GENRE_SLICES]["value"], 20.0);
         assert_eq!(option["series"][0]["type"], "pie");
         assert!(genre_chart(&[]).is_none());
+    }
+
+    /// Keys in `value` ECharts would not read: a key starting with a capital is a Rust enum
+    /// variant's tag (`{"String": "auto"}`), not an option. The legend's `selected` is keyed
+    /// by series names, so it is skipped.
+    fn variant_tags(value: &Value, path: &str, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, inner) in map {
+                    if key.starts_with(|c: char| c.is_ascii_uppercase()) {
+                        out.push(format!("{path}.{key}"));
+                    }
+                    if key != "selected" {
+                        variant_tags(inner, &format!("{path}.{key}"), out);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (i, inner) in items.iter().enumerate() {
+                    variant_tags(inner, &format!("{path}[{i}]"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn day(day: &str, minutes: u32) -> DayMinutes {
+        DayMinutes {
+            day: day.into(),
+            minutes,
+            plays: 1,
+        }
+    }
+
+    #[test]
+    fn every_chart_option_holds_only_what_echarts_reads() {
+        let days = [day("2026-03-01", 30), day("2026-03-02", 4)];
+        let mut week = vec![vec![0u32; 24]; 7];
+        week[4][21] = 50;
+        let series = [RankSeries {
+            id: "a".into(),
+            name: "Alpha".into(),
+            points: vec![Some(2), None],
+        }];
+        let at = vec!["2026-11-20T10:00:00.000Z".to_string(); 2];
+        let options = [
+            ("genres", genre_chart(&shares(3))),
+            ("history", rank_chart(&at, &series)),
+            ("days", days_chart(&days, "2025-12-09", "2026-12-08")),
+            ("week", week_chart(&week)),
+        ];
+        for (name, option) in options {
+            let option: Value = serde_json::from_str(&option.expect(name)).unwrap();
+            let mut tags = Vec::new();
+            variant_tags(&option, name, &mut tags);
+            assert!(tags.is_empty(), "{tags:?} in {option}");
+        }
+    }
+
+    #[test]
+    fn the_calendar_sizes_its_cells_as_echarts_reads_them() {
+        let days = [day("2026-03-01", 30), day("2026-12-08", 4)];
+        let option: Value =
+            serde_json::from_str(&days_chart(&days, "2025-12-09", "2026-12-08").unwrap()).unwrap();
+        let base = &option["baseOption"];
+        let calendar = &base["calendar"];
+        assert_eq!(calendar["cellSize"], json!(["auto", DAY_CELL_HEIGHT]));
+        assert_eq!(calendar["range"], json!(["2025-12-09", "2026-12-08"]));
+        assert_eq!(calendar["dayLabel"]["firstDay"], 1, "Monday first");
+        assert_eq!(base["series"][0]["coordinateSystem"], "calendar");
+        assert_eq!(base["series"][0]["data"][0], json!(["2026-03-01", 30]));
+        assert_eq!(base["visualMap"][0]["max"], 30.0);
+        let narrow = &option["media"][1];
+        assert_eq!(narrow["query"]["maxWidth"], NARROW_CALENDAR_PX);
+        assert_eq!(
+            narrow["option"]["calendar"]["monthLabel"]["nameMap"][11],
+            "D"
+        );
+        assert!(days_chart(&[], "2025-12-09", "2026-12-08").is_none());
     }
 
     #[test]

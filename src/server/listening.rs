@@ -338,7 +338,7 @@ pub async fn load_from(
     )?;
     let numbers: Vec<i64> = days.iter().filter_map(|d| day_number(&d.day)).collect();
     let (current, longest) = streaks(&numbers, days_since_epoch(zone.today));
-    let year_ago = (zone.today - chrono::Duration::days(365)).to_string();
+    let days_from = calendar_from(zone.today).to_string();
     let totals = Totals {
         first_day: days.first().map(|d| d.day.clone()),
         last_day: days.last().map(|d| d.day.clone()),
@@ -353,7 +353,8 @@ pub async fn load_from(
         zone_set: zone.set,
         totals,
         week,
-        days: days.into_iter().filter(|d| d.day > year_ago).collect(),
+        days: days.into_iter().filter(|d| d.day >= days_from).collect(),
+        days_from,
         top_artists: artists,
         top_tracks: tracks,
         spotify_artists: spotify.0,
@@ -394,6 +395,15 @@ pub async fn zone(remote: &PgPool, spotify_id: &str) -> Result<Zone, sqlx::Error
         name: name.unwrap_or_else(|| "UTC".into()),
         today,
     })
+}
+
+/// The calendar's first day for `today`: the first of the month a year back (365 days
+/// including today), so the calendar starts with a whole month (a month cut short would
+/// put its label on top of the next one's) and its table lists whole months.
+pub fn calendar_from(today: NaiveDate) -> NaiveDate {
+    use chrono::Datelike;
+    let year_back = today - chrono::Duration::days(364);
+    year_back.with_day(1).unwrap_or(year_back)
 }
 
 /// The first day (in the listener's zone) of `range` ending `today`: 28 days for 4 weeks.
@@ -573,4 +583,18 @@ pub async fn artist_plays(
         months: months(&days),
         listeners,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_calendar_starts_on_the_first_of_the_month_a_year_back() {
+        let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+        assert_eq!(calendar_from(day("2026-12-08")), day("2025-12-01"));
+        assert_eq!(calendar_from(day("2026-12-31")), day("2026-01-01"));
+        assert_eq!(calendar_from(day("2026-12-30")), day("2025-12-01"));
+        assert_eq!(calendar_from(day("2028-02-29")), day("2027-03-01"));
+    }
 }

@@ -7,9 +7,16 @@
 //!   but GET, HEAD, OPTIONS) from another site are refused with 403 (`Sec-Fetch-Site`, else
 //!   `Origin`, checked against this server); every response gets `nosniff`, a
 //!   `Referrer-Policy`, `frame-ancestors 'none'` and, over https, HSTS; HTML gets a
-//!   Content-Security-Policy whose only inline scripts are the page's own, by SHA-256 hash
-//!   (hashes rather than nonces: kept pages, `server::page_cache`, are served many times);
-//!   HTML and JSON answers without a caching rule of their own get `no-store`.
+//!   Content-Security-Policy whose only inline scripts are the ones the renderer emitted,
+//!   by SHA-256 hash (hashes rather than nonces: kept pages, `server::page_cache`, are
+//!   served many times); HTML and JSON answers without a caching rule of their own get
+//!   `no-store`.
+//!
+//! Which inline scripts are the renderer's: the guard picks a secret for each request
+//! ([`ScriptNonce`]); the renderer writes it as the `nonce` of every script it emits
+//! ([`provide_script_nonce`]: hydration, resource data). Only scripts carrying it are
+//! hashed, so a `<script>` that reached the page any other way (a name some code path
+//! forgot to escape) is not allowed to run: nothing in the page's data knows the secret.
 
 use crate::api::ApiError;
 use crate::server::state::AppState;
@@ -90,9 +97,38 @@ const MAX_HTML_BYTES: usize = 16 * 1024 * 1024;
 /// Where images may come from besides this server: Spotify's image hosts.
 const IMAGE_HOSTS: &str = "https://i.scdn.co https://*.scdn.co https://*.spotifycdn.com";
 
+/// This request's secret mark for the scripts the renderer emits (a request extension the
+/// guard sets; see the module's doc). 128 random bits, base64url.
+#[derive(Clone, Debug)]
+pub struct ScriptNonce(pub std::sync::Arc<str>);
+
+impl ScriptNonce {
+    fn new() -> Self {
+        use rand::RngCore;
+        let mut bytes = [0u8; 16];
+        rand::rng().fill_bytes(&mut bytes);
+        ScriptNonce(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(bytes)
+                .into(),
+        )
+    }
+}
+
+/// In the renderer's context (the routes' and the error handler's): the guard's
+/// [`ScriptNonce`] becomes the `nonce` Leptos writes on each script it emits.
+pub fn provide_script_nonce() {
+    use leptos::prelude::{provide_context, use_context};
+    let nonce = use_context::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<ScriptNonce>().cloned());
+    if let Some(ScriptNonce(nonce)) = nonce {
+        provide_context(leptos::nonce::Nonce::from_value(nonce));
+    }
+}
+
 pub async fn guard(
     State(state): State<AppState>,
-    request: Request<Body>,
+    mut request: Request<Body>,
     next: Next,
 ) -> Response<Body> {
     if !is_safe_method(request.method()) {
@@ -107,6 +143,8 @@ pub async fn guard(
         }
     }
     let https = state.auth.secure_cookies;
+    let nonce = ScriptNonce::new();
+    request.extensions_mut().insert(nonce.clone());
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     set_default(headers, "x-content-type-options", "nosniff");
@@ -156,7 +194,7 @@ pub async fn guard(
             );
         }
     };
-    let hashes = inline_script_hashes(&bytes);
+    let hashes = inline_script_hashes(&bytes, &nonce.0);
     if let Ok(value) = HeaderValue::from_str(&policy(&hashes)) {
         parts.headers.insert("content-security-policy", value);
     }
@@ -237,7 +275,7 @@ fn set_default(headers: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
-/// The page's policy: scripts from this server plus the page's own inline scripts by hash,
+/// The page's policy: scripts from this server plus the renderer's inline scripts by hash,
 /// WebAssembly compiled from this server's files; nothing framed, no plugins, no `<base>`.
 fn policy(hashes: &[String]) -> String {
     let mut script_src = String::from("'self' 'wasm-unsafe-eval'");
@@ -253,23 +291,36 @@ fn policy(hashes: &[String]) -> String {
     )
 }
 
-/// Base64 SHA-256 of the text of every inline `<script>` in `html` (those without `src`),
-/// each once.
-fn inline_script_hashes(html: &[u8]) -> Vec<String> {
+/// Base64 SHA-256 of the text of each inline `<script>` in `html` whose tag carries
+/// `nonce="{nonce}"` (those without `src`), each once. The search is for the nonce, which
+/// only the renderer knows, so text elsewhere in the page (a `<script` in a name, an
+/// unclosed tag) can neither add a hash nor hide one of the renderer's scripts.
+fn inline_script_hashes(html: &[u8], nonce: &str) -> Vec<String> {
     let text = String::from_utf8_lossy(html);
+    let mark = format!(" nonce=\"{nonce}\"");
     let mut hashes: Vec<String> = Vec::new();
-    let mut rest: &str = &text;
-    while let Some(start) = rest.find("<script") {
-        rest = &rest[start + "<script".len()..];
-        let Some(tag_end) = rest.find('>') else { break };
-        let attributes = &rest[..tag_end];
-        rest = &rest[tag_end + 1..];
-        let Some(close) = rest.find("</script>") else {
+    let mut from = 0;
+    while let Some(found) = text[from..].find(&mark) {
+        let at = from + found;
+        from = at + mark.len();
+        // The tag the mark is in: from its `<script` to its `>`, with no other tag between.
+        let Some(open) = text[..at].rfind('<') else {
+            continue;
+        };
+        let Some(tag_end) = text[from..].find('>').map(|i| from + i) else {
             break;
         };
-        let body = &rest[..close];
-        rest = &rest[close + "</script>".len()..];
-        if attributes.contains(" src=") || body.is_empty() {
+        let tag = &text[open..tag_end];
+        if !tag.starts_with("<script") || tag[1..].contains(['<', '>']) || tag.contains(" src=") {
+            continue;
+        }
+        let body_start = tag_end + 1;
+        let Some(close) = text[body_start..].find("</script>") else {
+            break;
+        };
+        let body = &text[body_start..body_start + close];
+        from = body_start + close;
+        if body.is_empty() {
             continue;
         }
         let hash =
@@ -285,14 +336,27 @@ fn inline_script_hashes(html: &[u8]) -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn sha(text: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(text.as_bytes()))
+    }
+
     #[test]
-    fn inline_scripts_are_hashed_and_external_ones_skipped() {
-        let html = br#"<head><script src="/charts.js" defer></script><script type="module">import('/pkg/a.js')</script></head><body><script>window.x=1</script><script>window.x=1</script></body>"#;
-        let hashes = inline_script_hashes(html);
-        assert_eq!(hashes.len(), 2);
-        let expected =
-            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(b"window.x=1"));
-        assert!(hashes.contains(&expected));
+    fn only_the_renderers_inline_scripts_are_hashed() {
+        let html = br#"<head><script src="/charts.js" defer></script><script type="module" nonce="n0nce">import('/pkg/a.js')</script><title></title><script>alert('title')</script></title></head><body><p data-x="<script nonce="></p><script nonce="n0nce">window.x=1</script><script nonce="n0nce">window.x=1</script><script nonce="other">alert('guess')</script><script src="/x.js" nonce="n0nce"></script></body>"#;
+        let hashes = inline_script_hashes(html, "n0nce");
+        assert_eq!(
+            hashes,
+            vec![sha("import('/pkg/a.js')"), sha("window.x=1")],
+            "the renderer's two scripts, once each; nothing injected, nothing external"
+        );
+        assert!(inline_script_hashes(b"<script>alert(1)</script>", "n0nce").is_empty());
+    }
+
+    #[test]
+    fn a_stray_script_tag_in_the_text_hides_none_of_the_renderers() {
+        // An injected opening tag that never closes, before the renderer's own script.
+        let html = br#"<p><script>alert(1)<p>text</p><script nonce="n0nce">own()</script>"#;
+        assert_eq!(inline_script_hashes(html, "n0nce"), vec![sha("own()")]);
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {

@@ -243,10 +243,14 @@ pub fn router(state: AppState) -> Router {
             move || {
                 provide_context(context_state.clone());
                 provide_context(crate::api::ctx::RequestSession::default());
+                super::security::provide_script_nonce();
             },
             move || shell(shell_options.clone()),
         )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(super::security::provide_script_nonce, shell))
         .layer(axum::middleware::from_fn(super::security::api_body_limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

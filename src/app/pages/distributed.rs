@@ -81,14 +81,14 @@ fn DistributedBody(view: DistributedView) -> impl IntoView {
             <div class="table-scroll" tabindex="0" role="region" aria-label="Where each partition is">
                 <table class="ranks">
                     <caption>"Partitions and their nodes"</caption>
-                    <thead><tr><th scope="col">"Partition"</th><th scope="col">"Node"</th></tr></thead>
+                    <thead><tr><th scope="col">"Partition"</th><th scope="col" class="name">"Node"</th></tr></thead>
                     <tbody>
                         {view.placements.into_iter().map(|(p, node)| {
                             let yours = view.your_partition == Some(p);
                             view! {
                                 <tr class:yours=yours>
-                                    <td>{format!("p{p}")}{yours.then_some(" (yours)")}</td>
-                                    <td>{node}</td>
+                                    <td class="name">{format!("p{p}")}{yours.then_some(" (yours)")}</td>
+                                    <td class="name">{node}</td>
                                 </tr>
                             }
                         }).collect_view()}
@@ -109,6 +109,9 @@ fn QueryPanel(q: QueryRun) -> impl IntoView {
             view! { <p class="notice" role="status">{error.clone()}</p> }.into_any()
         }
         (None, ms) => {
+            let numeric = q.numeric_columns();
+            let class =
+                move |i: usize| (!numeric.get(i).copied().unwrap_or(true)).then_some("name");
             let caption = format!(
                 "Result: {} row{} in {:.1} ms{}{}",
                 q.row_count,
@@ -130,10 +133,10 @@ fn QueryPanel(q: QueryRun) -> impl IntoView {
                 <div class="table-scroll" tabindex="0" role="region" aria-label=format!("Result of {}", q.title)>
                     <table class="ranks" data-testid="query-result">
                         <caption>{caption}</caption>
-                        <thead><tr>{q.columns.iter().map(|c| view! { <th scope="col">{c.clone()}</th> }).collect_view()}</tr></thead>
+                        <thead><tr>{q.columns.iter().enumerate().map(|(i, c)| view! { <th scope="col" class=class(i)>{c.clone()}</th> }).collect_view()}</tr></thead>
                         <tbody>
                             {q.rows.iter().map(|row| view! {
-                                <tr>{row.iter().map(|cell| view! { <td>{cell.clone()}</td> }).collect_view()}</tr>
+                                <tr>{row.iter().enumerate().map(|(i, cell)| view! { <td class=class(i)>{cell.clone()}</td> }).collect_view()}</tr>
                             }).collect_view()}
                         </tbody>
                     </table>

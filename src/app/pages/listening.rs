@@ -7,8 +7,8 @@ use crate::app::components::sign_in_prompt::SignInPrompt;
 use crate::app::components::top_bar::TopBar;
 use crate::app::pages::dashboard::BadRange;
 use crate::domain::listening::{
-    duration_label, months, week_chart_url, ByMinutes, ListeningView, Totals, DAYS_CHART_URL,
-    WEEKDAYS,
+    date_label, duration_label, longest_run, months, week_chart_url, ByMinutes, ListeningView,
+    Totals, DAYS_CHART_URL, WEEKDAYS,
 };
 use crate::domain::trending::{thousands, InstanceTotals, Trend, TrendingView};
 use leptos::prelude::*;
@@ -164,10 +164,10 @@ fn TrendLists(title: &'static str, testid: &'static str, trend: Trend) -> impl I
             <div class="table-scroll" tabindex="0" role="region" aria-label=format!("Trending artists, {title}")>
                 <table class="ranks">
                     <caption>"Artists"</caption>
-                    <thead><tr><th scope="col">"Artist"</th><th scope="col">"Plays"</th></tr></thead>
+                    <thead><tr><th scope="col" class="name">"Artist"</th><th scope="col">"Plays"</th></tr></thead>
                     <tbody>
                         {trend.artists.into_iter().map(|(artist, n)| view! {
-                            <tr><td>{artist}</td><td>{n}</td></tr>
+                            <tr><td class="name">{artist}</td><td>{n}</td></tr>
                         }).collect_view()}
                     </tbody>
                 </table>
@@ -175,10 +175,10 @@ fn TrendLists(title: &'static str, testid: &'static str, trend: Trend) -> impl I
             <div class="table-scroll" tabindex="0" role="region" aria-label=format!("Trending tracks, {title}")>
                 <table class="ranks">
                     <caption>"Tracks"</caption>
-                    <thead><tr><th scope="col">"Track"</th><th scope="col">"Artist"</th><th scope="col">"Plays"</th></tr></thead>
+                    <thead><tr><th scope="col" class="name">"Track"</th><th scope="col" class="name">"Artist"</th><th scope="col">"Plays"</th></tr></thead>
                     <tbody>
                         {trend.tracks.into_iter().map(|(track, artist, n)| view! {
-                            <tr><td>{track}</td><td>{artist}</td><td>{n}</td></tr>
+                            <tr><td class="name">{track}</td><td class="name">{artist}</td><td>{n}</td></tr>
                         }).collect_view()}
                     </tbody>
                 </table>
@@ -236,10 +236,12 @@ fn ListeningPanels(view: ListeningView) -> impl IntoView {
         "Minutes listened by weekday and hour over the last {range_label}; the busiest hour is {}",
         busiest(&view.week)
     );
+    // Both figures are of the days the calendar shows (the cards above are all time).
     let days_label = format!(
-        "Minutes listened per day over the last year: {} days with plays, longest run {} days",
-        view.days.len(),
-        view.totals.longest_streak
+        "Minutes listened per day since {}: in that time, {} with plays and a longest run of {} in a row",
+        date_label(&view.days_from),
+        days(u32::try_from(view.days.len()).unwrap_or(u32::MAX)),
+        days(longest_run(&view.days))
     );
     view! {
         <TotalsCards totals=view.totals.clone()/>

@@ -7,9 +7,9 @@
 //!
 //! The app sets it up ([`Replica::ensure`]): the replica's databases (created when
 //! missing, with the nodes' schema), on each node a logical replication slot, and the
-//! subscriptions (their connection's password never in a statement's text). It renews
-//! each node's heartbeat row every few seconds ([`beat`]); a replica database's lag is the
-//! age of its node's row there. Instance-wide reads ask [`Replica::usable`] first: every
+//! subscriptions (their connection's password never in a statement's text nor in the
+//! replica server's log, [`subscribe`]). It renews each node's heartbeat row every few
+//! seconds ([`beat`]); a replica database's lag is the age of its node's row there. Instance-wide reads ask [`Replica::usable`] first: every
 //! replica database answers, none lags more than `REPLICA_MAX_LAG_SECS`, no partition is
 //! being moved, and the replica has caught up with the last move; else they read the
 //! nodes through main.
@@ -231,10 +231,22 @@ pub fn slot_name(dbname: &str, node: &str) -> String {
     clean.chars().take(63).collect()
 }
 
-/// `CREATE SUBSCRIPTION` with the node's password read from a transaction-local setting
-/// (bound as a parameter), so it is in no statement's text.
-async fn subscribe(replica: &PgPool, name: &str, node: &FdwTarget) -> Result<(), ReplicaError> {
+/// `CREATE SUBSCRIPTION` `name` in the replica database of `replica`, to `node`, with the
+/// node's password read from a transaction-local setting (bound as a parameter), so it is
+/// in no statement's text. Nor does it reach the replica server's log: parameter logging
+/// is off for the transaction (a superuser may turn it off, and on PostgreSQL 15 only a
+/// superuser creates subscriptions), and a failing `CREATE SUBSCRIPTION` is re-raised
+/// with its message alone: as it was, its context quoted the statement `EXECUTE` ran,
+/// connection string and all, into the log.
+pub async fn subscribe(replica: &PgPool, name: &str, node: &FdwTarget) -> Result<(), ReplicaError> {
     let mut tx = replica.begin().await?;
+    sqlx::query(
+        "SELECT set_config('log_parameter_max_length', '0', true),
+                set_config('log_parameter_max_length_on_error', '0', true)
+          WHERE current_setting('is_superuser') = 'on'",
+    )
+    .execute(&mut *tx)
+    .await?;
     sqlx::query(
         "SELECT set_config('personalify.sub_conn', $1, true), set_config('personalify.sub_name', $2, true)",
     )
@@ -254,7 +266,10 @@ async fn subscribe(replica: &PgPool, name: &str, node: &FdwTarget) -> Result<(),
              'CREATE SUBSCRIPTION %I CONNECTION %L PUBLICATION {PUBLICATION}
               WITH (create_slot = false, slot_name = %L, copy_data = true)',
              current_setting('personalify.sub_name'), current_setting('personalify.sub_conn'),
-             current_setting('personalify.sub_name')); END $$"
+             current_setting('personalify.sub_name'));
+           EXCEPTION WHEN OTHERS THEN
+             RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = SQLERRM;
+           END $$"
     ))
     .execute(&mut *tx)
     .await?;
