@@ -146,6 +146,7 @@ mod tests {
             error: None,
             plan: Vec::new(),
             ran_on: Vec::new(),
+            counted_secs_ago: None,
         };
         assert_eq!(run.numeric_columns(), vec![false, true, true, false]);
     }
