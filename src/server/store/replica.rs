@@ -121,6 +121,19 @@ impl Replica {
         let mut admin = sqlx::PgConnection::connect_with(&self.admin)
             .await
             .map_err(|e| ReplicaError::Unreachable(e.to_string()))?;
+        // One set-up at a time (the background one at start-up and any other caller, in this
+        // process or another): each looks for its subscription and makes it if missing, and
+        // two at once both made it, one of them dropping the other's slot. The session's lock
+        // goes with the connection at the end.
+        let first = self
+            .dbs
+            .first()
+            .map(|db| db.database.as_str())
+            .unwrap_or("");
+        sqlx::query("SELECT pg_advisory_lock(hashtextextended('replica-setup:' || $1, 0))")
+            .bind(first)
+            .execute(&mut admin)
+            .await?;
         for (db, node) in self.dbs.iter().zip(analytics.nodes()) {
             let exists: bool =
                 sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
