@@ -1110,3 +1110,209 @@ async fn a_postgresql_that_is_down_costs_a_page_one_wait_not_two() {
         .contains("How your top lists moved"));
     app.shutdown().await;
 }
+
+/// How long a page may take once a hung store is marked down: the page waits on no store
+/// (the nodes' deadline is 5 s, MongoDB's 3 s), so this holds on a busy machine too.
+const MARKED_DOWN_PAGE: Duration = Duration::from_secs(2);
+
+/// Both analytics nodes stop answering (connections stay open, nothing comes back): one
+/// read waits out its deadline and marks them down; after that the Listening, artist and
+/// Distributed pages and `/readyz` answer at once, saying so, without asking the nodes;
+/// once the nodes answer again, a probe finds them back and the panels return.
+#[tokio::test]
+async fn hung_analytics_nodes_cost_one_wait_then_pages_say_so_at_once_until_they_are_back() {
+    let env = TestEnv::new().await.with_second_node().await;
+    let (env, first) = env.behind_proxy("ANALYTICS_DATABASE_URL").await;
+    let (env, second) = env.behind_proxy("ANALYTICS_2_DATABASE_URL").await;
+    let env = env
+        .set("ANALYTICS_FDW_PORT", first.port.to_string())
+        .set("ANALYTICS_2_FDW_PORT", second.port.to_string());
+    let app = env.spawn().await;
+    let stores = &app.state.stores;
+    let (browser, user) = app.signed_in(None).await;
+    app.sync(&user).await;
+    personalify::server::plays::ingest::poll_user(&app.state, &user)
+        .await
+        .expect("poll");
+    let dashboard = app.page(&browser, "/dashboard").await;
+    let artist = format!(
+        "/artist/{}",
+        artist_links(&dashboard).first().expect("an artist")
+    );
+    let listening = app.page(&browser, "/listening").await;
+    assert!(!listening.contains("listening-unavailable"));
+
+    first.pause();
+    second.pause();
+    // The one wait: a read of their plays misses its deadline.
+    let started = Instant::now();
+    let missed = personalify::server::listening::load(
+        stores,
+        &user.spotify_id,
+        personalify::domain::TimeRange::ShortTerm,
+    )
+    .await;
+    assert!(missed.is_err());
+    assert!(started.elapsed() >= Duration::from_secs(4), "it waited");
+    // And /readyz, whose probe of the other node misses its deadline too.
+    let (_, status, _) = timed(&app, &browser, "/readyz").await;
+    assert_eq!(status, 503);
+    common::wait_for(10, "both nodes are marked down", || async {
+        stores
+            .analytics
+            .nodes()
+            .iter()
+            .all(|n| n.breaker.check().is_err())
+    })
+    .await;
+
+    // Now every read of the nodes is answered at once, in words.
+    let started = Instant::now();
+    let said = personalify::server::listening::load(
+        stores,
+        &user.spotify_id,
+        personalify::domain::TimeRange::ShortTerm,
+    )
+    .await
+    .expect_err("unavailable")
+    .to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        said.contains("analytics node") && said.contains("is not answering"),
+        "{said}"
+    );
+    for (path, says) in [
+        ("/listening", "data-testid=\"listening-unavailable\""),
+        (artist.as_str(), "data-testid=\"artist-plays-unavailable\""),
+        ("/distributed", "so this query was not sent"),
+    ] {
+        let (elapsed, status, text) = timed(&app, &browser, path).await;
+        assert!(elapsed < MARKED_DOWN_PAGE, "{path} took {elapsed:?}");
+        assert_eq!(status, 200, "{path}");
+        assert!(text.contains(says), "{path} says {says:?}");
+    }
+    let (elapsed, status, text) = timed(&app, &browser, "/readyz").await;
+    assert!(elapsed < MARKED_DOWN_PAGE, "/readyz took {elapsed:?}");
+    assert_eq!(status, 503);
+    assert!(text.contains("\"analytics\",\"analytics-2\""), "{text}");
+
+    first.resume().await;
+    second.resume().await;
+    common::wait_for(15, "a probe finds the nodes back", || async {
+        stores
+            .analytics
+            .nodes()
+            .iter()
+            .all(|n| n.breaker.check().is_ok())
+    })
+    .await;
+    let listening = app.page(&browser, "/listening").await;
+    assert!(
+        !listening.contains("listening-unavailable"),
+        "the panels are back"
+    );
+    app.shutdown().await;
+}
+
+/// MongoDB stops answering: one history read waits out its 3 s, then the history page and
+/// every read say so at once until MongoDB answers again.
+#[tokio::test]
+async fn a_hung_mongodb_costs_one_wait_then_the_history_says_so_at_once() {
+    let env = TestEnv::new().await;
+    let proxy = PausableProxy::start(url_addr(&env.vars["MONGODB_URL"])).await;
+    let app = env
+        .set(
+            "MONGODB_URL",
+            format!("mongodb://127.0.0.1:{}/?directConnection=true", proxy.port),
+        )
+        .spawn()
+        .await;
+    let mongo = &app.state.stores.mongo;
+    let (browser, user) = app.signed_in(None).await;
+    app.sync(&user).await;
+    assert!(app.page(&browser, "/history").await.contains("history"));
+
+    proxy.pause();
+    let read = || mongo.latest(&user.spotify_id, personalify::domain::TimeRange::ShortTerm);
+    let started = Instant::now();
+    assert!(read().await.is_err());
+    assert!(started.elapsed() >= Duration::from_secs(2), "it waited");
+    assert!(mongo.breaker.check().is_err(), "marked down");
+    // A sync meanwhile: PostgreSQL has it, its history waits for MongoDB (so no page has
+    // it cached).
+    app.sync(&user).await;
+    let started = Instant::now();
+    let said = read().await.expect_err("down").to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(said.contains("MongoDB) is not answering"), "{said}");
+    let (elapsed, status, text) = timed(&app, &browser, "/history").await;
+    assert!(elapsed < MARKED_DOWN_PAGE, "/history took {elapsed:?}");
+    assert_eq!(status, 200);
+    assert!(text.contains("history is unavailable right now"));
+    let (elapsed, status, _) = timed(&app, &browser, "/readyz").await;
+    assert!(elapsed < MARKED_DOWN_PAGE, "/readyz took {elapsed:?}");
+    assert_eq!(status, 503);
+
+    proxy.resume().await;
+    common::wait_for(15, "a probe finds MongoDB back", || async {
+        mongo.breaker.check().is_ok()
+    })
+    .await;
+    assert!(read().await.is_ok());
+    app.shutdown().await;
+}
+
+/// Redis stops answering: one command waits out its second and marks it down; then
+/// trending (which lives in Redis) says so at once, and the pages that only cache there
+/// go on; once Redis answers, a probe finds it back and trending returns.
+#[tokio::test]
+async fn a_hung_redis_costs_one_wait_then_trending_says_so_at_once() {
+    let env = TestEnv::new().await;
+    let proxy = PausableProxy::start(url_addr(&env.vars["REDIS_URL"])).await;
+    let app = env
+        .set("REDIS_URL", format!("redis://127.0.0.1:{}", proxy.port))
+        .spawn()
+        .await;
+    let stores = &app.state.stores;
+    let (browser, user) = app.signed_in(None).await;
+    app.sync(&user).await;
+    assert!(personalify::server::trending::load(stores).await.is_ok());
+
+    proxy.pause();
+    let started = Instant::now();
+    assert!(personalify::server::trending::load(stores).await.is_err());
+    assert!(started.elapsed() >= Duration::from_millis(900), "it waited");
+    assert!(stores.cache.breaker.check().is_err(), "marked down");
+    let started = Instant::now();
+    let said = personalify::server::trending::load(stores)
+        .await
+        .expect_err("down")
+        .to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(said.contains("Redis"), "{said}");
+    for path in ["/dashboard", "/listening"] {
+        let (elapsed, status, _) = timed(&app, &browser, path).await;
+        assert!(elapsed < MARKED_DOWN_PAGE, "{path} took {elapsed:?}");
+        assert_eq!(status, 200, "{path}");
+    }
+
+    proxy.resume().await;
+    common::wait_for(15, "a probe finds Redis back", || async {
+        stores.cache.breaker.check().is_ok()
+    })
+    .await;
+    assert!(personalify::server::trending::load(stores).await.is_ok());
+    app.shutdown().await;
+}

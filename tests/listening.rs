@@ -638,7 +638,7 @@ async fn the_artist_page_shows_your_plays_per_month_and_listeners_here() {
     )
     .await
     .unwrap();
-    let panel = listening::artist_plays(&app.state.stores.remote, &user.spotify_id, &top.name)
+    let panel = listening::artist_plays(&app.state.stores, &user.spotify_id, &top.name)
         .await
         .unwrap();
     assert_eq!(i64::from(panel.plays), plays);

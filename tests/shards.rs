@@ -354,6 +354,11 @@ async fn with_one_node_down_the_other_nodes_listeners_see_their_panels_and_plays
     assert!(still > 0);
 
     proxy.resume().await;
+    // Its reads failed while it was down, so it is marked down until its probe finds it back.
+    common::wait_for(15, "analytics-2 is seen as back", || async {
+        stores.analytics.nodes()[1].breaker.check().is_ok()
+    })
+    .await;
     ingest::deliver_stash(&app.state).await.unwrap();
     ingest::deliver_stash(&app.state).await.unwrap();
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM play_stash")

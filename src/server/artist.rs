@@ -50,7 +50,7 @@ pub async fn load(
             artist_id
         ),
         state.stores.cache.count_artist_view(artist_id),
-        crate::server::listening::artist_plays(&state.stores.remote, spotify_id, &name),
+        crate::server::listening::artist_plays(&state.stores, spotify_id, &name),
     );
     // Known to `artists` (a top-artists list), or only by name from a track's credits.
     let in_catalogue = record.name.is_some();

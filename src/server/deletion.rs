@@ -308,6 +308,13 @@ async fn steps(state: &AppState, spotify_id: &str) -> Result<(), Vec<Stopped>> {
 
     // 5. Every node.
     for node in stores.analytics.nodes() {
+        if node.breaker.check().is_err() {
+            passed_over.push(Stopped {
+                store: "An analytics node",
+                error: "marked down".into(),
+            });
+            continue;
+        }
         if let Err(stop) = clear_node(state, &node.pool, spotify_id).await {
             passed_over.push(stop);
         }

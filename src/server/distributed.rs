@@ -11,6 +11,8 @@
 //! each result says it is unavailable.
 
 use super::listening::{self, arguments, Args, NamedQuery, DEADLINE};
+use super::store::breaker::Down;
+use super::store::pg::Analytics;
 use super::store::{fdw, Stores};
 use crate::domain::distributed::{DistributedView, ForeignTable, QueryRun};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -32,7 +34,7 @@ pub struct InstanceRuns(tokio::sync::Mutex<Option<(Instant, QueryRun)>>);
 
 impl InstanceRuns {
     /// The kept result if it is recent, else a new run (kept if it succeeded).
-    async fn get(&self, remote: &PgPool, args: &Args<'_>) -> QueryRun {
+    async fn get(&self, remote: &PgPool, analytics: &Analytics, args: &Args<'_>) -> QueryRun {
         let Ok(mut kept) = tokio::time::timeout(DEADLINE, self.0.lock()).await else {
             let mut busy = blank(listening::INSTANCE, Vec::new());
             busy.error = Some(
@@ -46,9 +48,13 @@ impl InstanceRuns {
             run.counted_secs_ago = Some(at.elapsed().as_secs());
             return run;
         }
-        let run = run(remote, listening::INSTANCE, args).await;
+        let run = run(remote, listening::INSTANCE, args, analytics.down()).await;
         if run.error.is_none() {
             *kept = Some((Instant::now(), run.clone()));
+        } else if run.ms.is_none() && analytics.down().is_none() {
+            // It missed its deadline on some node: find out which.
+            let analytics = analytics.clone();
+            tokio::spawn(async move { analytics.probe_all().await });
         }
         run
     }
@@ -70,11 +76,27 @@ pub async fn load(
     let your_partition = crate::server::shards::part_of(&stores.main, spotify_id)
         .await
         .ok();
-    // The week grid's first day is in the listener's zone; with the node down, UTC's.
-    let zone = tokio::time::timeout(DEADLINE, listening::zone(&stores.remote, spotify_id))
+    // Their node marked down: the plans show, the queries are not sent.
+    let node = crate::server::shards::node_of(&stores.analytics, &stores.main, spotify_id)
         .await
-        .ok()
-        .and_then(Result::ok);
+        .ok();
+    let down = node.and_then(|n| n.breaker.check().err());
+    // The week grid's first day is in the listener's zone; with the node down, UTC's.
+    let zone = match down {
+        Some(_) => None,
+        None => {
+            let asked =
+                tokio::time::timeout(DEADLINE, listening::zone(&stores.remote, spotify_id)).await;
+            if asked.is_err() {
+                if let Some(node) = node {
+                    node.breaker.trip();
+                }
+            }
+            asked.ok().and_then(Result::ok)
+        }
+    };
+    // (Marked down by that lookup, the queries after it need not wait too.)
+    let down = node.and_then(|n| n.breaker.check().err());
     let (time_zone, today) = match zone {
         Some(zone) => (zone.name, zone.today),
         None => ("UTC".to_string(), Utc::now().date_naive()),
@@ -96,7 +118,7 @@ pub async fn load(
                 artist: "",
                 time_zone: &time_zone,
             };
-            (i, run(&remote, query, &args).await)
+            (i, run(&remote, query, &args, down).await)
         });
     }
     let args = Args {
@@ -106,8 +128,10 @@ pub async fn load(
         artist: "",
         time_zone: &time_zone,
     };
-    let (mut queries, everyone) =
-        tokio::join!(tasks.join_all(), instance.get(&stores.remote, &args));
+    let (mut queries, everyone) = tokio::join!(
+        tasks.join_all(),
+        instance.get(&stores.remote, &stores.analytics, &args)
+    );
     queries.sort_by_key(|(i, _)| *i);
     queries.push((queries.len(), everyone));
     let queries = queries
@@ -126,7 +150,9 @@ pub async fn load(
     })
 }
 
-async fn run(remote: &PgPool, query: NamedQuery, args: &Args<'_>) -> QueryRun {
+/// `query`'s plan (which needs no node) and, unless a node it reads is marked `down`, its
+/// result.
+async fn run(remote: &PgPool, query: NamedQuery, args: &Args<'_>, down: Option<Down>) -> QueryRun {
     let (plan_args, params) = arguments(query, args);
     let explain = format!("EXPLAIN (VERBOSE, COSTS OFF) {}", query.sql);
     let plan = tokio::time::timeout(
@@ -142,6 +168,14 @@ async fn run(remote: &PgPool, query: NamedQuery, args: &Args<'_>) -> QueryRun {
         }
         Err(_) => vec!["(the plan is unavailable: no answer in time)".into()],
     };
+    if let Some(down) = down {
+        let mut out = blank(query, plan);
+        out.params = params;
+        out.error = Some(format!(
+            "{down} right now, so this query was not sent; its plan is still shown."
+        ));
+        return out;
+    }
     let (args, _) = arguments(query, args);
     let started = Instant::now();
     let rows = tokio::time::timeout(

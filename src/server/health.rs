@@ -3,6 +3,7 @@
 //! store cannot hang the check.
 
 use super::state::AppState;
+use super::store::breaker::Breaker;
 use super::store::pg;
 use super::sync::outbox;
 use axum::extract::State;
@@ -71,10 +72,34 @@ pub struct Probe {
 }
 
 async fn probe(check: impl Future<Output = Result<(), String>>) -> Probe {
+    probe_marked(None, check).await
+}
+
+/// [`probe`] of a store with a circuit breaker: marked down, it is reported down at once
+/// (its own probe decides when it is back); not answering in time, it is marked down.
+async fn probe_marked(
+    breaker: Option<&Breaker>,
+    check: impl Future<Output = Result<(), String>>,
+) -> Probe {
+    if let Some(down_for) = breaker.and_then(Breaker::down_for) {
+        return Probe {
+            status: "down",
+            latency_ms: 0.0,
+            error: Some(format!(
+                "marked down {} s ago after a missed deadline; probed every second",
+                down_for.as_secs()
+            )),
+        };
+    }
     let started = Instant::now();
     let outcome = match tokio::time::timeout(PROBE_TIMEOUT, check).await {
         Ok(result) => result,
-        Err(_) => Err(format!("no answer within {} ms", PROBE_TIMEOUT.as_millis())),
+        Err(_) => {
+            if let Some(breaker) = breaker {
+                breaker.trip();
+            }
+            Err(format!("no answer within {} ms", PROBE_TIMEOUT.as_millis()))
+        }
     };
     let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
     match outcome {
@@ -117,14 +142,17 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             _ => None,
         }
     };
+    let first = stores.analytics.nodes().first().cloned();
     let second = stores.analytics.nodes().get(1).cloned();
     let has_second = second.is_some();
+    let breaker = |node: &Option<pg::Node>| node.as_ref().map(|n| n.breaker.clone());
+    let (first_breaker, second_breaker) = (breaker(&first), breaker(&second));
     let (main, analytics, analytics_2, mongo, redis, outbox) = tokio::join!(
         probe(pg::ping(&stores.main)),
-        probe(node_check(stores.analytics.nodes().first().cloned())),
-        probe(node_check(second)),
-        probe(stores.mongo.ping()),
-        probe(stores.cache.ping()),
+        probe_marked(first_breaker.as_ref(), node_check(first)),
+        probe_marked(second_breaker.as_ref(), node_check(second)),
+        probe_marked(Some(&stores.mongo.breaker), stores.mongo.ping()),
+        probe_marked(Some(&stores.cache.breaker), stores.cache.ping()),
         depth,
     );
     let stores = Stores {

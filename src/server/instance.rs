@@ -24,15 +24,24 @@ pub enum InstanceError {
     Nodes(String),
     #[error("counting took longer than {} s", DEADLINE.as_secs())]
     TimedOut,
+    #[error("{0}")]
+    Down(#[from] crate::server::store::breaker::Down),
 }
 
 /// The instance's totals, now.
 pub async fn load(stores: &Stores) -> Result<InstanceTotals, InstanceError> {
-    let counted = sqlx::query_as::<_, (i64, i64, i64)>(SQL).fetch_one(&stores.remote);
-    let (listeners, plays, minutes) = tokio::time::timeout(DEADLINE, counted)
-        .await
-        .map_err(|_| InstanceError::TimedOut)?
-        .map_err(|e| InstanceError::Nodes(e.to_string()))?;
+    let counted = async {
+        let counted = sqlx::query_as::<_, (i64, i64, i64)>(SQL).fetch_one(&stores.remote);
+        tokio::time::timeout(DEADLINE, counted)
+            .await
+            .map_err(|_| InstanceError::TimedOut)?
+            .map_err(|e| InstanceError::Nodes(e.to_string()))
+    };
+    let (listeners, plays, minutes) =
+        crate::server::listening::on_every_node(stores, counted, |e| {
+            !matches!(e, InstanceError::Down(_))
+        })
+        .await?;
     Ok(InstanceTotals {
         listeners,
         plays,

@@ -294,8 +294,50 @@ pub fn window(range: TimeRange) -> chrono::Duration {
 pub enum ListeningError {
     #[error("the analytics node did not answer within {} s", DEADLINE.as_secs())]
     TimedOut,
+    #[error("{0} right now; this part of the page is back as soon as it is")]
+    Down(#[from] crate::server::store::breaker::Down),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+}
+
+impl ListeningError {
+    /// The listener's node held the read past its deadline, or main could not reach it
+    /// (main itself answered: the error is the foreign server's, or its statement timeout).
+    fn node_missed(&self) -> bool {
+        match self {
+            ListeningError::TimedOut => true,
+            ListeningError::Database(sqlx::Error::Database(d)) => {
+                matches!(
+                    d.code().as_deref(),
+                    Some("57014" | "08001" | "08006" | "HV00N")
+                )
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `read` of `spotify_id`'s plays, unless their node is marked down (then at once); a read
+/// the node held past its deadline marks it down, so the pages after it do not wait too.
+async fn on_their_node<T>(
+    stores: &Stores,
+    spotify_id: &str,
+    read: impl std::future::Future<Output = Result<T, ListeningError>>,
+) -> Result<T, ListeningError> {
+    // Not placed yet, or main not answering: the read finds out for itself.
+    let node = crate::server::shards::node_of(&stores.analytics, &stores.main, spotify_id)
+        .await
+        .ok();
+    if let Some(node) = node {
+        node.breaker.check()?;
+    }
+    let result = read.await;
+    if let (Some(node), Err(e)) = (node, &result) {
+        if e.node_missed() {
+            node.breaker.trip();
+        }
+    }
+    result
 }
 
 async fn bounded<T>(
@@ -316,7 +358,12 @@ pub async fn load(
     spotify_id: &str,
     range: TimeRange,
 ) -> Result<ListeningView, ListeningError> {
-    load_from(&stores.main, &stores.remote, spotify_id, range).await
+    on_their_node(
+        stores,
+        spotify_id,
+        load_from(&stores.main, &stores.remote, spotify_id, range),
+    )
+    .await
 }
 
 /// [`load`] with the two pools given: `remote` for the queries over the foreign tables.
@@ -550,8 +597,46 @@ async fn spotify_top(
     Ok((artists, tracks))
 }
 
-/// The artist page's plays panel for `spotify_id` and the artist called `artist_name`.
+/// `read` over every node's plays, unless a node is marked down (then at once); a read held
+/// past its deadline has every node asked at once (in the background), and those that do
+/// not answer are marked down.
+pub async fn on_every_node<T, E>(
+    stores: &Stores,
+    read: impl std::future::Future<Output = Result<T, E>>,
+    missed: impl FnOnce(&E) -> bool,
+) -> Result<T, E>
+where
+    E: From<crate::server::store::breaker::Down>,
+{
+    if let Some(down) = stores.analytics.down() {
+        return Err(down.into());
+    }
+    let result = read.await;
+    if let Err(e) = &result {
+        if missed(e) {
+            let analytics = stores.analytics.clone();
+            tokio::spawn(async move { analytics.probe_all().await });
+        }
+    }
+    result
+}
+
+/// The artist page's plays panel for `spotify_id` and the artist called `artist_name` (its
+/// listener count reads every node).
 pub async fn artist_plays(
+    stores: &Stores,
+    spotify_id: &str,
+    artist_name: &str,
+) -> Result<ArtistPlays, ListeningError> {
+    on_every_node(
+        stores,
+        artist_plays_from(&stores.remote, spotify_id, artist_name),
+        ListeningError::node_missed,
+    )
+    .await
+}
+
+async fn artist_plays_from(
     remote: &PgPool,
     spotify_id: &str,
     artist_name: &str,

@@ -34,7 +34,7 @@ pub enum ShardError {
     NotPlaced,
     #[error("partition {part} is on {node}, which this server is not configured to reach")]
     NotConfigured { part: i16, node: String },
-    #[error("analytics node {0} is unreachable (its migrations are not applied yet)")]
+    #[error("analytics node {0} is unreachable (its migrations are not applied yet, or it missed a deadline and has not answered since)")]
     NodeDown(&'static str),
     #[error("the listener's partition is being moved to another node; try again in a few seconds")]
     Moving,
@@ -99,7 +99,9 @@ impl Shard {
                 part,
                 node: name.clone(),
             })?;
-        if !node.is_migrated() {
+        // Not migrated yet, or marked down after a missed deadline (its probe will say when
+        // it is back): the writer keeps its plays for later at once instead of waiting.
+        if !node.is_migrated() || node.breaker.check().is_err() {
             return Err(ShardError::NodeDown(node.name));
         }
         Ok(Shard {

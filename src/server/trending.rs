@@ -17,7 +17,6 @@
 
 use crate::domain::trending::{split_track, Trend, TrendingView, TRACK_SEPARATOR};
 use crate::server::plays::Play;
-use crate::server::store::cache::fail_fast;
 use crate::server::store::Stores;
 use chrono::{NaiveDate, Utc};
 use fred::prelude::*;
@@ -45,6 +44,8 @@ pub enum TrendingError {
     Main(#[from] sqlx::Error),
     #[error("trending took longer than {} s", DEADLINE.as_secs())]
     TimedOut,
+    #[error("{0}, so trending cannot be counted right now")]
+    Down(#[from] crate::server::store::breaker::Down),
 }
 
 /// One day's keys.
@@ -119,13 +120,11 @@ pub async fn seen_days(stores: &Stores, days: Vec<NaiveDate>) -> Seen {
         return Seen::default();
     }
     let keys: Vec<String> = days.iter().map(|d| day_keys(stores, *d).built).collect();
-    let markers: Result<Vec<Option<String>>, _> = stores
-        .cache
-        .client
-        .with_options(&fail_fast())
-        .mget(keys)
-        .await;
-    match markers {
+    let markers: Result<Vec<Option<String>>, _> = match stores.cache.fast() {
+        Ok(client) => client.mget(keys).await,
+        Err(down) => Err(down),
+    };
+    match markers.map_err(|e| stores.cache.failed(e)) {
         Ok(markers) => Seen(
             days.into_iter()
                 .zip(markers)
@@ -206,17 +205,19 @@ pub async fn add(stores: &Stores, seen: &Seen, new: &[(NaiveDate, String, String
             Some(marker) => {
                 let keys = day_keys(stores, *day);
                 let args = day_counts.arguments(vec![marker.clone()]);
-                let result: Result<i64, _> = stores
-                    .cache
-                    .client
-                    .with_options(&fail_fast())
-                    .eval(
-                        ADD_SCRIPT,
-                        vec![keys.built, keys.artists, keys.tracks],
-                        args,
-                    )
-                    .await;
-                matches!(result, Ok(1))
+                let result: Result<i64, _> = match stores.cache.fast() {
+                    Ok(client) => {
+                        client
+                            .eval(
+                                ADD_SCRIPT,
+                                vec![keys.built, keys.artists, keys.tracks],
+                                args,
+                            )
+                            .await
+                    }
+                    Err(down) => Err(down),
+                };
+                matches!(result.map_err(|e| stores.cache.failed(e)), Ok(1))
             }
         };
         if !added {
@@ -263,7 +264,10 @@ async fn rebuild(
     days: &[NaiveDate],
 ) -> Result<(u32, &'static str), TrendingError> {
     let token = format!("{:016x}", rand::random::<u64>());
-    let client = stores.cache.client.with_options(&fail_fast());
+    let client = stores
+        .cache
+        .fast()
+        .map_err(|e| TrendingError::Redis(stores.cache.failed(e)))?;
     for day in days {
         let _: () = client
             .set(
@@ -274,7 +278,7 @@ async fn rebuild(
                 false,
             )
             .await
-            .map_err(|e| TrendingError::Redis(e.to_string()))?;
+            .map_err(|e| TrendingError::Redis(stores.cache.failed(e)))?;
     }
     sqlx::query("DELETE FROM trending_dirty WHERE day = ANY($1)")
         .bind(days)
@@ -301,7 +305,7 @@ async fn rebuild(
                 args,
             )
             .await
-            .map_err(|e| TrendingError::Redis(e.to_string()))?;
+            .map_err(|e| TrendingError::Redis(stores.cache.failed(e)))?;
         installed += u32::try_from(done).unwrap_or(0);
     }
     Ok((installed, source))
@@ -343,12 +347,18 @@ async fn count_plays(
             }
         }
     }
-    let rows = sqlx::query_as(&COUNT.replace("{plays}", "analytics.plays"))
-        .bind(from)
-        .bind(to)
-        .fetch_all(&stores.remote)
-        .await
-        .map_err(|e| TrendingError::Nodes(e.to_string()))?;
+    let counted = async {
+        sqlx::query_as(&COUNT.replace("{plays}", "analytics.plays"))
+            .bind(from)
+            .bind(to)
+            .fetch_all(&stores.remote)
+            .await
+            .map_err(|e| TrendingError::Nodes(e.to_string()))
+    };
+    let rows = crate::server::listening::on_every_node(stores, counted, |e| {
+        matches!(e, TrendingError::Nodes(_))
+    })
+    .await?;
     Ok((rows, "the analytics nodes"))
 }
 
@@ -361,15 +371,24 @@ pub async fn load(stores: &Stores) -> Result<TrendingView, TrendingError> {
 /// day and the six before. Tests name the day their plays fall on, so crossing midnight
 /// while they run changes nothing.
 pub async fn load_on(stores: &Stores, today: NaiveDate) -> Result<TrendingView, TrendingError> {
-    tokio::time::timeout(DEADLINE, load_day(stores, today))
-        .await
-        .map_err(|_| TrendingError::TimedOut)?
+    match tokio::time::timeout(DEADLINE, load_day(stores, today)).await {
+        Ok(result) => result,
+        Err(_) => {
+            // Which store held it up is not known: ask Redis and the nodes now, and mark
+            // down those that do not answer, so the next page need not wait too.
+            let (cache, analytics) = (stores.cache.clone(), stores.analytics.clone());
+            tokio::spawn(async move {
+                tokio::join!(cache.breaker.probe_now(), analytics.probe_all());
+            });
+            Err(TrendingError::TimedOut)
+        }
+    }
 }
 
 async fn load_day(stores: &Stores, today: NaiveDate) -> Result<TrendingView, TrendingError> {
     let days = window(today);
-    let client = stores.cache.client.with_options(&fail_fast());
-    let redis = |e: fred::error::Error| TrendingError::Redis(e.to_string());
+    let redis = |e: fred::error::Error| TrendingError::Redis(stores.cache.failed(e));
+    let client = stores.cache.fast().map_err(redis)?;
     let mut rebuilt_days = 0;
     let mut counted_on = None;
     // A concurrent reader may count the same days and win the marker: look again.
@@ -441,8 +460,8 @@ async fn load_day(stores: &Stores, today: NaiveDate) -> Result<TrendingView, Tre
 }
 
 async fn read(stores: &Stores, artists: &str, tracks: &str) -> Result<Trend, TrendingError> {
-    let client = stores.cache.client.with_options(&fail_fast());
-    let redis = |e: fred::error::Error| TrendingError::Redis(e.to_string());
+    let redis = |e: fred::error::Error| TrendingError::Redis(stores.cache.failed(e));
+    let client = stores.cache.fast().map_err(redis)?;
     let top_artists: Vec<(String, f64)> = client
         .zrevrange(artists, 0, TOP - 1, true)
         .await

@@ -2,6 +2,7 @@
 //! Redis is a cache: when it is down, callers fall back to PostgreSQL, so every command
 //! here fails fast instead of queueing until a reconnect.
 
+use super::breaker::Breaker;
 use super::StoreError;
 use crate::server::config::expose;
 use fred::prelude::*;
@@ -15,12 +16,8 @@ pub struct Cache {
     /// Prepended to every key (`REDIS_KEY_PREFIX`, default none), so several installations
     /// (or test runs) can share one Redis without reading each other's entries.
     pub prefix: String,
-}
-
-/// A failed command, counted for `/metrics`, as text.
-fn redis_error(err: fred::error::Error) -> String {
-    crate::server::metrics::record_store_error("redis");
-    err.to_string()
+    /// Marked down when a command times out, probed back up ([`super::breaker`]).
+    pub breaker: Breaker,
 }
 
 /// Options for every command: don't wait for a reconnect, give up after a second.
@@ -66,19 +63,57 @@ impl Cache {
                 "redis not reachable within the start-up budget; starting without it"
             ),
         }
+        let probed = client.clone();
+        let breaker = Breaker::new(
+            "The cache (Redis)",
+            std::sync::Arc::new(move || {
+                let client = probed.clone();
+                Box::pin(async move {
+                    client
+                        .with_options(&fail_fast())
+                        .ping::<String>(None)
+                        .await
+                        .is_ok()
+                })
+            }),
+        );
         Ok(Cache {
             client,
             prefix: prefix.to_string(),
+            breaker,
         })
     }
 
     pub async fn ping(&self) -> Result<(), String> {
-        self.client
-            .with_options(&fail_fast())
+        self.fast()
+            .map_err(|e| self.failed(e))?
             .ping::<String>(None)
             .await
             .map(|_| ())
-            .map_err(redis_error)
+            .map_err(|e| self.failed(e))
+    }
+
+    /// The client for one command that fails fast; `Err` at once while Redis is marked
+    /// down.
+    pub fn fast(&self) -> Result<fred::clients::WithOptions<Client>, fred::error::Error> {
+        match self.breaker.check() {
+            Ok(()) => Ok(self.client.with_options(&fail_fast())),
+            Err(down) => Err(fred::error::Error::new(
+                fred::error::ErrorKind::Canceled,
+                down.to_string(),
+            )),
+        }
+    }
+
+    /// A failed command, as text: counted for `/metrics`, and a timeout marks Redis down.
+    pub fn failed(&self, err: fred::error::Error) -> String {
+        if *err.kind() == fred::error::ErrorKind::Timeout {
+            self.breaker.trip();
+        }
+        if *err.kind() != fred::error::ErrorKind::Canceled {
+            crate::server::metrics::record_store_error("redis");
+        }
+        err.to_string()
     }
 }
 
@@ -142,8 +177,8 @@ impl Cache {
 
     /// `SET key json EX ttl`, failing fast.
     pub async fn set_json(&self, key: &str, json: &str, ttl: Duration) -> Result<(), String> {
-        self.client
-            .with_options(&fail_fast())
+        self.fast()
+            .map_err(|e| self.failed(e))?
             .set::<(), _, _>(
                 key,
                 json,
@@ -152,7 +187,7 @@ impl Cache {
                 false,
             )
             .await
-            .map_err(redis_error)
+            .map_err(|e| self.failed(e))
     }
 
     /// A cached JSON value parsed as `T`; `Ok(None)` on a miss or an entry that no longer
@@ -162,11 +197,11 @@ impl Cache {
         key: &str,
     ) -> Result<Option<T>, String> {
         let raw: Option<String> = self
-            .client
-            .with_options(&fail_fast())
+            .fast()
+            .map_err(|e| self.failed(e))?
             .get(key)
             .await
-            .map_err(redis_error)?;
+            .map_err(|e| self.failed(e))?;
         Ok(raw.and_then(|json| serde_json::from_str(&json).ok()))
     }
 }
@@ -175,11 +210,11 @@ impl Cache {
     /// The seed design's view counter (`content:views:<id>` there), per artist and server:
     /// counts one view and returns the new total.
     pub async fn count_artist_view(&self, artist_id: &str) -> Result<i64, String> {
-        self.client
-            .with_options(&fail_fast())
+        self.fast()
+            .map_err(|e| self.failed(e))?
             .incr(format!("{}artist:views:{artist_id}", self.prefix))
             .await
-            .map_err(redis_error)
+            .map_err(|e| self.failed(e))
     }
 }
 
@@ -188,14 +223,14 @@ impl Cache {
     /// by every server process. Returns the new total.
     pub async fn add_to_window(&self, name: &str, n: i64, ttl: Duration) -> Result<i64, String> {
         let key = self.key(name);
-        let client = self.client.with_options(&fail_fast());
-        let total: i64 = client.incr_by(&key, n).await.map_err(redis_error)?;
+        let client = self.fast().map_err(|e| self.failed(e))?;
+        let total: i64 = client.incr_by(&key, n).await.map_err(|e| self.failed(e))?;
         if total == n {
             // First in this window: the counter must not outlive it.
             let _: bool = client
                 .expire(&key, ttl.as_secs().max(1) as i64, None)
                 .await
-                .map_err(redis_error)?;
+                .map_err(|e| self.failed(e))?;
         }
         Ok(total)
     }
@@ -205,7 +240,7 @@ impl Cache {
     /// Delete every key of this installation matching `pattern` (a `SCAN` glob after the
     /// prefix); how many went.
     pub async fn delete_matching(&self, pattern: &str) -> Result<u64, String> {
-        let client = self.client.with_options(&fail_fast());
+        let client = self.fast().map_err(|e| self.failed(e))?;
         let pattern = format!("{}{pattern}", glob_escape(&self.prefix));
         let mut cursor = "0".to_string();
         let mut deleted = 0;
@@ -213,9 +248,9 @@ impl Cache {
             let (next, keys): (String, Vec<String>) = client
                 .scan_page(cursor, pattern.clone(), Some(500), None)
                 .await
-                .map_err(redis_error)?;
+                .map_err(|e| self.failed(e))?;
             if !keys.is_empty() {
-                let n: u64 = client.del(keys).await.map_err(redis_error)?;
+                let n: u64 = client.del(keys).await.map_err(|e| self.failed(e))?;
                 deleted += n;
             }
             if next == "0" {

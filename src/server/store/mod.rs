@@ -2,6 +2,7 @@
 //! bounded retry: the record (PostgreSQL `main`) is required to start; the others may come
 //! later, and `/readyz` reports them down until they do.
 
+pub mod breaker;
 pub mod cache;
 pub mod fdw;
 pub mod mongo;

@@ -6,6 +6,7 @@
 //! reads like the dashboard. Snapshots arrive through the PostgreSQL outbox, at least once
 //! and in any order; [`Mongo::write_snapshot`] turns that into exactly once, newest wins.
 
+use super::breaker::Breaker;
 use super::StoreError;
 use crate::domain::{TimeRange, TopPayload};
 use crate::server::config::expose;
@@ -34,21 +35,26 @@ pub const HISTORY: &str = "user_sync_history";
 /// operation here is cut off at this deadline instead, and its caller degrades.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Run one MongoDB operation within [`OP_TIMEOUT`].
+/// Run one MongoDB operation within [`OP_TIMEOUT`], unless `breaker` has MongoDB marked
+/// down (then at once); a missed deadline marks it down.
 async fn bounded<T>(
+    breaker: &Breaker,
     what: &str,
     operation: impl std::future::IntoFuture<Output = Result<T, Error>>,
 ) -> Result<T, Error> {
-    let outcome = match tokio::time::timeout(OP_TIMEOUT, operation).await {
+    let outcome = match breaker.call(OP_TIMEOUT, operation.into_future()).await {
         Ok(result) => result,
-        Err(_) => Err(Error::from(std::io::Error::new(
+        Err(down) => Err(Error::from(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
-            format!(
-                "MongoDB did not answer {what} within {} s",
-                OP_TIMEOUT.as_secs()
-            ),
+            format!("{down} ({what})"),
         ))),
     };
+    // A server that cannot be reached at all is down as surely as one that does not answer.
+    if let Err(err) = &outcome {
+        if matches!(err.kind.as_ref(), ErrorKind::ServerSelection { .. }) {
+            breaker.trip();
+        }
+    }
     // MongoDB not answering, as `/metrics` counts it (a duplicate key is not a failure).
     if let Err(err) = &outcome {
         if matches!(
@@ -77,6 +83,8 @@ pub struct Mongo {
     /// Commands sent to the server since start (not the driver's own monitoring): which
     /// paths reach MongoDB, observed rather than assumed (the dashboard must not).
     commands: Arc<AtomicU64>,
+    /// Marked down after a missed deadline, probed back up ([`super::breaker`]).
+    pub breaker: Breaker,
 }
 
 impl Mongo {
@@ -104,11 +112,21 @@ impl Mongo {
         }));
         let client = mongodb::Client::with_options(options)
             .map_err(|e| StoreError::MongoClient(e.kind.to_string()))?;
+        let db = client.database(database);
+        let probed = db.clone();
+        let breaker = Breaker::new(
+            "The sync history (MongoDB)",
+            Arc::new(move || {
+                let db = probed.clone();
+                Box::pin(async move { db.run_command(doc! { "ping": 1 }).await.is_ok() })
+            }),
+        );
         let mongo = Mongo {
-            db: client.database(database),
+            db,
             client,
             indexes: Arc::new(OnceCell::new()),
             commands,
+            breaker,
         };
         match with_backoff("mongodb", budget, || mongo.ping()).await {
             Ok(()) => tracing::info!(database, "mongodb ready"),
@@ -123,10 +141,14 @@ impl Mongo {
     }
 
     pub async fn ping(&self) -> Result<(), String> {
-        bounded("a ping", self.db.run_command(doc! { "ping": 1 }))
-            .await
-            .map(|_| ())
-            .map_err(|e| e.kind.to_string())
+        bounded(
+            &self.breaker,
+            "a ping",
+            self.db.run_command(doc! { "ping": 1 }),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.kind.to_string())
     }
 
     fn user_syncs(&self) -> Collection<Document> {
@@ -181,6 +203,7 @@ impl Mongo {
         payload: &TopPayload,
     ) -> Result<(), Error> {
         bounded(
+            &self.breaker,
             "a snapshot write",
             self.write_snapshot_unbounded(snapshot_id, payload),
         )
@@ -251,6 +274,7 @@ impl Mongo {
             return Ok(Vec::new());
         }
         bounded(
+            &self.breaker,
             "a history read",
             self.snapshots_by_id_unbounded(ids, projection),
         )
@@ -283,6 +307,7 @@ impl Mongo {
         range: TimeRange,
     ) -> Result<Option<TopPayload>, Error> {
         bounded(
+            &self.breaker,
             "a latest-snapshot read",
             self.user_syncs()
                 .find_one(doc! { "spotify_id": spotify_id, "time_range": range.as_str() }),
@@ -296,7 +321,7 @@ impl Mongo {
 impl Mongo {
     /// Every history snapshot of a user, oldest first, as stored (for their data export).
     pub async fn history_of(&self, spotify_id: &str) -> Result<Vec<Document>, Error> {
-        bounded("an export read", async {
+        bounded(&self.breaker, "an export read", async {
             let mut cursor = self
                 .snapshots()
                 .find(doc! { "spotify_id": spotify_id })
@@ -316,12 +341,14 @@ impl Mongo {
     /// Remove a user's history and latest snapshots; how many documents went.
     pub async fn delete_user(&self, spotify_id: &str) -> Result<u64, Error> {
         let history = bounded(
+            &self.breaker,
             "a history delete",
             self.snapshots()
                 .delete_many(doc! { "spotify_id": spotify_id }),
         )
         .await?;
         let latest = bounded(
+            &self.breaker,
             "a latest-snapshot delete",
             self.user_syncs()
                 .delete_many(doc! { "spotify_id": spotify_id }),

@@ -1,6 +1,7 @@
 //! PostgreSQL: `main` (the record) and `analytics` (the remote node), each with its own
 //! embedded migrations applied at start-up.
 
+use super::breaker::{Breaker, Down};
 use super::{fdw, StoreError};
 use crate::server::config::{expose, FdwTarget};
 use crate::server::retry::with_backoff;
@@ -104,6 +105,8 @@ pub struct Node {
     pub server: &'static str,
     pub pool: PgPool,
     pub target: FdwTarget,
+    /// Marked down after a missed deadline, probed back up ([`super::breaker`]).
+    pub breaker: Breaker,
     migrated: Arc<AtomicBool>,
 }
 
@@ -141,6 +144,12 @@ pub const NODES: [(&str, &str); 2] = [
     ("analytics-2", "analytics_2_node"),
 ];
 
+/// Each node as pages name it when it does not answer.
+const SAID: [&str; 2] = [
+    "Personalify's analytics node (analytics)",
+    "Personalify's analytics node (analytics-2)",
+];
+
 /// `main`'s postgres_fdw link to the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkState {
@@ -160,12 +169,24 @@ impl Analytics {
         let nodes: Vec<Node> = nodes
             .iter()
             .zip(NODES)
-            .map(|((url, target), (name, server))| Node {
-                name,
-                server,
-                pool: pool_options().connect_lazy_with(connect_options(url)),
-                target: target.clone(),
-                migrated: Arc::new(AtomicBool::new(false)),
+            .zip(SAID)
+            .map(|(((url, target), (name, server)), said)| {
+                let pool = pool_options().connect_lazy_with(connect_options(url));
+                let probed = pool.clone();
+                Node {
+                    name,
+                    server,
+                    breaker: Breaker::new(
+                        said,
+                        Arc::new(move || {
+                            let pool = probed.clone();
+                            Box::pin(async move { ping(&pool).await.is_ok() })
+                        }),
+                    ),
+                    pool,
+                    target: target.clone(),
+                    migrated: Arc::new(AtomicBool::new(false)),
+                }
             })
             .collect();
         let analytics = Analytics {
@@ -206,6 +227,26 @@ impl Analytics {
 
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// A node marked down, if any (an instance-wide read needs every node).
+    pub fn down(&self) -> Option<Down> {
+        self.nodes.iter().find_map(|n| n.breaker.check().err())
+    }
+
+    /// An instance-wide read missed its deadline without saying which node held it up: ask
+    /// each node now, and mark down those that do not answer.
+    pub async fn probe_all(&self) {
+        match &self.nodes[..] {
+            [first, second] => {
+                tokio::join!(first.breaker.probe_now(), second.breaker.probe_now());
+            }
+            nodes => {
+                for node in nodes {
+                    node.breaker.probe_now().await;
+                }
+            }
+        }
     }
 
     /// Set up `main`'s FDW link once now (bounded), and keep trying in the background
@@ -303,6 +344,16 @@ pub async fn ping(pool: &PgPool) -> Result<(), String> {
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// Whether `e` says a deadline passed: the statement was cancelled by `statement_timeout`
+/// (on main, or on a node through postgres_fdw), or no connection came in time.
+pub fn missed_deadline(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| c == "57014"),
+        _ => false,
+    }
 }
 
 /// Whether `e` says the connection failed (broken, refused, closed by the server or not

@@ -297,6 +297,9 @@ fn describe(err: &mongodb::error::Error) -> String {
         ErrorKind::ServerSelection { .. } => {
             "MongoDB unreachable (server selection timed out)".into()
         }
+        ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            "MongoDB unreachable (no answer in time, or marked down after one)".into()
+        }
         ErrorKind::Io(io) => format!("MongoDB connection error: {}", io.kind()),
         ErrorKind::Authentication { .. } => "MongoDB authentication failed".into(),
         ErrorKind::Command(e) => format!("MongoDB command failed: {} ({})", e.code, e.code_name),
