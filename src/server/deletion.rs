@@ -5,8 +5,8 @@
 //! background, taken up again by the `deletions` task ([`sweep`]) until it is done.
 //!
 //! Order, each step safe to run again:
-//! 1. A row in main's `listener_deletions`, and the person's sessions deleted: signed out
-//!    everywhere at once ([`begin`]).
+//! 1. A row in main's `listener_deletions`, and the person's sessions and Spotify tokens
+//!    deleted: signed out everywhere at once, and no sync or poll can start ([`begin`]).
 //! 2. The fence: every writer of a listener's plays, zone or imports holds a shared lock on
 //!    the listener while it writes and then looks for that row ([`super::shards::Shard::lock`]);
 //!    the deletion takes the lock exclusively once, so a poll, a stash delivery or an
@@ -103,10 +103,14 @@ pub async fn begin(state: &AppState, user_id: i64) -> Result<String, DeleteError
         .bind(LEASE_SECS)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        // Signed out everywhere, and no Spotify token left for a scheduled sync or a poll
+        // to start with while the rest is deleted.
+        for table in ["sessions", "spotify_tokens"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok::<_, sqlx::Error>(Some(spotify_id))
     };
