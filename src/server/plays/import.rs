@@ -513,6 +513,7 @@ pub async fn list(main: &PgPool, user_id: i64) -> Result<Vec<ImportStatus>, sqlx
                         podcasts: n(podcasts),
                         unknown: n(unknown),
                         short: n(short),
+                        unreadable: 0,
                         files: 0,
                     },
                     stored,

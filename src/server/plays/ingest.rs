@@ -11,6 +11,7 @@
 //! loses none.
 
 use super::{store_routed, Play, Source};
+use crate::domain::names;
 use crate::server::auth::tokens;
 use crate::server::spotify::models::PlayHistory;
 use crate::server::state::AppState;
@@ -149,13 +150,22 @@ fn to_play(p: &PlayHistory) -> Option<Play> {
         .ok()?
         .with_timezone(&Utc);
     let artist = p.track.artists.first();
+    // Names bounded and ids checked here, at the edge, as for an import.
     Some(Play {
         played_at,
-        track_id: Some(p.track.id.clone()).filter(|id| !id.is_empty()),
-        track_name: p.track.name.clone(),
-        artist_name: artist.map(|a| a.name.clone()).unwrap_or_default(),
-        artist_id: artist.map(|a| a.id.clone()),
-        album_name: p.track.album.as_ref().map(|a| a.name.clone()),
+        track_id: Some(p.track.id.clone()).filter(|id| names::is_spotify_id(id)),
+        track_name: names::bounded_name(p.track.name.clone()),
+        artist_name: artist
+            .map(|a| names::bounded_name(a.name.clone()))
+            .unwrap_or_default(),
+        artist_id: artist
+            .map(|a| a.id.clone())
+            .filter(|id| names::is_spotify_id(id)),
+        album_name: p
+            .track
+            .album
+            .as_ref()
+            .and_then(|a| names::bounded_optional(Some(a.name.clone()))),
         ms_played: p
             .track
             .duration_ms

@@ -1,6 +1,7 @@
 //! The sync's PostgreSQL side: batched writes (a handful of statements per sync, whatever
 //! the number of rows, via UNNEST) and the read that rebuilds a dashboard payload.
 
+use crate::domain::names;
 use crate::domain::{genre_shares, ArtistRef, TimeRange, TopArtist, TopPayload, TopTrack};
 use crate::server::spotify::models::{Artist, Image, Track};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -12,6 +13,53 @@ pub struct Fetched {
     pub range: TimeRange,
     pub artists: Vec<Artist>,
     pub tracks: Vec<Track>,
+}
+
+impl Fetched {
+    /// One range's lists as the app keeps them, checked at the edge: an artist or track
+    /// whose id has not Spotify's shape is dropped (nothing could link to it, and its id
+    /// would be a key), a credit likewise; names are bounded (`domain::names`).
+    pub fn checked(range: TimeRange, artists: Vec<Artist>, tracks: Vec<Track>) -> Self {
+        let artists = artists
+            .into_iter()
+            .filter(|a| names::is_spotify_id(&a.id))
+            .map(|mut a| {
+                a.name = names::bounded_name(a.name);
+                a.genres = a.genres.map(|g| {
+                    g.into_iter()
+                        .map(names::bounded_name)
+                        .filter(|g| !g.is_empty())
+                        .collect()
+                });
+                a
+            })
+            .collect();
+        let tracks = tracks
+            .into_iter()
+            .filter(|t| names::is_spotify_id(&t.id))
+            .map(|mut t| {
+                t.name = names::bounded_name(t.name);
+                t.artists = std::mem::take(&mut t.artists)
+                    .into_iter()
+                    .filter(|a| names::is_spotify_id(&a.id))
+                    .map(|mut a| {
+                        a.name = names::bounded_name(a.name);
+                        a
+                    })
+                    .collect();
+                t.album = t.album.filter(|a| names::is_spotify_id(&a.id)).map(|mut a| {
+                    a.name = names::bounded_name(a.name);
+                    a
+                });
+                t
+            })
+            .collect();
+        Fetched {
+            range,
+            artists,
+            tracks,
+        }
+    }
 }
 
 pub fn format_time(at: DateTime<Utc>) -> String {
