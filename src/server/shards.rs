@@ -98,6 +98,17 @@ impl Shard {
         })
     }
 
+    /// The transaction on `main` that holds the partition: a writer records what it
+    /// wrote on the node in it (an import's progress), committed by [`Shard::commit`].
+    pub fn main(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.tx
+    }
+
+    /// Commit what was written on `main` in [`Shard::main`] and let a move go on.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
     /// Let a move of the partition go on.
     pub async fn release(self) {
         if let Err(e) = self.tx.commit().await {

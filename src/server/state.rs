@@ -38,6 +38,10 @@ pub struct Shared {
     pub limiter: super::rate_limit::RateLimiter,
     /// Supervised background tasks (started by `startup::run`).
     pub tasks: super::tasks::Tasks,
+    /// Import jobs running in this process (to cancel, and to run each once).
+    pub imports: super::plays::import::Jobs,
+    /// Uploads under way (`IMPORT_MAX_UPLOADS`, one per person).
+    pub uploads: super::imports::Uploads,
 }
 
 impl AppState {
