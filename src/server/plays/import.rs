@@ -36,8 +36,10 @@ const CHUNK_DEADLINE: Duration = Duration::from_secs(45);
 const CHUNK_BLOCKS: i64 = 1024;
 /// The longest pause between tries while stores do not answer.
 const RETRY_EVERY: Duration = Duration::from_secs(10);
-/// Tries at once after broken connections, before the import pauses.
+/// Tries at once after broken connections (for at most [`QUICK_FOR`]), before the import
+/// pauses: a node that is down fails each try only after the pool's 3 s.
 const QUICK_TRIES: u32 = 12;
+const QUICK_FOR: Duration = Duration::from_secs(5);
 /// How often [`sweep`] runs (task "imports").
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -146,6 +148,8 @@ pub type RecentCounts = Vec<(chrono::NaiveDate, String, String, i64)>;
 /// nothing of it stays.
 pub struct FinalMove {
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    /// The node's process running the move: a cancel ends its statement at once.
+    backend: i32,
     import_id: i64,
     listener: String,
     /// The staging table's blocks when the move began (every staged play of the import
@@ -183,13 +187,15 @@ impl FinalMove {
         .bind(import_id)
         .fetch_optional(&mut *tx)
         .await?;
-        let blocks: i64 = sqlx::query_scalar(
-            "SELECT pg_relation_size('import_staging') / current_setting('block_size')::bigint",
+        let (blocks, backend): (i64, i32) = sqlx::query_as(
+            "SELECT pg_relation_size('import_staging') / current_setting('block_size')::bigint,
+                    pg_backend_pid()",
         )
         .fetch_one(&mut *tx)
         .await?;
         Ok(Begun::Moving(FinalMove {
             tx,
+            backend,
             import_id,
             listener: listener.unwrap_or_default(),
             blocks,
@@ -524,6 +530,17 @@ impl Jobs {
 /// panics fails its import with a sentence (the same file would panic again), instead of
 /// leaving it `reading`.
 pub fn spawn(state: &AppState, id: i64) -> bool {
+    let runner = state.clone();
+    supervise(state, id, move |cancelled| run(runner, id, cancelled))
+}
+
+/// Run `job` (given its cancel signal) as import `id`'s job in this process, unless one
+/// runs already: registered in [`Jobs`] while it runs, and a panic fails the import.
+pub fn supervise<F, Fut>(state: &AppState, id: i64, job: F) -> bool
+where
+    F: FnOnce(watch::Receiver<bool>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let (cancel, cancelled) = watch::channel(false);
     let (done, stopped) = watch::channel(false);
     {
@@ -534,8 +551,9 @@ pub fn spawn(state: &AppState, id: i64) -> bool {
         jobs.insert(id, Job { cancel, stopped });
     }
     let state = state.clone();
+    let job = job(cancelled);
     tokio::spawn(async move {
-        let outcome = tokio::spawn(run(state.clone(), id, cancelled)).await;
+        let outcome = tokio::spawn(job).await;
         if let Err(e) = outcome {
             if e.is_panic() {
                 tracing::error!(import = id, "an import job panicked; the import is failed");
@@ -562,16 +580,21 @@ async fn run(state: AppState, id: i64, mut cancel: watch::Receiver<bool>) {
     let wait = state.config.import_store_wait;
     let pause = (wait / 5).clamp(Duration::from_secs(1), RETRY_EVERY);
     let mut since: Option<Instant> = None;
-    let mut quick = 0u32;
+    // Tries at once after broken connections since the last pause, and since when.
+    let mut quick: (u32, Option<Instant>) = (0, None);
     loop {
         if *cancel.borrow() {
             return;
         }
         let why = match run_once(&state, id, &cancel).await {
-            Err(Stop::Broken(why)) if quick < QUICK_TRIES => {
+            Err(Stop::Broken(why))
+                if quick.0 < QUICK_TRIES
+                    && quick.1.is_none_or(|t| t.elapsed() < QUICK_FOR) =>
+            {
                 tracing::debug!(import = id, why, "a connection broke; trying again");
-                quick += 1;
-                tokio::time::sleep(Duration::from_millis(50) * quick.min(10)).await;
+                quick.0 += 1;
+                quick.1.get_or_insert_with(Instant::now);
+                tokio::time::sleep(Duration::from_millis(50) * quick.0.min(10)).await;
                 continue;
             }
             Err(Stop::Broken(why)) => why,
@@ -618,7 +641,7 @@ async fn run(state: AppState, id: i64, mut cancel: watch::Receiver<bool>) {
             return;
         }
         tracing::warn!(import = id, why, "import waits for its stores");
-        quick = 0;
+        quick = (0, None);
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = cancel.changed() => {}
@@ -764,7 +787,25 @@ async fn final_move(
                 if renewed.rows_affected() == 0 {
                     return Err(Stop::Gone);
                 }
-                if !within(CHUNK_DEADLINE, "the analytics node", moving.chunk()).await? {
+                let mut canceled = cancel.clone();
+                let more = tokio::select! {
+                    more = within(CHUNK_DEADLINE, "the analytics node", moving.chunk()) => more?,
+                    () = async { let _ = canceled.wait_for(|c| *c).await; } => {
+                        // End the statement now (it may wait on a lock): the move is rolled
+                        // back and its rows free for the cancel to drop.
+                        let backend = moving.backend;
+                        drop(moving);
+                        let _ = tokio::time::timeout(
+                            STORE_DEADLINE,
+                            sqlx::query("SELECT pg_cancel_backend($1)")
+                                .bind(backend)
+                                .execute(&shard.pool),
+                        )
+                        .await;
+                        return Err(Stop::Gone);
+                    }
+                };
+                if !more {
                     break;
                 }
             }
@@ -810,10 +851,10 @@ async fn final_move(
 /// Drop what import `id` staged on every node (within a deadline each: a node that does
 /// not answer keeps its rows until [`sweep`] finds them) and its upload.
 async fn clean_up(state: &AppState, id: i64) {
+    let _ = tokio::fs::remove_file(upload_path(&state.config.import_dir, id)).await;
     for node in state.stores.analytics.nodes() {
         let _ = tokio::time::timeout(STORE_DEADLINE, discard(&node.pool, id)).await;
     }
-    let _ = tokio::fs::remove_file(upload_path(&state.config.import_dir, id)).await;
 }
 
 /// The export cannot be read (or the import cannot go on): say why on the import, drop
