@@ -219,7 +219,10 @@ async fn an_import_whose_stores_stay_down_fails_with_a_sentence_after_the_bound(
         "{error}"
     );
     // Removed right after the failure is recorded.
-    until("its upload is removed", || async { files_in(&dir).is_empty() }).await;
+    until("its upload is removed", || async {
+        files_in(&dir).is_empty()
+    })
+    .await;
     proxy.resume().await;
     app.shutdown().await;
     remove_test_dir(&dir);
@@ -289,7 +292,10 @@ async fn the_owner_cancels_a_running_import_and_nothing_of_it_remains() {
     assert_eq!(response.headers()["location"], "/import");
     let (state, stored, ..) = status_of(&app, id).await;
     assert_eq!((state.as_str(), stored), ("canceled", None));
-    assert_eq!(count(&analytics, "SELECT count(*) FROM import_staging").await, 0);
+    assert_eq!(
+        count(&analytics, "SELECT count(*) FROM import_staging").await,
+        0
+    );
     assert!(files_in(&dir).is_empty(), "its upload is removed");
     holder.rollback().await.unwrap();
     // Nothing of it lands later either: the job stopped before the move could commit.
@@ -298,7 +304,13 @@ async fn the_owner_cancels_a_running_import_and_nothing_of_it_remains() {
     let page = app.page(&browser, "/import").await;
     assert!(page.contains("Canceled: nothing of this file was added."));
     // Another listener cannot cancel it; an unknown id is a 404; the next upload is taken.
-    let (status, body) = upload(&app, &browser, "again.json", plays_json(3, 60).join(",").into_bytes()).await;
+    let (status, body) = upload(
+        &app,
+        &browser,
+        "again.json",
+        plays_json(3, 60).join(",").into_bytes(),
+    )
+    .await;
     assert_ne!(status, 409, "{body}");
     let (stranger, _) = app.signed_in(Some(Simulator::demo_users()[1].id)).await;
     let refused = stranger
@@ -349,7 +361,10 @@ async fn a_job_that_panics_fails_its_import_and_the_sweep_resumes_one_left_unfin
     let (state, _, _, _, error) = finished(&app, panicking).await;
     assert_eq!(state, "failed");
     assert!(error.unwrap_or_default().contains("error of its own"));
-    assert_eq!(count(analytics, "SELECT count(*) FROM import_staging").await, 0);
+    assert_eq!(
+        count(analytics, "SELECT count(*) FROM import_staging").await,
+        0
+    );
 
     // An import a stopped process left in `reading` (its lease over), its upload in place:
     // the sweep (every minute, not only at start-up) runs it.
@@ -368,16 +383,21 @@ async fn a_job_that_panics_fails_its_import_and_the_sweep_resumes_one_left_unfin
     .unwrap();
     // Staging of an import that no longer exists (its listener deleted), and an old
     // upload of a finished one: both swept.
-    import::stage(analytics, 999_999, "gone", &[personalify::server::plays::Play {
-        played_at: chrono::Utc::now(),
-        track_id: None,
-        track_name: "Gone".into(),
-        artist_name: "Gone".into(),
-        artist_id: None,
-        album_name: None,
-        ms_played: 200_000,
-        source: personalify::server::plays::Source::Extended,
-    }])
+    import::stage(
+        analytics,
+        999_999,
+        "gone",
+        &[personalify::server::plays::Play {
+            played_at: chrono::Utc::now(),
+            track_id: None,
+            track_name: "Gone".into(),
+            artist_name: "Gone".into(),
+            artist_id: None,
+            album_name: None,
+            ms_played: 200_000,
+            source: personalify::server::plays::Source::Extended,
+        }],
+    )
     .await
     .unwrap();
     std::fs::write(import::upload_path(&dir, panicking), b"[]").unwrap();
@@ -411,10 +431,16 @@ async fn a_batch_the_node_refuses_is_staged_play_by_play_and_the_bad_one_skipped
         .collect();
     // Past the edge (a bug, or a store's own limit): text PostgreSQL refuses.
     plays[4].track_name = "Bad\0Name".into();
-    let skipped = import::stage_skipping(analytics, 7, "ana", &plays).await.unwrap();
+    let skipped = import::stage_skipping(analytics, 7, "ana", &plays)
+        .await
+        .unwrap();
     assert_eq!(skipped, 1);
     assert_eq!(
-        count(analytics, "SELECT count(*) FROM import_staging WHERE import_id = 7").await,
+        count(
+            analytics,
+            "SELECT count(*) FROM import_staging WHERE import_id = 7"
+        )
+        .await,
         9
     );
     app.shutdown().await;
@@ -455,7 +481,10 @@ async fn uploads_are_bounded_and_one_cut_off_leaves_no_file() {
     })
     .await;
     let part = files_in(&dir).pop().unwrap();
-    let mode = std::fs::metadata(dir.join(&part)).unwrap().permissions().mode();
+    let mode = std::fs::metadata(dir.join(&part))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "only the app's user reads an upload");
     let dir_mode = std::fs::metadata(&dir).unwrap().permissions().mode();
     assert_eq!(dir_mode & 0o777, 0o700, "a folder of the app's own");
@@ -463,7 +492,10 @@ async fn uploads_are_bounded_and_one_cut_off_leaves_no_file() {
     let json = format!("[{}]", plays_json(3, 60).join(","));
     let (status, body) = upload(&app, &other, "mine.json", json.clone().into_bytes()).await;
     assert_eq!(status, 503, "{body}");
-    assert!(body["error"].as_str().unwrap_or_default().contains("Try again"));
+    assert!(body["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("Try again"));
 
     // The client goes away mid-upload: its file goes, and its slot.
     drop(stalled);
@@ -486,7 +518,10 @@ async fn an_upload_is_refused_when_the_disk_is_nearly_full() {
     let json = format!("[{}]", plays_json(3, 60).join(","));
     let (status, body) = upload(&app, &browser, "mine.json", json.into_bytes()).await;
     assert_eq!(status, 507, "{body}");
-    assert!(body["error"].as_str().unwrap_or_default().contains("disk is too full"));
+    assert!(body["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("disk is too full"));
     assert!(files_in(&dir).is_empty());
     app.shutdown().await;
     remove_test_dir(&dir);
@@ -536,7 +571,10 @@ async fn part_leftovers_are_swept_and_a_shared_folder_is_refused() {
         .await
         .err()
         .expect("refused");
-    assert!(err.to_string().contains("every user of the machine"), "{err}");
+    assert!(
+        err.to_string().contains("every user of the machine"),
+        "{err}"
+    );
     let relative = TestEnv::new().await.set("IMPORT_DIR", "imports").config();
     assert!(relative.is_err(), "a relative IMPORT_DIR is refused");
     remove_test_dir(&dir);

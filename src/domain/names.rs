@@ -63,7 +63,8 @@ pub fn is_spotify_id(id: &str) -> bool {
 /// The track id of a `spotify:track:` URI; anything else (a local file's URI, a 5,000
 /// character string) is no track id.
 pub fn track_id_of_uri(uri: &str) -> Option<&str> {
-    uri.strip_prefix("spotify:track:").filter(|id| is_spotify_id(id))
+    uri.strip_prefix("spotify:track:")
+        .filter(|id| is_spotify_id(id))
 }
 
 #[cfg(test)]
@@ -72,7 +73,13 @@ mod tests {
 
     #[test]
     fn a_fine_name_is_kept_as_it_is() {
-        for name in ["Song", "Björk", "🎧🔥 Ünïcode 👩🏽‍🎤", "a\u{2028}b", "</title><b>x"] {
+        for name in [
+            "Song",
+            "Björk",
+            "🎧🔥 Ünïcode 👩🏽‍🎤",
+            "a\u{2028}b",
+            "</title><b>x",
+        ] {
             assert_eq!(bounded_name(name.to_string()), name);
         }
         let exactly = "é".repeat(MAX_NAME_CHARS);

@@ -449,11 +449,8 @@ impl Config {
         if !(1..=4096).contains(&import_max_mb) {
             return Err(problem("IMPORT_MAX_MB", "must be between 1 and 4096"));
         }
-        let import_max_uploads: usize = env.parsed(
-            "IMPORT_MAX_UPLOADS",
-            4usize,
-            "a whole number of uploads",
-        )?;
+        let import_max_uploads: usize =
+            env.parsed("IMPORT_MAX_UPLOADS", 4usize, "a whole number of uploads")?;
         if !(1..=64).contains(&import_max_uploads) {
             return Err(problem("IMPORT_MAX_UPLOADS", "must be between 1 and 64"));
         }

@@ -263,7 +263,9 @@ async fn upload(
     // under way, every upload slot taken, too little disk.
     let _taken = match take(&state.uploads, user.user_id) {
         Ok(taken) => taken,
-        Err(Refused::Busy) => return reply.error(StatusCode::CONFLICT, StartError::Busy.to_string()),
+        Err(Refused::Busy) => {
+            return reply.error(StatusCode::CONFLICT, StartError::Busy.to_string())
+        }
         Err(Refused::Full) => {
             let mut response = reply.error(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -262,7 +262,9 @@ pub fn read_file(
         } else {
             format!("{} KB", max_bytes / 1_000)
         };
-        return Err(ExportError::TooBig(format!("{file} unpacks to over {limit}")));
+        return Err(ExportError::TooBig(format!(
+            "{file} unpacks to over {limit}"
+        )));
     }
     read.map_err(|e| json_error(file, &e))?;
     if state.classified < SHAPE_PROBE {
@@ -1093,7 +1095,10 @@ mod tests {
         let (plays, counts) = read(&format!("[1, {TRACK}]"), FileKind::Extended).unwrap();
         assert_eq!((plays.len(), counts.unreadable), (1, 1));
         let err = read("[1, 2, []]", FileKind::Extended).unwrap_err();
-        assert!(err.to_string().contains("entries 1 to 3 have no ts time"), "{err}");
+        assert!(
+            err.to_string().contains("entries 1 to 3 have no ts time"),
+            "{err}"
+        );
         // Nothing reached the caller from a file that failed at its first entry.
         let mut called = false;
         let _ = read_file(
@@ -1115,7 +1120,10 @@ mod tests {
         let bad = TRACK.replace("\"ms_played\":200000", "\"ms_played\":\"abc\"");
         let odd = TRACK
             .replace("\"ms_played\":200000", "\"ms_played\":\"200000\"")
-            .replace("\"ts\":\"2024-03-01T10:00:00Z\"", "\"ts\":\"2024-03-01T10:05:00Z\"");
+            .replace(
+                "\"ts\":\"2024-03-01T10:00:00Z\"",
+                "\"ts\":\"2024-03-01T10:05:00Z\"",
+            );
         let object_name = TRACK.replace(
             "\"master_metadata_track_name\":\"Song\"",
             "\"master_metadata_track_name\":{\"a\":[1,2]}",
@@ -1132,9 +1140,12 @@ mod tests {
         assert_eq!(plays[1].ms_played, 200_000);
         assert_eq!(plays[2].played_at.to_rfc3339(), "2024-03-01T09:00:00+00:00");
         // A whole file of wrong values is the wrong shape, said so.
-        let all_bad = extended(&vec![bad.as_str(); 3].join(","));
+        let all_bad = extended(&[bad.as_str(); 3].join(","));
         let err = read(&all_bad, FileKind::Extended).unwrap_err();
-        assert!(err.to_string().contains("values of the wrong kind"), "{err}");
+        assert!(
+            err.to_string().contains("values of the wrong kind"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1355,8 +1366,13 @@ mod tests {
         );
         let mut archive = zip::ZipArchive::new(Cursor::new(&bytes)).unwrap();
         assert!(history_files(&mut archive, Limits::default()).is_ok());
-        let err = read_zip(Cursor::new(&bytes), Limits::default(), 0, &mut |_, _| Ok(()))
-            .unwrap_err();
+        let err = read_zip(
+            Cursor::new(&bytes),
+            Limits::default(),
+            0,
+            &mut |_, _| Ok(()),
+        )
+        .unwrap_err();
         assert!(matches!(err, ExportError::TooBig(_)), "{err}");
         assert!(err.to_string().contains("unpacks to more than"), "{err}");
     }

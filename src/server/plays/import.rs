@@ -522,7 +522,7 @@ impl Jobs {
         let mut stopped = stopped;
         let waited = tokio::time::timeout(deadline, stopped.wait_for(|s| *s)).await;
         // A closed channel: the supervisor is gone, so is the job.
-        !matches!(waited, Err(_))
+        waited.is_ok()
     }
 }
 
@@ -588,8 +588,7 @@ async fn run(state: AppState, id: i64, mut cancel: watch::Receiver<bool>) {
         }
         let why = match run_once(&state, id, &cancel).await {
             Err(Stop::Broken(why))
-                if quick.0 < QUICK_TRIES
-                    && quick.1.is_none_or(|t| t.elapsed() < QUICK_FOR) =>
+                if quick.0 < QUICK_TRIES && quick.1.is_none_or(|t| t.elapsed() < QUICK_FOR) =>
             {
                 tracing::debug!(import = id, why, "a connection broke; trying again");
                 quick.0 += 1;
@@ -627,7 +626,11 @@ async fn run(state: AppState, id: i64, mut cancel: watch::Receiver<bool>) {
             None => first.elapsed(),
         };
         if waited >= wait {
-            tracing::warn!(import = id, why, "import stopped: its stores did not answer");
+            tracing::warn!(
+                import = id,
+                why,
+                "import stopped: its stores did not answer"
+            );
             fail(
                 &state,
                 id,
@@ -746,11 +749,9 @@ async fn final_move(
     cancel: &watch::Receiver<bool>,
 ) -> Result<i64, Stop> {
     let main = &state.stores.main;
-    let seen = crate::server::trending::seen_days(
-        &state.stores,
-        crate::server::trending::recent_window(),
-    )
-    .await;
+    let seen =
+        crate::server::trending::seen_days(&state.stores, crate::server::trending::recent_window())
+            .await;
     let mut shard = within(
         STORE_DEADLINE,
         "the listener's partition",
@@ -873,7 +874,10 @@ async fn fail(state: &AppState, id: i64, why: &str) {
         Ok(Ok(done)) if done.rows_affected() == 0 => return,
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::error!(import = id, error = %e, "cannot record a failed import"),
-        Err(_) => tracing::error!(import = id, "cannot record a failed import: main did not answer"),
+        Err(_) => tracing::error!(
+            import = id,
+            "cannot record a failed import: main did not answer"
+        ),
     }
     clean_up(state, id).await;
     tracing::info!(import = id, why, "import failed");

@@ -350,3 +350,26 @@ pub async fn run_poller(state: AppState) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recently_played_play_is_checked_at_the_edge() {
+        let json = format!(
+            r#"{{"played_at":"2026-11-21T10:15:00.000Z","track":{{"id":"{}","name":"{}",
+                "artists":[{{"id":"short","name":"Band\u0000"}}],"album":{{"id":"a","name":" "}},
+                "duration_ms":200000}}}}"#,
+            "t".repeat(5_000),
+            "n".repeat(600)
+        );
+        let history: PlayHistory = serde_json::from_str(&json).unwrap();
+        let play = to_play(&history).unwrap();
+        assert_eq!(play.track_id, None, "keyed by its names");
+        assert_eq!(play.track_name.chars().count(), 512);
+        assert_eq!(play.artist_name, "Band");
+        assert_eq!(play.artist_id, None);
+        assert_eq!(play.album_name, None);
+    }
+}
