@@ -155,7 +155,7 @@ fn ImportItem(i: ImportRow) -> impl IntoView {
             // A plain form: it works without JavaScript.
             {running.then(|| view! {
                 <form method="post" action=cancel class="imports__cancel">
-                    <button class="button button--secondary" type="submit" data-testid="import-cancel">"Cancel this import"</button>
+                    <button class="button button--secondary" type="submit" data-testid="import-cancel">"Cancel"</button>
                 </form>
             })}
         </li>

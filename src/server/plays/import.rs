@@ -1129,9 +1129,21 @@ pub async fn start(
     bytes: u64,
     upload: &Path,
 ) -> Result<i64, StartError> {
+    // The job is registered before the import's row exists, so the sweep never starts it
+    // too (it would find the row before the upload is in place); it runs once the upload is.
+    let id: i64 = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('imports', 'id'))")
+        .fetch_one(&state.stores.main)
+        .await?;
+    let (ready, placed) = tokio::sync::oneshot::channel::<bool>();
+    let runner = state.clone();
+    supervise(state, id, move |cancel| async move {
+        if placed.await == Ok(true) {
+            run(runner, id, cancel).await;
+        }
+    });
     let inserted = sqlx::query_scalar::<_, i64>(
-        "INSERT INTO imports (user_id, file_name, bytes, status, leased_by, leased_until)
-         VALUES ($1, $2, $3, 'reading', $4, now() + make_interval(secs => $5))
+        "INSERT INTO imports (id, user_id, file_name, bytes, status, leased_by, leased_until)
+         VALUES ($6, $1, $2, $3, 'reading', $4, now() + make_interval(secs => $5))
          RETURNING id",
     )
     .bind(user_id)
@@ -1139,19 +1151,25 @@ pub async fn start(
     .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
     .bind(*RUNNER)
     .bind(LEASE_SECS)
+    .bind(id)
     .fetch_one(&state.stores.main)
     .await;
-    let id = match inserted {
-        Ok(id) => id,
+    match inserted {
+        Ok(_) => {}
         Err(e)
             if e.as_database_error()
                 .is_some_and(|d| d.is_unique_violation()) =>
         {
-            return Err(StartError::Busy)
+            let _ = ready.send(false);
+            return Err(StartError::Busy);
         }
-        Err(e) => return Err(e.into()),
-    };
+        Err(e) => {
+            let _ = ready.send(false);
+            return Err(e.into());
+        }
+    }
     if let Err(e) = tokio::fs::rename(upload, upload_path(&state.config.import_dir, id)).await {
+        let _ = ready.send(false);
         fail(
             state,
             id,
@@ -1160,7 +1178,7 @@ pub async fn start(
         .await;
         return Err(StartError::Disk(e.to_string()));
     }
-    spawn(state, id);
+    let _ = ready.send(true);
     Ok(id)
 }
 
