@@ -53,7 +53,27 @@ pub async fn run(config: Config, options: ImportBenchOptions) -> Result<String, 
     bench.spotify = SpotifyMode::Demo;
     bench.site_addr = ([127, 0, 0, 1], 0).into();
     bench.import_dir = dir.join("imports");
-    let outcome = measure(bench, &dir, options).await;
+    let outcome = measure(bench.clone(), &dir, options).await;
+    // What the app left in MongoDB and Redis under the bench's names.
+    let budget = Duration::from_secs(2);
+    if let Ok(mongo) = crate::server::store::mongo::Mongo::connect(
+        &bench.mongodb_url,
+        &bench.mongodb_database,
+        budget,
+    )
+    .await
+    {
+        let _ = mongo.db.drop().await;
+    }
+    if let Ok(cache) = crate::server::store::cache::Cache::connect(
+        &bench.redis_url,
+        &bench.redis_key_prefix,
+        budget,
+    )
+    .await
+    {
+        super::pages::delete_prefixed(&cache).await;
+    }
     drop_database(&main_admin, MAIN_DB).await;
     drop_database(&analytics_admin, ANALYTICS_DB).await;
     let _ = std::fs::remove_dir_all(&dir);
