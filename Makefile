@@ -1,5 +1,5 @@
 # The two commands of the README. Everything else is in scripts/.
-.PHONY: run test bench bench-pages bench-listening bench-shards soak repeat-tests setup up down status
+.PHONY: run test bench bench-pages bench-listening bench-import bench-shards soak repeat-tests setup up down status
 
 run:    ## set-up, stores up, release build, serve on http://127.0.0.1:3000
 	bash scripts/run.sh
@@ -12,6 +12,9 @@ bench:  ## sync benchmark: simulated users, simulator latency, real stores (numb
 
 bench-listening:  ## Listening panels through postgres_fdw: 2M plays, p50/p95 per query (numbers, not a test)
 	bash scripts/bench-listening.sh
+
+bench-import:  ## the import job on a 2,000,000-play export, imported twice (numbers, not a test)
+	bash scripts/bench-import.sh
 
 bench-shards:  ## the sharded analytics tier: 4M plays on two nodes; async scans, ingest, one page sharded vs one node (numbers, not a test)
 	bash scripts/bench-shards.sh

@@ -32,6 +32,10 @@ export ANALYTICS_2_FDW_HOST
 export ANALYTICS_2_FDW_PORT
 : "${ANALYTICS_REPLICA_DATABASE_URL:=postgres://personalify:personalify@127.0.0.1:$PG_ANALYTICS_REPLICA_PORT/analytics}"
 export ANALYTICS_REPLICA_DATABASE_URL
+# Uploaded exports wait here while they are imported (the app's default is its XDG state
+# folder; the local run keeps them with the stores' data).
+: "${IMPORT_DIR:=$DATA_DIR/imports}"
+export IMPORT_DIR
 # The WASM's file name. cargo-leptos sets it for its own builds; leptos also reads it when
 # the server is *compiled* (without it the page asks for personalify_bg.wasm), so a plain
 # `cargo build`/`cargo test` of the server must see the same value, or its pages do not

@@ -32,6 +32,7 @@ async fn main() -> std::process::ExitCode {
         Some("bench-sync") => return bench_sync(config, &args[1..]).await,
         Some("bench-pages") => return bench_pages(config, &args[1..]).await,
         Some("bench-listening") => return bench_listening(config, &args[1..]).await,
+        Some("bench-import") => return bench_import(config, &args[1..]).await,
         Some("bench-shards") => return bench_shards(config, &args[1..]).await,
         Some("soak") => return soak(config, &args[1..]).await,
         Some("shards") => return shards(config, &args[1..]).await,
@@ -313,6 +314,40 @@ async fn bench_listening(
         }
         Err(err) => {
             eprintln!("personalify bench-listening: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `personalify bench-import [--plays 2000000] [--runs 2]`.
+#[cfg(feature = "ssr")]
+async fn bench_import(
+    config: personalify::server::config::Config,
+    args: &[String],
+) -> std::process::ExitCode {
+    use personalify::server::bench::import::{self, ImportBenchOptions};
+    use std::process::ExitCode;
+    const USAGE: &str = "usage: personalify bench-import [--plays 2000000] [--runs 2]";
+    let mut options = ImportBenchOptions::default();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().and_then(|v| v.parse::<u64>().ok());
+        match (flag.as_str(), value) {
+            ("--plays", Some(n)) if (1..=3_000_000).contains(&n) => options.plays = n,
+            ("--runs", Some(n)) if (1..=10).contains(&n) => options.runs = n as u32,
+            _ => {
+                eprintln!("personalify bench-import: bad option {flag}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    match import::run(config, options).await {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("personalify bench-import: {err}");
             ExitCode::FAILURE
         }
     }

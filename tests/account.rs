@@ -686,6 +686,93 @@ async fn a_poll_racing_the_deletion_leaves_nothing_behind() {
 }
 
 #[tokio::test]
+async fn a_deletion_during_an_import_stops_it_and_nothing_of_it_lands() {
+    let env = TestEnv::new().await.set("IMPORT_DIR", import_dir());
+    let app = env.spawn().await;
+    let (browser, user) = app.signed_in(None).await;
+    add_plays(&app, &user.spotify_id, 3).await;
+    let before = footprint(&app, &user).await;
+    let node = app.state.stores.analytics.pool.clone();
+    // Plays held on the node, so the import's final move waits with everything staged.
+    let mut holder = node.begin().await.unwrap();
+    sqlx::query("LOCK TABLE plays IN SHARE MODE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let day = chrono::Utc::now().date_naive() - chrono::Duration::days(2);
+    let entries: Vec<String> = (0..5_000)
+        .map(|i| {
+            let at = day.and_hms_opt(12, 0, 0).unwrap().and_utc() - chrono::Duration::minutes(i);
+            format!(
+                r#"{{"ts":"{}","ms_played":200000,"master_metadata_track_name":"Song {i}","master_metadata_album_artist_name":"{}","master_metadata_album_album_name":"Album","spotify_track_uri":null}}"#,
+                at.format("%Y-%m-%dT%H:%M:%SZ"),
+                artist_of(&user.spotify_id)
+            )
+        })
+        .collect();
+    let part = reqwest::multipart::Part::bytes(format!("[{}]", entries.join(",")).into_bytes())
+        .file_name("Streaming_History_Audio_2026.json");
+    let uploaded = browser
+        .post(app.url("/import/upload"))
+        .header("accept", "application/json")
+        .header("origin", app.url(""))
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 201);
+    let id = uploaded.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let staged = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM import_staging WHERE spotify_id = $1")
+            .bind(&user.spotify_id)
+            .fetch_one(&node)
+            .await
+            .unwrap()
+    };
+    common::wait_for(60, "the import waits to move its staged plays", || async {
+        let status: String = sqlx::query_scalar("SELECT status FROM imports WHERE id = $1")
+            .bind(id)
+            .fetch_one(&app.state.stores.main)
+            .await
+            .unwrap();
+        status == "storing" && staged().await == 5_000
+    })
+    .await;
+    assert!(app.state.imports.running(id));
+
+    let deleting = {
+        let (url, browser) = (app.url("/account/delete"), browser.clone());
+        tokio::spawn(async move {
+            let response = browser
+                .post(url)
+                .form(&[("confirm", "delete")])
+                .send()
+                .await
+                .expect("answer");
+            (response.status().as_u16(), response.text().await.unwrap())
+        })
+    };
+    // The deletion stops the import first: its job ends, its staging and upload go.
+    common::wait_for(
+        30,
+        "the import's job has stopped and its staging is gone",
+        || async { !app.state.imports.running(id) && staged().await == 0 },
+    )
+    .await;
+    holder.rollback().await.unwrap();
+    let (status, text) = deleting.await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        footprint(&app, &user).await,
+        nothing(&before),
+        "nothing of theirs, the import's plays and upload included"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_sweeper_removes_expired_sessions_and_abandoned_sign_ins_only() {
     let app = TestEnv::new().await.spawn().await;
     let (_browser, user) = app.signed_in(None).await;

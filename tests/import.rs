@@ -272,11 +272,33 @@ async fn an_import_that_meets_the_analytics_node_down_waits_then_finishes_whole(
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Wait until import `id` has recorded that it waits for its stores (no try of it holds
+/// its file open then).
+async fn until_waiting(app: &TestApp, id: i64) {
+    let started = Instant::now();
+    loop {
+        let waiting: bool =
+            sqlx::query_scalar("SELECT stuck_since IS NOT NULL FROM imports WHERE id = $1")
+                .bind(id)
+                .fetch_one(&app.state.stores.main)
+                .await
+                .unwrap();
+        if waiting {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "import {id} never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn an_import_whose_upload_is_gone_fails_with_the_reason_and_adds_nothing() {
     let (app, proxy, user, id, dir) = waiting_import().await;
-    // The machine's temporary folder is cleared while the import waits.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The import folder is cleared while the import waits.
+    until_waiting(&app, id).await;
     std::fs::remove_dir_all(&dir).unwrap();
     proxy.resume().await;
     let (state, stored, .., error) = finished(&app, id).await;
@@ -345,7 +367,7 @@ async fn a_batch_staged_twice_is_stored_once() {
 #[tokio::test]
 async fn an_import_cut_off_midway_adds_nothing() {
     let (app, proxy, user, id, dir) = waiting_import().await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    until_waiting(&app, id).await;
     // While it waits, its file becomes 12,000 good plays and then an entry cut off.
     let mut json = String::from("[");
     for i in 0..12_000 {

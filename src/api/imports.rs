@@ -19,13 +19,17 @@ pub struct ImportRow {
     pub id: i64,
     pub file_name: String,
     pub megabytes: String,
-    /// "reading", "storing", "done" or "failed".
+    /// "reading", "storing", "done", "failed" or "canceled".
     pub status: String,
     pub entries: u64,
     pub plays: u64,
     pub podcasts: u64,
     pub unknown: u64,
     pub short: u64,
+    /// Entries that could not be read as plays (a wrong kind of value), skipped.
+    pub unreadable: u64,
+    /// Running, but waiting for stores that do not answer.
+    pub waiting: bool,
     pub stored: Option<i64>,
     pub error: Option<String>,
     pub created_at: String,
@@ -62,6 +66,8 @@ pub async fn get_imports() -> Result<Option<ImportsView>, ApiError> {
                 podcasts: i.counts.podcasts,
                 unknown: i.counts.unknown,
                 short: i.counts.short,
+                unreadable: i.counts.unreadable,
+                waiting: i.waiting,
                 stored: i.stored,
                 error: i.error,
                 created_at: i.created_at,

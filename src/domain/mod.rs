@@ -7,6 +7,7 @@ pub mod dashboard;
 pub mod distributed;
 pub mod history;
 pub mod listening;
+pub mod names;
 pub mod sync;
 mod time_range;
 pub mod top;

@@ -76,12 +76,22 @@ pub struct Config {
     /// How often each listener's recently played is polled (`PLAYS_POLL_SECS`, default 300;
     /// 0: not at all). Spotify keeps 50 plays, so at most 3600.
     pub plays_poll_every: Duration,
-    /// Where uploads of privacy exports wait while they are imported (`IMPORT_DIR`,
-    /// default `personalify-imports` in the system's temporary folder; set it to a lasting
-    /// folder for imports to resume after a reboot), and the largest upload taken
-    /// (`IMPORT_MAX_MB`, default 256).
+    /// Where uploads of privacy exports wait while they are imported (`IMPORT_DIR`, an
+    /// absolute path; default `$XDG_STATE_HOME/personalify/imports`, else
+    /// `~/.local/state/personalify/imports`: a folder of the app's own, made 0700, never
+    /// the shared temporary folder), and the largest upload taken (`IMPORT_MAX_MB`,
+    /// default 256).
     pub import_dir: std::path::PathBuf,
     pub import_max_bytes: u64,
+    /// Uploads taken at once by this server (`IMPORT_MAX_UPLOADS`, default 4); more wait
+    /// for a 503 and a sentence.
+    pub import_max_uploads: usize,
+    /// An upload is refused (507) unless the import folder's disk keeps this much free
+    /// beside it (`IMPORT_MIN_FREE_MB`, default 512).
+    pub import_min_free_bytes: u64,
+    /// How long an import waits for stores that do not answer before it fails with a
+    /// sentence (`IMPORT_STORE_WAIT_SECS`, default 3600).
+    pub import_store_wait: Duration,
     /// Start a sync right after each sign-in (`SYNC_ON_LOGIN`, default true).
     pub sync_on_login: bool,
     /// How long a looked-up session is reused without asking PostgreSQL again
@@ -213,6 +223,22 @@ impl<F: Fn(&str) -> Result<Option<String>, ConfigError>> Source<F> {
                 .map_err(|_| problem(name, format!("is malformed; expected {expected}"))),
         }
     }
+}
+
+/// The import folder when `IMPORT_DIR` is unset: the app's own state folder (XDG), not
+/// the temporary folder every user of the machine can list.
+fn default_import_dir() -> std::path::PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(std::path::PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .map(|home| home.join(".local/state"))
+        })
+        .unwrap_or_else(|| std::path::PathBuf::from("/var/lib"));
+    state.join("personalify").join("imports")
 }
 
 impl Config {
@@ -409,13 +435,38 @@ impl Config {
             ));
         }
         let import_dir = match env.optional("IMPORT_DIR")? {
-            Some(dir) => std::path::PathBuf::from(dir),
-            None => std::env::temp_dir().join("personalify-imports"),
+            Some(dir) => {
+                let dir = std::path::PathBuf::from(dir);
+                if !dir.is_absolute() {
+                    return Err(problem("IMPORT_DIR", "must be an absolute path"));
+                }
+                dir
+            }
+            None => default_import_dir(),
         };
         let import_max_mb: u64 =
             env.parsed("IMPORT_MAX_MB", 256u64, "a whole number of megabytes")?;
         if !(1..=4096).contains(&import_max_mb) {
             return Err(problem("IMPORT_MAX_MB", "must be between 1 and 4096"));
+        }
+        let import_max_uploads: usize =
+            env.parsed("IMPORT_MAX_UPLOADS", 4usize, "a whole number of uploads")?;
+        if !(1..=64).contains(&import_max_uploads) {
+            return Err(problem("IMPORT_MAX_UPLOADS", "must be between 1 and 64"));
+        }
+        let import_min_free_mb: u64 =
+            env.parsed("IMPORT_MIN_FREE_MB", 512u64, "a whole number of megabytes")?;
+        let import_store_wait = Duration::from_secs(env.parsed(
+            "IMPORT_STORE_WAIT_SECS",
+            3600u64,
+            "a whole number of seconds",
+        )?);
+        if !(Duration::from_secs(1)..=Duration::from_secs(7 * 86_400)).contains(&import_store_wait)
+        {
+            return Err(problem(
+                "IMPORT_STORE_WAIT_SECS",
+                "must be between 1 and 604800 (a week)",
+            ));
         }
         let sync_on_login = env.parsed("SYNC_ON_LOGIN", true, "true or false")?;
         let demo_hostile_names = env.parsed("DEMO_HOSTILE_NAMES", false, "true or false")?;
@@ -539,6 +590,9 @@ impl Config {
             plays_poll_every,
             import_dir,
             import_max_bytes: import_max_mb * 1024 * 1024,
+            import_max_uploads,
+            import_min_free_bytes: import_min_free_mb.saturating_mul(1024 * 1024),
+            import_store_wait,
             startup_timeout,
             log_format,
         })

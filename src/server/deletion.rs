@@ -7,12 +7,14 @@
 //! Order, each step safe to run again:
 //! 1. A row in main's `listener_deletions`, and the person's sessions and Spotify tokens
 //!    deleted: signed out everywhere at once, and no sync or poll can start ([`begin`]).
-//! 2. The fence: every writer of a listener's plays, zone or imports holds a shared lock on
+//! 2. Their imports: a running one canceled (its job stopped, its staging gone), and the
+//!    uploads (which hold IP addresses) go from `IMPORT_DIR`. First, as an import's final
+//!    move holds the listener's lock that the fence waits for.
+//! 3. The fence: every writer of a listener's plays, zone or imports holds a shared lock on
 //!    the listener while it writes and then looks for that row ([`super::shards::Shard::lock`]);
 //!    the deletion takes the lock exclusively once, so a poll, a stash delivery or an
 //!    import's batch either landed before (and is deleted below) or finds the row and
 //!    writes nothing.
-//! 3. Their imports' uploads (which hold IP addresses) go from `IMPORT_DIR`.
 //! 4. The copies: the outbox rows, MongoDB's two collections, Redis's keys of theirs.
 //! 5. Every analytics node, not only theirs (a stopped partition move leaves rows on the
 //!    other): plays in chunks of [`CHUNK`] (the rollups follow by trigger), staging, zone.
@@ -253,35 +255,37 @@ async fn steps(state: &AppState, spotify_id: &str) -> Result<(), Vec<Stopped>> {
     .await
     .map_err(at_once)?;
 
-    // 2. The fence.
-    bounded("The database", async {
-        let mut tx = main.begin().await.map_err(db)?;
-        sqlx::query(
-            "SELECT set_config('lock_timeout', '25s', true),
-                    pg_advisory_xact_lock(hashtextextended('listener:' || $1, 0))",
-        )
-        .bind(spotify_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)
-    })
-    .await
-    .map_err(at_once)?;
-
-    // 3. Their imports: stopped by the fence and by their rows going with the user; the
-    //    uploads go now (a reader still holding one open reads on until it stops).
+    // 2. Their imports: a running one canceled first (its job stopped, its staging and
+    //    upload gone; its final move may hold the listener's lock, which the fence waits
+    //    for), and any upload left of the others.
     if let Some(user_id) = user_id {
-        let imports: Vec<i64> = bounded("The database", async {
-            sqlx::query_scalar("SELECT id FROM imports WHERE user_id = $1")
-                .bind(user_id)
-                .fetch_all(main)
-                .await
-                .map_err(db)
+        let imports: Vec<(i64, bool)> = bounded("The database", async {
+            sqlx::query_as(
+                "SELECT id, status IN ('reading', 'storing') FROM imports WHERE user_id = $1",
+            )
+            .bind(user_id)
+            .fetch_all(main)
+            .await
+            .map_err(db)
         })
         .await
         .map_err(at_once)?;
-        for id in imports {
+        for (id, running) in imports {
+            if running {
+                match super::plays::import::cancel(state, id, None).await {
+                    Ok(_) => {}
+                    Err(super::plays::import::CancelError::Main(error)) => {
+                        return Err(vec![Stopped {
+                            store: "The database",
+                            error,
+                        }])
+                    }
+                    Err(e) => passed_over.push(Stopped {
+                        store: "An import of theirs",
+                        error: e.to_string(),
+                    }),
+                }
+            }
             let path = super::plays::import::upload_path(&state.config.import_dir, id);
             match tokio::fs::remove_file(&path).await {
                 Ok(()) => {}
@@ -292,7 +296,7 @@ async fn steps(state: &AppState, spotify_id: &str) -> Result<(), Vec<Stopped>> {
                 }),
             }
         }
-        // 4. Nothing more goes to MongoDB for them.
+        // Nothing more goes to MongoDB for them.
         bounded("The database", async {
             sqlx::query(
                 "DELETE FROM mongo_outbox WHERE snapshot_id IN (
@@ -308,6 +312,23 @@ async fn steps(state: &AppState, spotify_id: &str) -> Result<(), Vec<Stopped>> {
         .await
         .map_err(at_once)?;
     }
+    // 3. The fence.
+    bounded("The database", async {
+        let mut tx = main.begin().await.map_err(db)?;
+        sqlx::query(
+            "SELECT set_config('lock_timeout', '25s', true),
+                    pg_advisory_xact_lock(hashtextextended('listener:' || $1, 0))",
+        )
+        .bind(spotify_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    })
+    .await
+    .map_err(at_once)?;
+
+    // 4. The copies.
     delete_copies(state, spotify_id, &mut passed_over).await;
 
     // 5. Every node.

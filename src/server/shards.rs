@@ -112,6 +112,17 @@ impl Shard {
         })
     }
 
+    /// The transaction on `main` that holds the partition: a writer records what it
+    /// wrote on the node in it (an import's progress), committed by [`Shard::commit`].
+    pub fn main(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.tx
+    }
+
+    /// Commit what was written on `main` in [`Shard::main`] and let a move go on.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
     /// Let a move of the partition go on.
     pub async fn release(self) {
         if let Err(e) = self.tx.commit().await {
@@ -133,8 +144,6 @@ pub async fn part_of(main: &PgPool, listener: &str) -> Result<i16, sqlx::Error> 
     .await
 }
 
-/// The pool of the node holding `listener`'s rows, without holding it against a move: for
-/// reads (the account export) and tests.
 /// The node holding `listener`'s partition now (no lock: for a read, or to wait on the node
 /// before taking [`Shard::lock`]).
 pub async fn node_of<'a>(
@@ -156,6 +165,8 @@ pub async fn node_of<'a>(
         .ok_or(ShardError::NotConfigured { part, node: name })
 }
 
+/// The pool of the node holding `listener`'s rows, without holding it against a move: for
+/// reads (the account export) and tests.
 pub async fn pool_of(
     analytics: &Analytics,
     main: &PgPool,

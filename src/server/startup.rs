@@ -24,6 +24,11 @@ pub enum StartupError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("IMPORT_DIR ({}) cannot hold uploads: {why}", dir.display())]
+    ImportDir {
+        dir: std::path::PathBuf,
+        why: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -47,6 +52,13 @@ impl Application {
             addr: config.site_addr,
             source,
         })?;
+        super::imports::prepare_dir(&config.import_dir)
+            .await
+            .map_err(|why| StartupError::ImportDir {
+                dir: config.import_dir.clone(),
+                why,
+            })?;
+        let config_uploads = config.import_max_uploads;
         let stores = Stores::connect(&config).await?;
         let (auth, sim) = spotify_side(&config, local_addr);
         let sessions = SessionCache::new(config.session_cache_ttl).secure(auth.secure_cookies);
@@ -71,6 +83,8 @@ impl Application {
             tasks: Default::default(),
             zone_changes: Default::default(),
             instance_runs: Default::default(),
+            imports: Default::default(),
+            uploads: super::imports::Uploads::new(config_uploads),
         });
         Ok(Application {
             router: router(state.clone()),
@@ -334,15 +348,14 @@ pub fn spawn_background(state: &AppState) {
         move || super::plays::ingest::run_poller(polled.clone()),
         open.clone(),
     );
-    // Imports a stopped process left unfinished go on.
-    let resumed = state.clone();
-    tokio::spawn(async move {
-        match super::plays::import::resume_unfinished(&resumed).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(imports = n, "unfinished imports resumed"),
-            Err(e) => tracing::warn!(error = %e, "cannot look for unfinished imports"),
-        }
-    });
+    // Imports left unfinished go on (at start-up and every minute), and what no running
+    // import owns (staging, uploads, .part leftovers) is removed.
+    let swept = state.clone();
+    state.tasks.supervise(
+        "imports",
+        move || super::plays::import::run_sweeper(swept.clone()),
+        open.clone(),
+    );
     if state.stores.replica.is_some() {
         let beating = state.stores.analytics.clone();
         state.tasks.supervise(

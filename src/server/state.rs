@@ -42,6 +42,10 @@ pub struct Shared {
     pub zone_changes: super::time_zone::Gate,
     /// The Distributed page's instance-wide query: kept a minute, one run at a time.
     pub instance_runs: super::distributed::InstanceRuns,
+    /// Import jobs running in this process (to cancel, and to run each once).
+    pub imports: super::plays::import::Jobs,
+    /// Uploads under way (`IMPORT_MAX_UPLOADS`, one per person).
+    pub uploads: super::imports::Uploads,
 }
 
 impl AppState {

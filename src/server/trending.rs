@@ -15,6 +15,7 @@
 //! it again. The marker lasts [`BUILT_SECS`], so a day is counted from the plays at least
 //! that often whatever happened (a process killed between its write and its addition).
 
+use crate::domain::names::bounded_name;
 use crate::domain::trending::{split_track, Trend, TrendingView, TRACK_SEPARATOR};
 use crate::server::plays::Play;
 use crate::server::store::Stores;
@@ -471,15 +472,17 @@ async fn read(stores: &Stores, artists: &str, tracks: &str) -> Result<Trend, Tre
         .await
         .map_err(redis)?;
     Ok(Trend {
+        // Bounded again as shown: plays stored before names were bounded at the edge may
+        // hold any length, and this panel is every listener's.
         artists: top_artists
             .into_iter()
-            .map(|(a, n)| (a, n.round() as i64))
+            .map(|(a, n)| (bounded_name(a), n.round() as i64))
             .collect(),
         tracks: top_tracks
             .into_iter()
             .map(|(member, n)| {
                 let (track, artist) = split_track(&member);
-                (track, artist, n.round() as i64)
+                (bounded_name(track), bounded_name(artist), n.round() as i64)
             })
             .collect(),
     })

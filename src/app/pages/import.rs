@@ -99,7 +99,8 @@ fn ImportBody(view: ImportsView) -> impl IntoView {
                     <li>"Plays Personalify already has, from recently played or an earlier import, are not counted twice; importing the same file again adds nothing."</li>
                     <li>"Podcast episodes and audiobooks are skipped, and so are plays under 30 seconds and entries without a track or artist name; the result says how many."</li>
                     <li>"Local files are kept, by their names. Nothing else in the export (playlists, library, account details) is read."</li>
-                    <li>"An import cut off (a restart, a store down) goes on where it stopped; nothing is half imported."</li>
+                    <li>"An import cut off (a restart, a store down) goes on where it stopped; nothing is half imported. If the stores stay down for an hour, it stops and says so."</li>
+                    <li>"Entries that cannot be read (a value of the wrong kind) are skipped and counted as unreadable. Very long names are cut to 512 characters."</li>
                 </ul>
             </details>
         </section>
@@ -120,26 +121,43 @@ fn ImportBody(view: ImportsView) -> impl IntoView {
 
 #[component]
 fn ImportItem(i: ImportRow) -> impl IntoView {
-    let skipped = format!(
-        "{} podcast or audiobook entries, {} without a track name, {} under 30 s skipped",
+    let mut skipped = format!(
+        "{} podcast or audiobook entries, {} without a track name, {} under 30 s",
         i.podcasts, i.unknown, i.short
     );
+    if i.unreadable > 0 {
+        skipped.push_str(&format!(", {} unreadable", i.unreadable));
+    }
+    skipped.push_str(" skipped");
     let state = match (i.status.as_str(), i.stored) {
         ("done", Some(stored)) => format!(
             "Done: {stored} new plays added ({} were already here). {skipped}.",
             i.plays.saturating_sub(u64::try_from(stored).unwrap_or(0))
         ),
         ("failed", _) => format!("Not imported: {}", i.error.clone().unwrap_or_default()),
+        ("canceled", _) => "Canceled: nothing of this file was added.".to_string(),
+        _ if i.waiting => format!(
+            "Waiting: Personalify's stores are not answering; the import goes on when they are \
+             back ({} entries read so far).",
+            i.entries
+        ),
         ("storing", _) => format!("Read {} plays; adding them…", i.plays),
         _ => format!("Reading: {} entries so far, {} plays.", i.entries, i.plays),
     };
     let running = i.running();
+    let cancel = format!("/import/{}/cancel", i.id);
     view! {
         <li class="imports__item" data-testid=format!("import-{}", i.status) data-import-id=i.id>
             <strong>{i.file_name}</strong>
             <span class="muted">{format!(" · {} · {}", i.megabytes, i.created_at)}</span>
             {running.then(|| view! { <progress aria-label="Import progress"></progress> })}
             <p class=if i.status == "failed" { "notice" } else { "" }>{state}</p>
+            // A plain form: it works without JavaScript.
+            {running.then(|| view! {
+                <form method="post" action=cancel class="imports__cancel">
+                    <button class="button button--secondary" type="submit" data-testid="import-cancel">"Cancel"</button>
+                </form>
+            })}
         </li>
     }
 }

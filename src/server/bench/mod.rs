@@ -1,8 +1,9 @@
 //! Benchmarks, run from the release binary: `personalify bench-sync` (`make bench`),
 //! `personalify bench-pages` (`make bench-pages`), `personalify bench-listening`
-//! (`make bench-listening`) and `personalify soak` (`make soak`). Measurements, not tests: they print
+//! (`make bench-listening`), `personalify bench-import` (`make bench-import`) and `personalify soak` (`make soak`). Measurements, not tests: they print
 //! numbers against the real stores and assert nothing.
 
+pub mod import;
 pub mod listening;
 pub mod load;
 pub mod pages;

@@ -98,7 +98,7 @@ impl BenchStores {
 }
 
 /// Delete every Redis key of the bench's prefix.
-async fn delete_prefixed(cache: &Cache) {
+pub(super) async fn delete_prefixed(cache: &Cache) {
     use fred::interfaces::KeysInterface;
     let pattern = format!("{}*", cache.prefix);
     let mut cursor = "0".to_string();

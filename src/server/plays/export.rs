@@ -25,6 +25,7 @@
 //! else in the ZIP (playlists, library, user data).
 
 use super::{Play, Source};
+use crate::domain::names;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -135,6 +136,9 @@ pub struct Counts {
     pub podcasts: u64,
     pub unknown: u64,
     pub short: u64,
+    /// Entries that cannot be read as a play (a value of the wrong kind, no time): skipped.
+    #[serde(default)]
+    pub unreadable: u64,
     /// History files read.
     pub files: u64,
 }
@@ -146,6 +150,7 @@ impl Counts {
         self.podcasts += other.podcasts;
         self.unknown += other.unknown;
         self.short += other.short;
+        self.unreadable += other.unreadable;
         self.files += other.files;
     }
 }
@@ -243,24 +248,43 @@ pub fn read_file(
         pending_counts: Counts::default(),
         batch,
         failure: None,
+        classified: 0,
+        unreadable: 0,
+        timeless: 0,
     };
     let read = (&mut state).deserialize(&mut de).and_then(|()| de.end());
     if let Some(failure) = state.failure.take() {
         return Err(failure);
     }
     if exceeded.get() {
+        let limit = if max_bytes >= 1_000_000 {
+            format!("{} MB", max_bytes / 1_000_000)
+        } else {
+            format!("{} KB", max_bytes / 1_000)
+        };
         return Err(ExportError::TooBig(format!(
-            "{file} unpacks to over {} MB",
-            max_bytes / 1_000_000
+            "{file} unpacks to over {limit}"
         )));
     }
     read.map_err(|e| json_error(file, &e))?;
+    if state.classified < SHAPE_PROBE {
+        state.probe()?;
+    }
     state.flush()?;
     Ok(state.counts)
 }
 
 fn json_error(file: &str, e: &serde_json::Error) -> ExportError {
     let file = file.to_string();
+    if e.is_io() {
+        // The archive's own checks (zip): a file larger than it says, or a wrong checksum.
+        let why = e.to_string();
+        return if why.contains("declared") {
+            ExportError::TooBig(format!("{file} unpacks to more than the archive says"))
+        } else {
+            ExportError::BadZip(format!("{file}: {why}"))
+        };
+    }
     match e.classify() {
         serde_json::error::Category::Data => ExportError::WrongShape {
             file,
@@ -290,12 +314,26 @@ pub fn read_zip<R: Read + Seek>(
     let files = history_files(&mut archive, limits)?;
     let mut counts = Counts::default();
     let mut seen: u64 = 0;
+    // The bytes actually inflated, whatever the archive declares: a file's limit is the
+    // least of its own bound, its ratio to its packed size, and what is left of the total.
+    let mut left = limits.max_total_bytes;
     for (index, name, kind) in files {
         let entry = archive
             .by_index(index)
             .map_err(|e| ExportError::BadZip(e.to_string()))?;
+        let packed = entry.compressed_size().max(1);
+        let max = limits
+            .max_file_bytes
+            .min(packed.saturating_mul(limits.max_ratio))
+            .min(left);
+        let inflated = Rc::new(Cell::new(0u64));
+        let counted = Counted {
+            inner: entry,
+            bytes: inflated.clone(),
+        };
         let skip = resume_from.saturating_sub(seen);
-        let file = read_file(entry, &name, kind, limits.max_file_bytes, skip, batch)?;
+        let file = read_file(counted, &name, kind, max, skip, batch)?;
+        left = left.saturating_sub(inflated.get());
         seen += file.entries;
         counts.add(file);
     }
@@ -345,8 +383,23 @@ impl<R: Read> Read for LimitedReader<R> {
     }
 }
 
-/// One entry of either format; every field optional.
-#[derive(Debug, Default, Deserialize)]
+/// Counts the bytes read through it.
+struct Counted<R> {
+    inner: R,
+    bytes: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes.set(self.bytes.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// One entry of either format; every field optional. A field holding a value of another
+/// kind (`"ms_played": "abc"`) marks the entry `wrong` instead of failing the file.
+#[derive(Debug, Default)]
 struct Entry {
     ts: Option<String>,
     ms_played: Option<i64>,
@@ -357,14 +410,236 @@ struct Entry {
     spotify_episode_uri: Option<String>,
     audiobook_uri: Option<String>,
     audiobook_chapter_uri: Option<String>,
-    #[serde(rename = "endTime")]
     end_time: Option<String>,
-    #[serde(rename = "artistName")]
     artist_name: Option<String>,
-    #[serde(rename = "trackName")]
     track_name: Option<String>,
-    #[serde(rename = "msPlayed")]
     ms_played_account: Option<i64>,
+    /// A field read had a value of the wrong kind.
+    wrong: bool,
+}
+
+/// The fields of [`Entry`] by their names in the export; every other key is passed over.
+enum Key {
+    Ts,
+    MsPlayed,
+    TrackName,
+    AlbumArtistName,
+    AlbumName,
+    TrackUri,
+    EpisodeUri,
+    AudiobookUri,
+    AudiobookChapterUri,
+    EndTime,
+    ArtistName,
+    TrackNameAccount,
+    MsPlayedAccount,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl Visitor<'_> for Name {
+            type Value = Key;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+
+            fn visit_str<E>(self, name: &str) -> Result<Key, E> {
+                Ok(match name {
+                    "ts" => Key::Ts,
+                    "ms_played" => Key::MsPlayed,
+                    "master_metadata_track_name" => Key::TrackName,
+                    "master_metadata_album_artist_name" => Key::AlbumArtistName,
+                    "master_metadata_album_album_name" => Key::AlbumName,
+                    "spotify_track_uri" => Key::TrackUri,
+                    "spotify_episode_uri" => Key::EpisodeUri,
+                    "audiobook_uri" => Key::AudiobookUri,
+                    "audiobook_chapter_uri" => Key::AudiobookChapterUri,
+                    "endTime" => Key::EndTime,
+                    "artistName" => Key::ArtistName,
+                    "trackName" => Key::TrackNameAccount,
+                    "msPlayed" => Key::MsPlayedAccount,
+                    _ => Key::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(Name)
+    }
+}
+
+/// A field's value read leniently: `null` is absent, a value of another kind is `Wrong`
+/// (and read to its end, so the rest of the file reads on).
+enum Lenient<T> {
+    Absent,
+    Value(T),
+    Wrong,
+}
+
+impl<T> Lenient<T> {
+    /// The value, noting a wrong one on the entry.
+    fn into_option(self, wrong: &mut bool) -> Option<T> {
+        match self {
+            Lenient::Absent => None,
+            Lenient::Value(v) => Some(v),
+            Lenient::Wrong => {
+                *wrong = true;
+                None
+            }
+        }
+    }
+}
+
+/// The kinds of value a lenient field takes: text or a whole number.
+trait LenientKind: Sized {
+    fn from_str(s: &str) -> Option<Self>;
+    fn from_string(s: String) -> Option<Self> {
+        Self::from_str(&s)
+    }
+    fn from_i64(n: i64) -> Option<Self>;
+}
+
+impl LenientKind for String {
+    fn from_str(s: &str) -> Option<Self> {
+        Some(s.to_string())
+    }
+    fn from_string(s: String) -> Option<Self> {
+        Some(s)
+    }
+    fn from_i64(_: i64) -> Option<Self> {
+        None
+    }
+}
+
+impl LenientKind for i64 {
+    fn from_str(s: &str) -> Option<Self> {
+        s.trim().parse().ok()
+    }
+    fn from_i64(n: i64) -> Option<Self> {
+        Some(n)
+    }
+}
+
+impl<'de, T: LenientKind> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Any<T>(std::marker::PhantomData<T>);
+        impl<'de, T: LenientKind> Visitor<'de> for Any<T> {
+            type Value = Lenient<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any value")
+            }
+
+            fn visit_unit<E>(self) -> Result<Lenient<T>, E> {
+                Ok(Lenient::Absent)
+            }
+
+            fn visit_none<E>(self) -> Result<Lenient<T>, E> {
+                Ok(Lenient::Absent)
+            }
+
+            fn visit_str<E>(self, s: &str) -> Result<Lenient<T>, E> {
+                Ok(T::from_str(s).map_or(Lenient::Wrong, Lenient::Value))
+            }
+
+            fn visit_string<E>(self, s: String) -> Result<Lenient<T>, E> {
+                Ok(T::from_string(s).map_or(Lenient::Wrong, Lenient::Value))
+            }
+
+            fn visit_i64<E>(self, n: i64) -> Result<Lenient<T>, E> {
+                Ok(T::from_i64(n).map_or(Lenient::Wrong, Lenient::Value))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Lenient<T>, E> {
+                self.visit_i64(i64::try_from(n).unwrap_or(i64::MAX))
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Lenient<T>, E> {
+                if n.is_finite() && n.fract() == 0.0 {
+                    // Saturating: a play's length is bounded later.
+                    self.visit_i64(n as i64)
+                } else {
+                    Ok(Lenient::Wrong)
+                }
+            }
+
+            fn visit_bool<E>(self, _: bool) -> Result<Lenient<T>, E> {
+                Ok(Lenient::Wrong)
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Lenient<T>, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Lenient::Wrong)
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Lenient<T>, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Lenient::Wrong)
+            }
+        }
+        d.deserialize_any(Any(std::marker::PhantomData))
+    }
+}
+
+impl Entry {
+    /// An entry object's fields, leniently (a key given twice: the last one counts).
+    fn read<'de, A: serde::de::MapAccess<'de>>(mut map: A) -> Result<Entry, A::Error> {
+        let mut e = Entry::default();
+        let mut wrong = false;
+        while let Some(key) = map.next_key::<Key>()? {
+            let w = &mut wrong;
+            match key {
+                Key::Ts => e.ts = map.next_value::<Lenient<String>>()?.into_option(w),
+                Key::MsPlayed => e.ms_played = map.next_value::<Lenient<i64>>()?.into_option(w),
+                Key::TrackName => {
+                    e.master_metadata_track_name =
+                        map.next_value::<Lenient<String>>()?.into_option(w)
+                }
+                Key::AlbumArtistName => {
+                    e.master_metadata_album_artist_name =
+                        map.next_value::<Lenient<String>>()?.into_option(w)
+                }
+                Key::AlbumName => {
+                    e.master_metadata_album_album_name =
+                        map.next_value::<Lenient<String>>()?.into_option(w)
+                }
+                Key::TrackUri => {
+                    e.spotify_track_uri = map.next_value::<Lenient<String>>()?.into_option(w)
+                }
+                Key::EpisodeUri => {
+                    e.spotify_episode_uri = map.next_value::<Lenient<String>>()?.into_option(w)
+                }
+                Key::AudiobookUri => {
+                    e.audiobook_uri = map.next_value::<Lenient<String>>()?.into_option(w)
+                }
+                Key::AudiobookChapterUri => {
+                    e.audiobook_chapter_uri = map.next_value::<Lenient<String>>()?.into_option(w)
+                }
+                Key::EndTime => e.end_time = map.next_value::<Lenient<String>>()?.into_option(w),
+                Key::ArtistName => {
+                    e.artist_name = map.next_value::<Lenient<String>>()?.into_option(w)
+                }
+                Key::TrackNameAccount => {
+                    e.track_name = map.next_value::<Lenient<String>>()?.into_option(w)
+                }
+                Key::MsPlayedAccount => {
+                    e.ms_played_account = map.next_value::<Lenient<i64>>()?.into_option(w)
+                }
+                Key::Other => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        e.wrong = wrong;
+        Ok(e)
+    }
 }
 
 /// What one entry is.
@@ -373,15 +648,17 @@ enum Read1 {
     Podcast,
     Unknown,
     Short,
-    /// No time at all: not a play record.
+    /// A field with a value of the wrong kind: skipped, counted as unreadable.
+    Unreadable,
+    /// No time at all: not a play record (unreadable too, and the sign of a file of
+    /// another kind when no entry has one).
     NotAPlay,
 }
 
-fn nonempty(s: Option<String>) -> Option<String> {
-    s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
-}
-
 fn classify(entry: Entry, kind: FileKind) -> Read1 {
+    if entry.wrong {
+        return Read1::Unreadable;
+    }
     let kind = match kind {
         FileKind::Either if entry.ts.is_some() => FileKind::Extended,
         FileKind::Either if entry.end_time.is_some() => FileKind::Account,
@@ -398,18 +675,19 @@ fn classify(entry: Entry, kind: FileKind) -> Read1 {
             else {
                 return Read1::NotAPlay;
             };
+            // Anything but `spotify:track:` and a 22-character id is no track id: the play
+            // is keyed by its names, as a local file is.
             let track_id = entry
                 .spotify_track_uri
                 .as_deref()
-                .and_then(|u| u.strip_prefix("spotify:track:"))
-                .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()))
+                .and_then(names::track_id_of_uri)
                 .map(str::to_string);
             (
                 at,
                 entry.ms_played,
-                nonempty(entry.master_metadata_track_name),
-                nonempty(entry.master_metadata_album_artist_name),
-                nonempty(entry.master_metadata_album_album_name),
+                names::bounded_optional(entry.master_metadata_track_name),
+                names::bounded_optional(entry.master_metadata_album_artist_name),
+                names::bounded_optional(entry.master_metadata_album_album_name),
                 track_id,
                 Source::Extended,
             )
@@ -426,8 +704,8 @@ fn classify(entry: Entry, kind: FileKind) -> Read1 {
             (
                 at,
                 entry.ms_played_account,
-                nonempty(entry.track_name),
-                nonempty(entry.artist_name),
+                names::bounded_optional(entry.track_name),
+                names::bounded_optional(entry.artist_name),
                 None,
                 None,
                 Source::Account,
@@ -460,6 +738,10 @@ fn classify(entry: Entry, kind: FileKind) -> Read1 {
     })
 }
 
+/// A file none of whose first this many entries reads as a play record is of another kind
+/// (and fails); past them, an entry that cannot be read is skipped and counted.
+const SHAPE_PROBE: u64 = 100;
+
 struct Reading<'a> {
     file: &'a str,
     kind: FileKind,
@@ -469,6 +751,11 @@ struct Reading<'a> {
     pending_counts: Counts,
     batch: &'a mut dyn FnMut(Vec<Play>, Counts) -> Result<(), String>,
     failure: Option<ExportError>,
+    /// Entries of this file classified (past `skip`), and of them unreadable and with no
+    /// time: the shape probe's counts.
+    classified: u64,
+    unreadable: u64,
+    timeless: u64,
 }
 
 impl Reading<'_> {
@@ -505,30 +792,61 @@ impl Reading<'_> {
                 self.counts.short += 1;
                 self.pending_counts.short += 1;
             }
-            Read1::NotAPlay => {
-                return Err(ExportError::WrongShape {
-                    file: self.file.to_string(),
-                    why: format!(
-                        "entry {} has no {} (this is not a {} file)",
-                        self.counts.entries,
-                        match self.kind {
-                            FileKind::Extended => "ts time",
-                            FileKind::Account => "endTime",
-                            FileKind::Either => "time (ts or endTime)",
-                        },
-                        match self.kind {
-                            FileKind::Extended => "Streaming_History_Audio",
-                            FileKind::Account => "StreamingHistory_music",
-                            FileKind::Either => "streaming history",
-                        }
-                    ),
-                })
+            read @ (Read1::Unreadable | Read1::NotAPlay) => {
+                self.counts.unreadable += 1;
+                self.pending_counts.unreadable += 1;
+                self.unreadable += 1;
+                if matches!(read, Read1::NotAPlay) {
+                    self.timeless += 1;
+                }
             }
+        }
+        self.classified += 1;
+        if self.classified == SHAPE_PROBE {
+            self.probe()?;
         }
         if self.pending.len() >= BATCH {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// Fail the file when no entry classified so far reads as a play record: it is of
+    /// another kind, or not a history at all.
+    fn probe(&self) -> Result<(), ExportError> {
+        if self.classified == 0 || self.unreadable < self.classified {
+            return Ok(());
+        }
+        let entries = if self.classified == 1 {
+            format!("entry {} has", self.skip + 1)
+        } else {
+            format!(
+                "entries {} to {} have",
+                self.skip + 1,
+                self.skip + self.classified
+            )
+        };
+        let why = if self.timeless == self.unreadable {
+            format!(
+                "{entries} no {} (this is not a {} file)",
+                match self.kind {
+                    FileKind::Extended => "ts time",
+                    FileKind::Account => "endTime",
+                    FileKind::Either => "time (ts or endTime)",
+                },
+                match self.kind {
+                    FileKind::Extended => "Streaming_History_Audio",
+                    FileKind::Account => "StreamingHistory_music",
+                    FileKind::Either => "streaming history",
+                }
+            )
+        } else {
+            format!("{entries} values of the wrong kind (text where a number belongs, or the like)")
+        };
+        Err(ExportError::WrongShape {
+            file: self.file.to_string(),
+            why,
+        })
     }
 }
 
@@ -587,8 +905,7 @@ impl<'de> Deserialize<'de> for EntryOrOther {
                 self,
                 map: A,
             ) -> Result<EntryOrOther, A::Error> {
-                Entry::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-                    .map(|e| EntryOrOther(Some(e)))
+                Entry::read(map).map(|e| EntryOrOther(Some(e)))
             }
 
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<EntryOrOther, A::Error> {
@@ -726,6 +1043,7 @@ mod tests {
                 podcasts: 1,
                 unknown: 1,
                 short: 1,
+                unreadable: 0,
                 files: 1
             }
         );
@@ -772,9 +1090,15 @@ mod tests {
         assert!(err.to_string().contains("cut off"), "{err}");
         let err = read("[{\"ts\": nonsense}]", FileKind::Extended).unwrap_err();
         assert!(matches!(err, ExportError::BadJson { .. }), "{err}");
-        // An element that is no object is no play record.
-        let err = read(&format!("[1, {TRACK}]"), FileKind::Extended).unwrap_err();
-        assert!(err.to_string().contains("entry 1 has no ts time"), "{err}");
+        // An element that is no object is no play record: skipped beside a good one, the
+        // wrong shape when nothing else is there.
+        let (plays, counts) = read(&format!("[1, {TRACK}]"), FileKind::Extended).unwrap();
+        assert_eq!((plays.len(), counts.unreadable), (1, 1));
+        let err = read("[1, 2, []]", FileKind::Extended).unwrap_err();
+        assert!(
+            err.to_string().contains("entries 1 to 3 have no ts time"),
+            "{err}"
+        );
         // Nothing reached the caller from a file that failed at its first entry.
         let mut called = false;
         let _ = read_file(
@@ -789,6 +1113,60 @@ mod tests {
             },
         );
         assert!(!called);
+    }
+
+    #[test]
+    fn an_entry_with_a_value_of_the_wrong_kind_is_skipped_not_the_file() {
+        let bad = TRACK.replace("\"ms_played\":200000", "\"ms_played\":\"abc\"");
+        let odd = TRACK
+            .replace("\"ms_played\":200000", "\"ms_played\":\"200000\"")
+            .replace(
+                "\"ts\":\"2024-03-01T10:00:00Z\"",
+                "\"ts\":\"2024-03-01T10:05:00Z\"",
+            );
+        let object_name = TRACK.replace(
+            "\"master_metadata_track_name\":\"Song\"",
+            "\"master_metadata_track_name\":{\"a\":[1,2]}",
+        );
+        let twice = TRACK.replace("\"platform\":\"ios\"", "\"ts\":\"2024-03-01T09:00:00Z\"");
+        let json = extended(&[TRACK, &bad, &odd, &object_name, &twice, "{}"].join(","));
+        let (plays, counts) = read(&json, FileKind::Extended).unwrap();
+        assert_eq!(
+            (counts.entries, counts.plays, counts.unreadable),
+            (6, 3, 3),
+            "the text ms_played, the object name and the entry with no time"
+        );
+        // A number as text is read; a key given twice counts once, the last value.
+        assert_eq!(plays[1].ms_played, 200_000);
+        assert_eq!(plays[2].played_at.to_rfc3339(), "2024-03-01T09:00:00+00:00");
+        // A whole file of wrong values is the wrong shape, said so.
+        let all_bad = extended(&[bad.as_str(); 3].join(","));
+        let err = read(&all_bad, FileKind::Extended).unwrap_err();
+        assert!(
+            err.to_string().contains("values of the wrong kind"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn names_are_bounded_and_odd_track_uris_are_no_ids() {
+        let long = "x".repeat(1_000_000);
+        let entry = TRACK
+            .replace("\"Song\"", &format!("\"{long}\""))
+            .replace("\"Band\"", "\"Ba\\u0000nd\"")
+            .replace(
+                "spotify:track:4iV5W9uYEdYUVa79Axb7Rh",
+                &format!("spotify:track:{}", "a".repeat(4_986)),
+            );
+        let (plays, _) = read(&extended(&entry), FileKind::Extended).unwrap();
+        let play = &plays[0];
+        assert_eq!(
+            play.track_name.chars().count(),
+            crate::domain::names::MAX_NAME_CHARS
+        );
+        assert!(play.track_name.ends_with('…'));
+        assert_eq!(play.artist_name, "Band");
+        assert_eq!(play.track_id, None, "keyed by its names, as a local file");
     }
 
     #[test]
@@ -957,5 +1335,45 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, ExportError::TooBig(_)), "{err}");
+    }
+
+    /// `bytes` with every size the archive declares for its files set to `size`.
+    fn understated(mut bytes: Vec<u8>, size: u32) -> Vec<u8> {
+        let mut i = 0;
+        while i + 30 < bytes.len() {
+            let at = match &bytes[i..i + 4] {
+                b"PK\x03\x04" => Some(22),
+                b"PK\x01\x02" => Some(24),
+                _ => None,
+            };
+            if let Some(at) = at {
+                bytes[i + at..i + at + 4].copy_from_slice(&size.to_le_bytes());
+            }
+            i += 1;
+        }
+        bytes
+    }
+
+    #[test]
+    fn zip_limits_count_the_bytes_actually_inflated() {
+        // 8 MB of blanks in one file, declared as 1,000 bytes: within every declared
+        // limit, 1,000 times its packed size in fact. Reading stops at the declared size
+        // (the zip crate checks it too) and says why, not "not valid JSON".
+        let blanks = vec![b' '; 8 * 1024 * 1024];
+        let bytes = understated(
+            zip_of(&[("Streaming_History_Audio_2024_0.json", &blanks)]),
+            1_000,
+        );
+        let mut archive = zip::ZipArchive::new(Cursor::new(&bytes)).unwrap();
+        assert!(history_files(&mut archive, Limits::default()).is_ok());
+        let err = read_zip(
+            Cursor::new(&bytes),
+            Limits::default(),
+            0,
+            &mut |_, _| Ok(()),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ExportError::TooBig(_)), "{err}");
+        assert!(err.to_string().contains("unpacks to more than"), "{err}");
     }
 }

@@ -11,6 +11,7 @@
 //! loses none.
 
 use super::{store_routed, Play, Source};
+use crate::domain::names;
 use crate::server::auth::tokens;
 use crate::server::spotify::models::PlayHistory;
 use crate::server::state::AppState;
@@ -149,13 +150,22 @@ fn to_play(p: &PlayHistory) -> Option<Play> {
         .ok()?
         .with_timezone(&Utc);
     let artist = p.track.artists.first();
+    // Names bounded and ids checked here, at the edge, as for an import.
     Some(Play {
         played_at,
-        track_id: Some(p.track.id.clone()).filter(|id| !id.is_empty()),
-        track_name: p.track.name.clone(),
-        artist_name: artist.map(|a| a.name.clone()).unwrap_or_default(),
-        artist_id: artist.map(|a| a.id.clone()),
-        album_name: p.track.album.as_ref().map(|a| a.name.clone()),
+        track_id: Some(p.track.id.clone()).filter(|id| names::is_spotify_id(id)),
+        track_name: names::bounded_name(p.track.name.clone()),
+        artist_name: artist
+            .map(|a| names::bounded_name(a.name.clone()))
+            .unwrap_or_default(),
+        artist_id: artist
+            .map(|a| a.id.clone())
+            .filter(|id| names::is_spotify_id(id)),
+        album_name: p
+            .track
+            .album
+            .as_ref()
+            .and_then(|a| names::bounded_optional(Some(a.name.clone()))),
         ms_played: p
             .track
             .duration_ms
@@ -338,5 +348,28 @@ pub async fn run_poller(state: AppState) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recently_played_play_is_checked_at_the_edge() {
+        let json = format!(
+            r#"{{"played_at":"2026-11-21T10:15:00.000Z","track":{{"id":"{}","name":"{}",
+                "artists":[{{"id":"short","name":"Band\u0000"}}],"album":{{"id":"a","name":" "}},
+                "duration_ms":200000}}}}"#,
+            "t".repeat(5_000),
+            "n".repeat(600)
+        );
+        let history: PlayHistory = serde_json::from_str(&json).unwrap();
+        let play = to_play(&history).unwrap();
+        assert_eq!(play.track_id, None, "keyed by its names");
+        assert_eq!(play.track_name.chars().count(), 512);
+        assert_eq!(play.artist_name, "Band");
+        assert_eq!(play.artist_id, None);
+        assert_eq!(play.album_name, None);
     }
 }

@@ -1,6 +1,7 @@
 //! The sync's PostgreSQL side: batched writes (a handful of statements per sync, whatever
 //! the number of rows, via UNNEST) and the read that rebuilds a dashboard payload.
 
+use crate::domain::names;
 use crate::domain::{genre_shares, ArtistRef, TimeRange, TopArtist, TopPayload, TopTrack};
 use crate::server::spotify::models::{Artist, Image, Track};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -12,6 +13,56 @@ pub struct Fetched {
     pub range: TimeRange,
     pub artists: Vec<Artist>,
     pub tracks: Vec<Track>,
+}
+
+impl Fetched {
+    /// One range's lists as the app keeps them, checked at the edge: an artist or track
+    /// whose id has not Spotify's shape is dropped (nothing could link to it, and its id
+    /// would be a key), a credit likewise; names are bounded (`domain::names`).
+    pub fn checked(range: TimeRange, artists: Vec<Artist>, tracks: Vec<Track>) -> Self {
+        let artists = artists
+            .into_iter()
+            .filter(|a| names::is_spotify_id(&a.id))
+            .map(|mut a| {
+                a.name = names::bounded_name(a.name);
+                a.genres = a.genres.map(|g| {
+                    g.into_iter()
+                        .map(names::bounded_name)
+                        .filter(|g| !g.is_empty())
+                        .collect()
+                });
+                a
+            })
+            .collect();
+        let tracks = tracks
+            .into_iter()
+            .filter(|t| names::is_spotify_id(&t.id))
+            .map(|mut t| {
+                t.name = names::bounded_name(t.name);
+                t.artists = std::mem::take(&mut t.artists)
+                    .into_iter()
+                    .filter(|a| names::is_spotify_id(&a.id))
+                    .map(|mut a| {
+                        a.name = names::bounded_name(a.name);
+                        a
+                    })
+                    .collect();
+                t.album = t
+                    .album
+                    .filter(|a| names::is_spotify_id(&a.id))
+                    .map(|mut a| {
+                        a.name = names::bounded_name(a.name);
+                        a
+                    });
+                t
+            })
+            .collect();
+        Fetched {
+            range,
+            artists,
+            tracks,
+        }
+    }
 }
 
 pub fn format_time(at: DateTime<Utc>) -> String {
@@ -443,4 +494,74 @@ pub async fn read_payload(
         artists,
         tracks,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::spotify::models::{Album, SimplifiedArtist};
+
+    fn artist(id: &str, name: &str) -> Artist {
+        Artist {
+            id: id.into(),
+            name: name.into(),
+            genres: Some(vec!["pop\0".into(), "x".repeat(2_000)]),
+            popularity: None,
+            followers: None,
+            images: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn spotify_lists_are_checked_at_the_edge() {
+        const ID: &str = "4Z8W4fKeB5YxbusRsdQVPb";
+        let long = "y".repeat(1_000_000);
+        let track = Track {
+            id: ID.into(),
+            name: long.clone(),
+            artists: vec![
+                SimplifiedArtist {
+                    id: ID.into(),
+                    name: "A\0B".into(),
+                },
+                SimplifiedArtist {
+                    id: "not an id".into(),
+                    name: "Gone".into(),
+                },
+            ],
+            album: Some(Album {
+                id: ID.into(),
+                name: long.clone(),
+                album_type: None,
+                release_date: None,
+                images: Vec::new(),
+            }),
+            duration_ms: None,
+            explicit: None,
+            popularity: None,
+            preview_url: None,
+        };
+        let mut odd = track.clone();
+        odd.id = "x".repeat(5_000);
+        let fetched = Fetched::checked(
+            TimeRange::ShortTerm,
+            vec![artist(ID, &long), artist("../x", "Bad id")],
+            vec![track, odd],
+        );
+        assert_eq!(
+            fetched.artists.len(),
+            1,
+            "an id of another shape is dropped"
+        );
+        assert_eq!(fetched.artists[0].name.chars().count(), 512);
+        let genres = fetched.artists[0].genres.clone().unwrap();
+        assert_eq!(genres[0], "pop");
+        assert_eq!(genres[1].chars().count(), 512);
+        assert_eq!(fetched.tracks.len(), 1);
+        let t = &fetched.tracks[0];
+        assert!(t.name.ends_with('…') && t.name.chars().count() == 512);
+        assert_eq!(t.artists.len(), 1);
+        assert_eq!(t.artists[0].name, "AB");
+        assert_eq!(t.album.as_ref().unwrap().name.chars().count(), 512);
+    }
 }

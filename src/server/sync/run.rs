@@ -482,11 +482,7 @@ async fn execute(
             Ok::<_, TokenError>(t)
         };
         let (artists, tracks) = tokio::try_join!(artists, tracks)?;
-        Ok::<_, TokenError>(Fetched {
-            range,
-            artists,
-            tracks,
-        })
+        Ok::<_, TokenError>(Fetched::checked(range, artists, tracks))
     };
     let (short, medium, long) = tokio::try_join!(
         fetch_range(TimeRange::ShortTerm),
