@@ -9,6 +9,19 @@
 //    into the form is saved the same way, and a refusal shows beside it.
 (function () {
   'use strict';
+  // Forms already given their handler. Not an attribute: hydration may reset a form's
+  // attributes, and a form wired twice posted twice (and was refused as a second upload).
+  var wired = typeof WeakSet === 'function' ? new WeakSet() : null;
+  function firstTime(form) {
+    if (!wired) {
+      if (form.getAttribute('data-wired')) return false;
+      form.setAttribute('data-wired', '');
+      return true;
+    }
+    if (wired.has(form)) return false;
+    wired.add(form);
+    return true;
+  }
   function saveZone(form, zone, message) {
     return fetch(form.action, {
       method: 'POST',
@@ -27,8 +40,7 @@
   }
   function wireZone() {
     var form = document.getElementById('zone-form');
-    if (!form || form.getAttribute('data-wired')) return;
-    form.setAttribute('data-wired', '');
+    if (!form || !firstTime(form)) return;
     var message = document.getElementById('zone-message');
     form.addEventListener('submit', function (event) {
       var input = form.querySelector('input[name=time_zone]');
@@ -51,8 +63,7 @@
   function wire() {
     wireZone();
     var form = document.getElementById('import-form');
-    if (!form || form.getAttribute('data-wired')) return;
-    form.setAttribute('data-wired', '');
+    if (!form || !firstTime(form)) return;
     form.addEventListener('submit', function (event) {
       var input = form.querySelector('input[type=file]');
       if (!input || !input.files || !input.files.length || !window.FormData) return;

@@ -546,6 +546,16 @@ async fn with_a_store_down_the_rest_is_deleted_at_once_and_that_store_when_it_is
     .expect("the deletion's row");
     assert_eq!(row.0, "deleting");
     assert!(row.1.unwrap_or_default().contains("Redis"));
+    // Signing in again meanwhile would bring a new account the deletion then takes: not yet.
+    let again = app.browser();
+    let refused = app.demo_sign_in(&again, None).await;
+    assert_eq!(refused.response.status(), 409);
+    assert!(refused
+        .response
+        .text()
+        .await
+        .unwrap()
+        .contains("Your account is being deleted"));
     proxy.resume().await;
     // The `deletions` task's round, run here: Redis is cleared and the deletion done.
     // (The client reconnects on its own, soon.)
@@ -564,6 +574,14 @@ async fn with_a_store_down_the_rest_is_deleted_at_once_and_that_store_when_it_is
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    // Done: signing in again starts afresh, and what the new account writes is kept (the
+    // deletion's row, which refuses a deleted listener's writes for a while, goes).
+    let (_, again) = app.signed_in(None).await;
+    personalify::server::time_zone::set_routed(&app.state, &again.spotify_id, "Europe/Oslo")
+        .await
+        .expect("the new account's zone is saved");
+    add_plays(&app, &again.spotify_id, 2).await;
+    assert_eq!(footprint(&app, &again).await["analytics plays"], 2);
     app.shutdown().await;
 }
 

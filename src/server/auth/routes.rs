@@ -238,10 +238,34 @@ async fn callback(
         Err(err) => return with_cookie(spotify_problem(&err), clear_state),
     };
 
-    // 4. The user, their tokens and a new session, together.
+    // 4. The user, their tokens and a new session, together; not while an account of
+    //    theirs is still being deleted (it would take the new one with it). A deletion
+    //    that is done leaves a row refusing their writes for a while: signing in again
+    //    ends it.
     let pool = &state.stores.main;
+    let deleting: Result<bool, sqlx::Error> = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM listener_deletions
+                         WHERE listener_key = md5($1) AND status = 'deleting')",
+    )
+    .bind(&me.id)
+    .fetch_one(pool)
+    .await;
+    if matches!(deleting, Ok(true)) {
+        return with_cookie(
+            problem(
+                StatusCode::CONFLICT,
+                "Your account is being deleted",
+                "Personalify is still removing what it held about you. Sign in again in a few minutes, once that has finished.",
+            ),
+            clear_state,
+        );
+    }
     let saved: Result<(String, i64), tokens::TokenError> = async {
         let mut tx = pool.begin().await?;
+        sqlx::query("DELETE FROM listener_deletions WHERE listener_key = md5($1) AND status = 'done'")
+            .bind(&me.id)
+            .execute(&mut *tx)
+            .await?;
         let user_id: i64 = sqlx::query_scalar(
             "INSERT INTO users (spotify_id, display_name) VALUES ($1, $2)
              ON CONFLICT (spotify_id) DO UPDATE SET display_name = EXCLUDED.display_name, updated_at = now()

@@ -2,7 +2,8 @@
 //! upload runs it (the app's own pools, so the nodes' 30 s statement timeout applies), on
 //! a generated extended-history export of N plays (default 2,000,000) in databases of its
 //! own: imported once (every play new), then the same file again (every play there
-//! already, the case that used to wedge). Prints each run's time, plays/s and peak RSS.
+//! already, the case that used to wedge); then the listener deletes their account, every
+//! play with it. Prints each run's time, plays/s and peak RSS, and the deletion's time.
 
 use super::{drop_database, recreate_database, with_database};
 use crate::server::config::{expose, Config, SpotifyMode};
@@ -165,8 +166,35 @@ async fn measure(
             error.map(|e| format!(" ({e})")).unwrap_or_default(),
         ));
     }
+    // Then the listener deletes their account: every play of theirs goes, in chunks.
+    let held: i64 = sqlx::query_scalar("SELECT count(*) FROM plays WHERE spotify_id = $1")
+        .bind(BENCH_LISTENER)
+        .fetch_one(&state.stores.analytics.pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let spotify_id = crate::server::deletion::begin(&state, user_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let outcome = crate::server::deletion::run(&state, &spotify_id).await;
+    let took = started.elapsed();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM plays WHERE spotify_id = $1")
+        .bind(BENCH_LISTENER)
+        .fetch_one(&state.stores.analytics.pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    report.push_str(&format!(
+        "  account deleted: {held} plays in {:.1} s ({:.0} plays/s, chunks of {}), {:?}, {left} plays left\n",
+        took.as_secs_f64(),
+        held as f64 / took.as_secs_f64(),
+        crate::server::deletion::CHUNK,
+        outcome,
+    ));
     Ok(report)
 }
+
+/// The bench's listener.
+const BENCH_LISTENER: &str = "import-bench";
 
 /// A ZIP of extended-history files holding `plays` plays of 10,000 tracks by 1,000
 /// artists, one every 150 s back from now, with every field a real export has; returns
