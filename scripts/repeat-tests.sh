@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the Rust test binaries again and again to catch a rare hang or flake (not part of
 # `make test`): `make repeat-tests N=30 TESTS="--test auth"`. Each run gets a deadline
-# (REPEAT_DEADLINE_SECS, default 300); a run that misses it is a hang: every thread of the
+# (REPEAT_DEADLINE_SECS, default 900: the suite takes about 5 minutes, more beside a
+# build); a run that misses it is a hang: every thread of the
 # test process is dumped with gdb (if installed) to $DATA_DIR/log/hang-<run>.txt, then the
 # run is killed and the script fails. Flaky failures are counted and fail it too.
 set -euo pipefail
@@ -12,7 +13,7 @@ cd "$ROOT"
 runs=${1:-30}
 shift || true
 tests=("$@")
-deadline=${REPEAT_DEADLINE_SECS:-300}
+deadline=${REPEAT_DEADLINE_SECS:-900}
 bash scripts/services.sh up >/dev/null
 # shellcheck source=scripts/env.sh
 source scripts/env.sh

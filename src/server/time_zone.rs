@@ -21,28 +21,36 @@ pub const DEADLINE: Duration = Duration::from_secs(15);
 /// Zone changes running at once in this process: each recounts a listener's plays on
 /// their node, and holds one of main's connections while it does.
 pub const AT_ONCE: usize = 2;
-/// One listener's zone changes at most this often.
-pub const EVERY: Duration = Duration::from_secs(10);
+/// One listener's zone changes (those made; a refused name does not count) within
+/// [`WINDOW`]: each recounts every play of theirs.
+pub const PER_WINDOW: usize = 5;
+pub const WINDOW: Duration = Duration::from_secs(60);
 /// How long a change waits for its turn before it is turned away as busy.
 const TURN_WAIT: Duration = Duration::from_secs(5);
-/// Listeners whose last change is remembered (past it, those older than [`EVERY`] go).
+/// Listeners remembered at most (past it, those with no change in the window go).
 const REMEMBERED: usize = 10_000;
 
-/// Who may change their zone now: one change per listener per [`EVERY`] (a refused name
-/// does not count) and one at a time per listener, [`AT_ONCE`] in all, so many changes at
-/// once cost other listeners' pages nothing (a change never waits holding main's
-/// connections, and only [`AT_ONCE`] of them run).
+/// Who may change their zone now: [`PER_WINDOW`] changes per listener per [`WINDOW`], one
+/// at a time per listener, [`AT_ONCE`] in all, so many changes at once cost other
+/// listeners' pages nothing (a change never waits holding main's connections, and only
+/// [`AT_ONCE`] of them run).
 pub struct Gate {
     turns: tokio::sync::Semaphore,
-    /// Per listener: `None` while a change of theirs runs, else when the last one was made.
-    last: std::sync::Mutex<std::collections::HashMap<String, Option<std::time::Instant>>>,
+    listeners: std::sync::Mutex<std::collections::HashMap<String, Changes>>,
+}
+
+/// One listener's changes: whether one runs, and when those in the window were made.
+#[derive(Default)]
+struct Changes {
+    running: bool,
+    made: std::collections::VecDeque<std::time::Instant>,
 }
 
 impl Default for Gate {
     fn default() -> Self {
         Gate {
             turns: tokio::sync::Semaphore::new(AT_ONCE),
-            last: Default::default(),
+            listeners: Default::default(),
         }
     }
 }
@@ -63,33 +71,50 @@ impl Turn<'_> {
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        let mut last = self.gate.last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut listeners = self.gate.lock();
+        let changes = listeners.entry(self.spotify_id.clone()).or_default();
+        changes.running = false;
         if self.made {
-            last.insert(self.spotify_id.clone(), Some(std::time::Instant::now()));
-        } else {
-            last.remove(&self.spotify_id);
+            changes.made.push_back(std::time::Instant::now());
         }
     }
 }
 
 impl Gate {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Changes>> {
+        self.listeners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// A turn for `spotify_id`, or why not.
     async fn enter(&self, spotify_id: &str) -> Result<Turn<'_>, ZoneError> {
         {
             let now = std::time::Instant::now();
-            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-            match last.get(spotify_id) {
-                Some(None) => return Err(ZoneError::TooSoon(EVERY.as_secs())),
-                Some(Some(at)) if now.duration_since(*at) < EVERY => {
-                    let left = EVERY - now.duration_since(*at);
-                    return Err(ZoneError::TooSoon(left.as_secs().max(1)));
-                }
-                _ => {}
+            let mut listeners = self.lock();
+            if listeners.len() >= REMEMBERED {
+                listeners.retain(|_, c| {
+                    c.running
+                        || c.made
+                            .back()
+                            .is_some_and(|at| now.duration_since(*at) < WINDOW)
+                });
             }
-            if last.len() >= REMEMBERED {
-                last.retain(|_, at| at.is_none_or(|at| now.duration_since(at) < EVERY));
+            let changes = listeners.entry(spotify_id.to_string()).or_default();
+            while changes
+                .made
+                .front()
+                .is_some_and(|at| now.duration_since(*at) >= WINDOW)
+            {
+                changes.made.pop_front();
             }
-            last.insert(spotify_id.to_string(), None);
+            if changes.running {
+                return Err(ZoneError::Running);
+            }
+            if changes.made.len() >= PER_WINDOW {
+                let oldest = changes.made.front().copied().unwrap_or(now);
+                let left = WINDOW.saturating_sub(now.duration_since(oldest));
+                return Err(ZoneError::TooSoon(left.as_secs().max(1)));
+            }
+            changes.running = true;
         }
         match tokio::time::timeout(TURN_WAIT, self.turns.acquire()).await {
             Ok(Ok(permit)) => Ok(Turn {
@@ -99,8 +124,9 @@ impl Gate {
                 _permit: permit,
             }),
             _ => {
-                let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-                last.remove(spotify_id);
+                if let Some(changes) = self.lock().get_mut(spotify_id) {
+                    changes.running = false;
+                }
                 Err(ZoneError::Busy)
             }
         }
@@ -127,8 +153,10 @@ pub enum ZoneError {
          right now. Try again in a minute."
     )]
     Unavailable,
-    #[error("You changed your time zone a moment ago. Try again in {0} s.")]
+    #[error("You changed your time zone several times in the last minute. Try again in {0} s.")]
     TooSoon(u64),
+    #[error("A change of your time zone is being made right now. Try again in a moment.")]
+    Running,
     #[error("Many time zones are being changed right now. Try again in a minute.")]
     Busy,
 }
@@ -177,8 +205,8 @@ pub async fn set<'c>(
     }
 }
 
-/// [`set`] on the listener's node, held against a move of their partition; one change per
-/// listener per [`EVERY`], [`AT_ONCE`] at a time. The node's lock on the listener's zone
+/// [`set`] on the listener's node, held against a move of their partition; [`PER_WINDOW`]
+/// changes per listener per [`WINDOW`], [`AT_ONCE`] at a time. The node's lock on the listener's zone
 /// (writers hold it while their plays are counted) is waited for first, holding nothing on
 /// main; main's hold on the partition is taken only then, for the recount itself.
 pub async fn set_routed(state: &AppState, spotify_id: &str, zone: &str) -> Result<i64, ZoneError> {
@@ -271,7 +299,9 @@ async fn change(
         Err(e @ (ZoneError::Malformed(_) | ZoneError::Unknown(_))) => {
             reply.error(StatusCode::BAD_REQUEST, e.to_string())
         }
-        Err(e @ ZoneError::TooSoon(_)) => reply.error(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
+        Err(e @ (ZoneError::TooSoon(_) | ZoneError::Running)) => {
+            reply.error(StatusCode::TOO_MANY_REQUESTS, e.to_string())
+        }
         Err(e @ (ZoneError::Unavailable | ZoneError::Busy)) => {
             reply.error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
         }
