@@ -534,10 +534,19 @@ async fn part_leftovers_are_swept_and_a_shared_folder_is_refused() {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     let old = dir.join("upload-old.part");
     let fresh = dir.join("upload-fresh.part");
+    // Their times on this process's clock (not the file system's, which a fake clock in
+    // scripts/test-at.sh does not move).
+    let now = std::time::SystemTime::now();
     for path in [&old, &fresh] {
         std::fs::write(path, b"[").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(now)
+            .unwrap();
     }
-    let ten_minutes_ago = std::time::SystemTime::now() - Duration::from_secs(600);
+    let ten_minutes_ago = now - Duration::from_secs(600);
     std::fs::File::options()
         .write(true)
         .open(&old)

@@ -150,6 +150,18 @@ async fn bounded<T>(
     }
 }
 
+/// A step on main, the job's own record: within [`STEP_DEADLINE`], and if it fails, the run
+/// stops there.
+async fn on_main<T>(
+    step: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, Vec<Stopped>> {
+    bounded("The database", async {
+        step.await.map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|stop| vec![stop])
+}
+
 /// Run (or resume) the deletion of `spotify_id` to its end. Returns where it stands: done,
 /// or what is left because a store did not answer (the `deletions` task tries again; what
 /// the other stores held is gone meanwhile).
@@ -242,34 +254,28 @@ pub async fn remaining(state: &AppState, spotify_id: &str) -> String {
 async fn steps(state: &AppState, spotify_id: &str) -> Result<(), Vec<Stopped>> {
     let stores = &state.stores;
     let main = &stores.main;
-    let db = |e: sqlx::Error| e.to_string();
-    let at_once = |stop: Stopped| vec![stop];
     let mut passed_over: Vec<Stopped> = Vec::new();
-    let user_id: Option<i64> = bounded("The database", async {
+    let user_id: Option<i64> = on_main(async {
         sqlx::query_scalar("SELECT id FROM users WHERE spotify_id = $1")
             .bind(spotify_id)
             .fetch_optional(main)
             .await
-            .map_err(db)
     })
-    .await
-    .map_err(at_once)?;
+    .await?;
 
     // 2. Their imports: a running one canceled first (its job stopped, its staging and
     //    upload gone; its final move may hold the listener's lock, which the fence waits
     //    for), and any upload left of the others.
     if let Some(user_id) = user_id {
-        let imports: Vec<(i64, bool)> = bounded("The database", async {
+        let imports: Vec<(i64, bool)> = on_main(async {
             sqlx::query_as(
                 "SELECT id, status IN ('reading', 'storing') FROM imports WHERE user_id = $1",
             )
             .bind(user_id)
             .fetch_all(main)
             .await
-            .map_err(db)
         })
-        .await
-        .map_err(at_once)?;
+        .await?;
         for (id, running) in imports {
             if running {
                 match super::plays::import::cancel(state, id, None).await {
@@ -297,7 +303,7 @@ async fn steps(state: &AppState, spotify_id: &str) -> Result<(), Vec<Stopped>> {
             }
         }
         // Nothing more goes to MongoDB for them.
-        bounded("The database", async {
+        on_main(async {
             sqlx::query(
                 "DELETE FROM mongo_outbox WHERE snapshot_id IN (
                      SELECT r.id || '-' || t FROM sync_runs r,
@@ -307,26 +313,22 @@ async fn steps(state: &AppState, spotify_id: &str) -> Result<(), Vec<Stopped>> {
             .bind(user_id)
             .execute(main)
             .await
-            .map_err(db)
         })
-        .await
-        .map_err(at_once)?;
+        .await?;
     }
     // 3. The fence.
-    bounded("The database", async {
-        let mut tx = main.begin().await.map_err(db)?;
+    on_main(async {
+        let mut tx = main.begin().await?;
         sqlx::query(
             "SELECT set_config('lock_timeout', '25s', true),
                     pg_advisory_xact_lock(hashtextextended('listener:' || $1, 0))",
         )
         .bind(spotify_id)
         .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)
+        .await?;
+        tx.commit().await
     })
-    .await
-    .map_err(at_once)?;
+    .await?;
 
     // 4. The copies.
     delete_copies(state, spotify_id, &mut passed_over).await;
@@ -346,37 +348,32 @@ async fn steps(state: &AppState, spotify_id: &str) -> Result<(), Vec<Stopped>> {
     }
 
     // 6. Trending, counted again without them.
-    bounded("The database", async {
+    on_main(async {
         sqlx::query(
             "INSERT INTO trending_dirty (day) SELECT unnest($1::date[]) ON CONFLICT DO NOTHING",
         )
         .bind(super::trending::recent_window())
         .execute(main)
         .await
-        .map_err(db)
     })
-    .await
-    .map_err(at_once)?;
+    .await?;
 
     // 7. The record.
-    bounded("The database", async {
-        let mut tx = main.begin().await.map_err(db)?;
+    on_main(async {
+        let mut tx = main.begin().await?;
         for table in ["user_artists", "user_tracks", "top_payloads"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE spotify_id = $1"))
                 .bind(spotify_id)
                 .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+                .await?;
         }
         sqlx::query("DELETE FROM users WHERE spotify_id = $1")
             .bind(spotify_id)
             .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)
+            .await?;
+        tx.commit().await
     })
-    .await
-    .map_err(at_once)?;
+    .await?;
 
     // 8. The copies again, this process's caches, and the row.
     let mut last = Vec::new();
@@ -392,7 +389,7 @@ async fn steps(state: &AppState, spotify_id: &str) -> Result<(), Vec<Stopped>> {
     if !passed_over.is_empty() {
         return Err(passed_over);
     }
-    bounded("The database", async {
+    on_main(async {
         sqlx::query(
             "UPDATE listener_deletions
                 SET status = 'done', spotify_id = NULL, user_id = NULL, remaining = NULL,
@@ -403,10 +400,8 @@ async fn steps(state: &AppState, spotify_id: &str) -> Result<(), Vec<Stopped>> {
         .bind(spotify_id)
         .execute(main)
         .await
-        .map_err(db)
     })
-    .await
-    .map_err(at_once)?;
+    .await?;
     tracing::info!("account deleted");
     Ok(())
 }
